@@ -1,0 +1,70 @@
+// Lint is part of `npm test`. typescript-eslint's type-aware rules catch floating promises and unsafe `any`
+// flows, the two classes of bug a scheduler is most prone to.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+/** Layers in DESIGN.md order: a layer may import only from layers to its left. */
+const layers = ['core', 'providers', 'prompts', 'chain', 'eval', 'cli'];
+
+const layerRules = layers.map((layer, index) => ({
+  files: [`src/${layer}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      {
+        patterns: [
+          {
+            group: ['symphonizer', 'symphonizer/*'],
+            message: 'Import from relative paths inside src, never from the package itself.',
+          },
+          ...layers.slice(index + 1).map((upper) => ({
+            group: [`**/${upper}/*`, `../${upper}`, `../../${upper}`],
+            message: `src/${layer} is below src/${upper} and must not import from it (DESIGN.md layers).`,
+          })),
+        ],
+      },
+    ],
+  },
+}));
+
+export default tseslint.config(
+  { ignores: ['dist/', 'node_modules/', 'coverage/'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true }],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      'no-restricted-exports': ['error', { restrictDefaultExports: { direct: true, named: true } }],
+    },
+  },
+  {
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/providers/*', '**/prompts/*', '**/chain/*', '**/eval/*', '**/cli/*'], message: 'src/core is the bottom layer.' },
+            { group: ['*', '!./*', '!../core/*', '!node:*'], message: 'src/core has no runtime dependency.' },
+          ],
+        },
+      ],
+    },
+  },
+  ...layerRules.filter((_, i) => i > 0),
+  {
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-floating-promises': 'error',
+    },
+  },
+  {
+    files: ['eslint.config.js'],
+    extends: [tseslint.configs.disableTypeChecked],
+  },
+);

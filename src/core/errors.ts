@@ -1,0 +1,244 @@
+/**
+ * Every error symphonizer throws is a {@link SymphonizerError} with a stable, snake_case `code`, so callers
+ * can branch on `err.code` rather than on message text, which may improve over time.
+ */
+
+const marker = Symbol.for('symphonizer.error');
+
+/** Stable machine-readable error codes. New codes may be added; existing ones never change meaning. */
+export type ErrorCode =
+  // core
+  | 'invalid_option'
+  | 'invalid_payload'
+  | 'invalid_graph'
+  | 'conflicting_node'
+  | 'cycle'
+  | 'runner_state'
+  | 'cancelled'
+  | 'timed_out'
+  | 'try_again'
+  | 'continue_after'
+  | 'stop_schedule'
+  | 'node_failed'
+  // providers
+  | 'api_error'
+  | 'bad_request'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found'
+  | 'conflict'
+  | 'unprocessable_entity'
+  | 'rate_limit_error'
+  | 'overloaded_error'
+  | 'server_error'
+  | 'request_timeout'
+  | 'connection_error'
+  | 'aborted'
+  | 'missing_api_key'
+  | 'unknown_provider'
+  | 'invalid_model_id'
+  | 'retries_exhausted'
+  | 'budget_exceeded'
+  | 'output_validation'
+  | (string & {});
+
+/** Options common to every {@link SymphonizerError}. */
+export interface SymphonizerErrorOptions {
+  /** The underlying error, if any. */
+  readonly cause?: unknown;
+  /** What the user can do about it, one sentence. */
+  readonly hint?: string | undefined;
+}
+
+/**
+ * Base class of every symphonizer error.
+ *
+ * @example
+ * ```ts
+ * if (SymphonizerError.isInstance(err) && err.code === 'cycle') { ... }
+ * ```
+ */
+export class SymphonizerError extends Error {
+  /** Stable machine-readable code. */
+  readonly code: ErrorCode;
+  /** What to do about it, if we know. */
+  readonly hint: string | undefined;
+  readonly [marker] = true;
+
+  constructor(code: ErrorCode, message: string, options: SymphonizerErrorOptions = {}) {
+    super(options.hint === undefined ? message : `${message} (${options.hint})`, { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = options.hint;
+  }
+
+  /** True for any symphonizer error, even one from another copy of the package. */
+  static isInstance(value: unknown): value is SymphonizerError {
+    return typeof value === 'object' && value !== null && marker in value;
+  }
+}
+
+/** An option had a bad value; `option` names it and `value` holds what was received. */
+export class InvalidOptionError extends SymphonizerError {
+  /** Name of the option, e.g. `highWater`. */
+  readonly option: string;
+  /** The value received. */
+  readonly value: unknown;
+
+  constructor(option: string, value: unknown, expected: string, options: SymphonizerErrorOptions = {}) {
+    super('invalid_option', `Option \`${option}\` must be ${expected}, got ${describe(value)}.`, options);
+    this.option = option;
+    this.value = value;
+  }
+}
+
+/** A DAGNote payload is not plain JSON; `path` points at the first offending value. */
+export class InvalidPayloadError extends SymphonizerError {
+  /** Name of the note whose payload was refused. */
+  readonly nodeName: string;
+  /** Path of the first bad value, e.g. `payload.items[2].at`. */
+  readonly path: string;
+
+  constructor(nodeName: string, path: string, problem: string) {
+    super('invalid_payload', `DAGNote "${nodeName}": ${path} ${problem}.`, {
+      hint: 'payloads must be plain JSON: null, booleans, finite numbers, strings, arrays and plain objects',
+    });
+    this.nodeName = nodeName;
+    this.path = path;
+  }
+}
+
+/** The graph given to a Composition is malformed (bad shape, or two different payloads under one key). */
+export class InvalidGraphError extends SymphonizerError {
+  /** Key of the node concerned, when there is one. */
+  readonly nodeKey: string | undefined;
+
+  constructor(code: 'invalid_graph' | 'conflicting_node', message: string, nodeKey?: string, hint?: string) {
+    super(code, message, { hint });
+    this.nodeKey = nodeKey;
+  }
+}
+
+/** The graph has a cycle; thrown by the Composition constructor. */
+export class CycleError extends SymphonizerError {
+  /** Node keys, each an immediate predecessor of the next, first and last the same: `['A', 'B', 'A']`. */
+  readonly cycle: string[];
+
+  constructor(cycle: string[]) {
+    super('cycle', `The graph has a cycle: ${cycle.join(' → ')}.`, {
+      hint: 'a node cannot depend, directly or through others, on itself',
+    });
+    this.cycle = cycle;
+  }
+}
+
+/** A runner or composition was used in a way its state does not allow (e.g. `execute()` twice). */
+export class RunnerStateError extends SymphonizerError {
+  constructor(message: string, hint?: string) {
+    super('runner_state', message, { hint });
+  }
+}
+
+/** A runner was cancelled; `execute()` rejects with it. */
+export class CancelledError extends SymphonizerError {
+  constructor(reason?: unknown) {
+    super('cancelled', reason === undefined ? 'The runner was cancelled.' : `The runner was cancelled: ${describeReason(reason)}.`, {
+      cause: reason,
+    });
+  }
+}
+
+/** A runner exceeded its `timeoutMs`; `execute()` rejects with it. */
+export class NodeTimeoutError extends SymphonizerError {
+  /** The timeout that was exceeded. */
+  readonly timeoutMs: number;
+
+  constructor(timeoutMs: number) {
+    super('timed_out', `The runner timed out after ${timeoutMs} ms.`);
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** Options of {@link TryAgainError}. */
+export interface TryAgainOptions extends SymphonizerErrorOptions {
+  /** Wait this long before the retry starts. @default 0 */
+  readonly delayMs?: number | undefined;
+}
+
+/**
+ * Thrown by an executor to have its node re-run through `runner.retryTask()`, at most `maxTries` times in all.
+ *
+ * @example
+ * ```ts
+ * throw new TryAgainError('upstream busy', { delayMs: 250 });
+ * ```
+ */
+export class TryAgainError extends SymphonizerError {
+  /** Delay before the retry, in milliseconds. */
+  readonly delayMs: number;
+
+  constructor(message = 'Try again.', options: TryAgainOptions = {}) {
+    super('try_again', message, options);
+    const delay = options.delayMs ?? 0;
+    if (!Number.isFinite(delay) || delay < 0) throw new InvalidOptionError('delayMs', delay, 'a finite number >= 0');
+    this.delayMs = delay;
+  }
+}
+
+/** Thrown by an executor to record its error, mark the node done (`completed_error`) and let successors run. */
+export class ContinueAfterError extends SymphonizerError {
+  constructor(message = 'Continue after error.', options: SymphonizerErrorOptions = {}) {
+    super('continue_after', message, options);
+  }
+}
+
+/** Thrown by an executor to stop the whole composition (status `cancelled`); running nodes finish. */
+export class StopScheduleError extends SymphonizerError {
+  constructor(message = 'Stop the schedule.', options: SymphonizerErrorOptions = {}) {
+    super('stop_schedule', message, options);
+  }
+}
+
+/** A composition's `error` when one of its nodes failed; `cause` is what the node threw. */
+export class NodeError extends SymphonizerError {
+  /** Key of the node that failed. */
+  readonly nodeKey: string;
+
+  constructor(nodeKey: string, cause: unknown) {
+    super('node_failed', `Node "${nodeKey}" failed: ${describeReason(cause)}`, { cause });
+    this.nodeKey = nodeKey;
+  }
+}
+
+function describeReason(reason: unknown): string {
+  if (reason instanceof Error) return reason.message;
+  if (typeof reason === 'string') return reason;
+  return describe(reason);
+}
+
+/** A short, safe description of a value for error messages: its type and a bounded preview. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (value === undefined) return 'undefined';
+  switch (typeof value) {
+    case 'string':
+      return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+    case 'number':
+    case 'boolean':
+      return `${String(value)} (${typeof value})`;
+    case 'bigint':
+      return `${value.toString()}n (bigint)`;
+    case 'symbol':
+      return value.toString();
+    case 'function':
+      return 'a function';
+    case 'object': {
+      if (Array.isArray(value)) return `an array of length ${value.length}`;
+      const proto = Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null;
+      const ctor = proto?.constructor?.name;
+      return ctor !== undefined && ctor !== 'Object' ? `an instance of ${ctor}` : 'an object';
+    }
+    default:
+      return typeof value;
+  }
+}

@@ -1,0 +1,108 @@
+/**
+ * The provider spec: one small interface every model backend implements. No SDK is imported here, so the
+ * chain and eval layers depend only on these types, and a user can plug in their own backend.
+ */
+
+/** A JSON Schema object (draft 2020-12 subset as accepted by OpenAI strict mode and Anthropic tools). */
+export type JsonSchema = { readonly [key: string]: unknown };
+
+/** One message of a conversation. System text goes in {@link ModelRequest.system}, not here. */
+export type ChatMessage =
+  | { readonly role: 'user'; readonly content: string }
+  | { readonly role: 'assistant'; readonly content: string; readonly toolCalls?: readonly ToolCall[] | undefined }
+  | { readonly role: 'tool'; readonly toolCallId: string; readonly content: string; readonly isError?: boolean | undefined };
+
+/** A tool the model may call. `parameters` is the JSON Schema of its arguments object. */
+export interface ToolDefinition {
+  readonly name: string;
+  readonly description?: string | undefined;
+  readonly parameters: JsonSchema;
+}
+
+/** A tool call the model made. `arguments` is already parsed from the wire JSON. */
+export interface ToolCall {
+  readonly id: string;
+  readonly name: string;
+  readonly arguments: unknown;
+}
+
+/** Ask the model for JSON matching this schema (structured output). */
+export interface JsonOutputSpec {
+  /** Name of the schema, `[a-zA-Z0-9_-]{1,64}`; OpenAI and Anthropic both need one. */
+  readonly name: string;
+  readonly schema: JsonSchema;
+  readonly description?: string | undefined;
+}
+
+/** One model call, provider-neutral. */
+export interface ModelRequest {
+  /** The model id without its provider prefix, e.g. `gpt-4.1-mini`. */
+  readonly model: string;
+  readonly system?: string | undefined;
+  readonly messages: readonly ChatMessage[];
+  readonly temperature?: number | undefined;
+  /** @default provider-specific (Anthropic requires one: 1024 is used when omitted). */
+  readonly maxTokens?: number | undefined;
+  readonly stop?: readonly string[] | undefined;
+  readonly output?: JsonOutputSpec | undefined;
+  readonly tools?: readonly ToolDefinition[] | undefined;
+  /** Aborting it aborts the HTTP request or stream. */
+  readonly signal?: AbortSignal | undefined;
+  /** Provider-specific extras, namespaced by provider name: `{ openai: { seed: 1 } }`. */
+  readonly providerOptions?: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined;
+}
+
+/** Why the model stopped. */
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'error' | 'other';
+
+/** Token counts of one call. */
+export interface Usage {
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+}
+
+/** Rate-limit state a provider reported in its response headers, normalised across providers. */
+export interface RateLimitInfo {
+  readonly limitRequests?: number | undefined;
+  readonly remainingRequests?: number | undefined;
+  /** Milliseconds until the request budget is fully restored. */
+  readonly resetRequestsMs?: number | undefined;
+  readonly limitTokens?: number | undefined;
+  readonly remainingTokens?: number | undefined;
+  /** Milliseconds until the token budget is fully restored. */
+  readonly resetTokensMs?: number | undefined;
+  /** From `retry-after-ms` or `retry-after` (seconds or HTTP date), in milliseconds. */
+  readonly retryAfterMs?: number | undefined;
+}
+
+/** The result of one model call. */
+export interface ModelResponse {
+  /** Provider name as registered, e.g. `openai`. */
+  readonly provider: string;
+  readonly model: string;
+  /** Concatenated text output (for a JSON request: the raw JSON text). */
+  readonly text: string;
+  /** Parsed JSON when {@link ModelRequest.output} was set and the text parsed; not schema-validated here. */
+  readonly json?: unknown;
+  readonly toolCalls: readonly ToolCall[];
+  readonly finishReason: FinishReason;
+  readonly usage: Usage;
+  readonly requestId?: string | undefined;
+  readonly rateLimit?: RateLimitInfo | undefined;
+  /** True when the offline simulated model produced this answer. */
+  readonly simulated?: boolean | undefined;
+}
+
+/** One event of a streamed call. A stream ends with exactly one `finish` event (unless it throws). */
+export type StreamEvent =
+  | { readonly type: 'text-delta'; readonly text: string }
+  | { readonly type: 'tool-call'; readonly toolCall: ToolCall }
+  | { readonly type: 'finish'; readonly response: ModelResponse };
+
+/** A model backend. Implementations map transport failures to the `ProviderError` family. */
+export interface Provider {
+  /** Registry name, e.g. `openai`, `anthropic`, `sim`. */
+  readonly name: string;
+  complete(request: ModelRequest): Promise<ModelResponse>;
+  stream(request: ModelRequest): AsyncIterable<StreamEvent>;
+}
