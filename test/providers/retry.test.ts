@@ -238,7 +238,7 @@ describe('tryAgainFor', () => {
 });
 
 /** An executor that throws (or returns) the scripted outcomes in order, then keeps returning 'ok'. */
-function scripted(outcomes: readonly unknown[]) {
+function scripted(outcomes: readonly (Error | 'ok')[]) {
   let call = 0;
   return vi.fn((): Promise<string> => {
     const outcome = outcomes[call++];
