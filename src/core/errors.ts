@@ -142,9 +142,15 @@ export class RunnerStateError extends SymphonizerError {
 /** A runner was cancelled; `execute()` rejects with it. */
 export class CancelledError extends SymphonizerError {
   constructor(reason?: unknown) {
-    super('cancelled', reason === undefined ? 'The runner was cancelled.' : `The runner was cancelled: ${describeReason(reason)}.`, {
-      cause: reason,
-    });
+    super(
+      'cancelled',
+      reason === undefined
+        ? 'The runner was cancelled.'
+        : `The runner was cancelled: ${describeReason(reason)}.`,
+      {
+        cause: reason,
+      },
+    );
   }
 }
 
@@ -180,7 +186,8 @@ export class TryAgainError extends SymphonizerError {
   constructor(message = 'Try again.', options: TryAgainOptions = {}) {
     super('try_again', message, options);
     const delay = options.delayMs ?? 0;
-    if (!Number.isFinite(delay) || delay < 0) throw new InvalidOptionError('delayMs', delay, 'a finite number >= 0');
+    if (!Number.isFinite(delay) || delay < 0)
+      throw new InvalidOptionError('delayMs', delay, 'a finite number >= 0');
     this.delayMs = delay;
   }
 }

@@ -1,0 +1,541 @@
+import type { DAGNote } from './dag-note.ts';
+import {
+  CancelledError,
+  ContinueAfterError,
+  InvalidOptionError,
+  NodeError,
+  NodeTimeoutError,
+  RunnerStateError,
+  StopScheduleError,
+  SymphonizerError,
+  TryAgainError,
+  describe,
+} from './errors.ts';
+import { compileGraph, type Graph, type GraphPlan } from './graph.ts';
+import { nextId } from './ids.ts';
+import { NodeRunner, beginRunner } from './node-runner.ts';
+import type { CompositionStatus, NodeDoneStatus } from './status.ts';
+
+/** Options of a {@link Composition}. */
+export interface CompositionOptions {
+  /** Called exactly once when the composition ends `completed`, `error` or `cancelled`, before `start()` settles. */
+  readonly onDone?:
+    | ((composition: Composition, status: CompositionStatus, error: unknown, elapsedMs: number) => void)
+    | undefined;
+  /** Called at every end of a node's run (including each `retrying` try), in order. */
+  readonly onNodeDone?: ((node: DAGNote, status: NodeDoneStatus, error: unknown) => void) | undefined;
+  /** Makes the runner of a node; alternative to overriding {@link Composition.configureNodeRunner}. */
+  readonly configureNodeRunner?: ((node: DAGNote, composition: Composition) => NodeRunner) | undefined;
+  /** Most nodes of this composition in flight at once (a retry waiting for its delay is not in flight). @default Infinity */
+  readonly concurrency?: number | undefined;
+  /** Aborting it ends the composition as `cancelled` and cancels its running runners. */
+  readonly signal?: AbortSignal | undefined;
+  /** Most tries of one node, first run included, when it keeps throwing `TryAgainError`. @default 3 */
+  readonly maxTries?: number | undefined;
+}
+
+/** A note that brings its own runner; the default {@link Composition.configureNodeRunner} uses it. */
+export interface RunnableNote {
+  /** Makes a fresh runner for this note in `composition`. */
+  createRunner(composition: Composition): NodeRunner;
+}
+
+/** The JSON record of one end of a node's run; see {@link Composition.trace}. */
+export interface NodeRecord {
+  readonly key: string;
+  readonly name: string;
+  readonly status: NodeDoneStatus;
+  readonly attempt: number;
+  readonly runnerId?: string;
+  readonly parentId?: string;
+  /** Epoch milliseconds (fractional). */
+  readonly startedAt?: number;
+  readonly endedAt?: number;
+  readonly durationMs?: number;
+  readonly error?: { readonly name: string; readonly message: string; readonly code?: string };
+}
+
+interface StartDeferred {
+  readonly promise: Promise<CompositionStatus>;
+  readonly resolve: (status: CompositionStatus) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * A DAG run: each node's runner runs once its predecessors are done, concurrently where the graph allows.
+ * All run state lives here, never on the notes, so many compositions may share one graph.
+ *
+ * @example
+ * ```ts
+ * const a = new DAGNote('A'), b = new DAGNote('B');
+ * const composition = new Composition(new Map([[b, [a]]]), {
+ *   configureNodeRunner: (node) => new NodeRunner({ executor: (_p, ctx) => `${node.name} after ${Object.keys(ctx.inputs)}` }),
+ * });
+ * await composition.start(); // 'completed'
+ * composition.results.get('B'); // 'B after A'
+ * ```
+ */
+export class Composition {
+  /** Unique per composition. */
+  readonly instanceId: string = nextId('c');
+  readonly #plan: GraphPlan;
+  readonly #onDone: CompositionOptions['onDone'];
+  readonly #onNodeDone: CompositionOptions['onNodeDone'];
+  readonly #configure: CompositionOptions['configureNodeRunner'];
+  readonly #concurrency: number;
+  readonly #maxTries: number;
+  readonly #signal: AbortSignal | undefined;
+
+  #status: CompositionStatus = 'new';
+  #error: unknown;
+  #startedAt: number | undefined;
+  #endedAt: number | undefined;
+  #deferred: StartDeferred | undefined;
+  // Per-run state: allocated at the first start() so a queued composition costs little memory.
+  #remaining: Int32Array | undefined;
+  #runners: (NodeRunner | undefined)[] = [];
+  readonly #results = new Map<string, unknown>();
+  /** Flat log of node ends: index, status, runner (or undefined), error. */
+  readonly #ends: unknown[] = [];
+  #ready: number[] = [];
+  #readyHead = 0;
+  #inFlight = 0;
+  #doneCount = 0;
+  /** Pending retry timers by node index. */
+  readonly #retryTimers = new Map<number, ReturnType<typeof setTimeout>>();
+  /** Set once a terminal cause (failure, stop, abort) is known; the status follows when nothing runs. */
+  #ending: 'error' | 'cancelled' | undefined;
+  #aborting = false;
+  #abortListener: (() => void) | undefined;
+
+  /**
+   * Validates the graph eagerly.
+   * @throws {InvalidGraphError} for a malformed graph or equal keys with different payloads (`conflicting_node`).
+   * @throws {CycleError} when the graph has a cycle.
+   * @throws {InvalidOptionError} for a bad option.
+   */
+  constructor(graph: Graph, options: CompositionOptions = {}) {
+    this.#plan = compileGraph(graph);
+    const concurrency = options.concurrency ?? Infinity;
+    if (!(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
+      throw new InvalidOptionError('concurrency', concurrency, 'an integer >= 1 or Infinity');
+    }
+    const maxTries = options.maxTries ?? 3;
+    if (!(Number.isInteger(maxTries) && maxTries >= 1)) {
+      throw new InvalidOptionError('maxTries', maxTries, 'an integer >= 1');
+    }
+    for (const name of ['onDone', 'onNodeDone', 'configureNodeRunner'] as const) {
+      const value: unknown = options[name];
+      if (value !== undefined && typeof value !== 'function')
+        throw new InvalidOptionError(name, value, 'a function');
+    }
+    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+      throw new InvalidOptionError('signal', options.signal, 'an AbortSignal');
+    }
+    this.#concurrency = concurrency;
+    this.#maxTries = maxTries;
+    this.#onDone = options.onDone;
+    this.#onNodeDone = options.onNodeDone;
+    this.#configure = options.configureNodeRunner;
+    this.#signal = options.signal;
+  }
+
+  /** Current status. While a stop or failure waits for running nodes to finish, this is still `running`. */
+  get status(): CompositionStatus {
+    return this.#status;
+  }
+  /** `status === 'completed'`. */
+  get completed(): boolean {
+    return this.#status === 'completed';
+  }
+  /** Node key → its runner's result. Nodes that failed or ended with `ContinueAfterError` have no entry. */
+  get results(): ReadonlyMap<string, unknown> {
+    return this.#results;
+  }
+  /** Why the composition failed or was cancelled: a `NodeError`, a `StopScheduleError` or a `CancelledError`. */
+  get error(): unknown {
+    return this.#error;
+  }
+  /** The graph's nodes, one per key, in first-seen order. */
+  get nodes(): readonly DAGNote[] {
+    return this.#plan.nodes;
+  }
+  /** Wall time from the first `start()` to the end (or to now, while running), pauses included. */
+  get elapsedMs(): number {
+    if (this.#startedAt === undefined) return 0;
+    return (this.#endedAt ?? now()) - this.#startedAt;
+  }
+
+  /**
+   * Makes the runner of a node. Override it in a subclass, or pass the `configureNodeRunner` option; by
+   * default a note with a `createRunner(composition)` method ({@link RunnableNote}) makes its own.
+   * @throws {RunnerStateError} when no runner can be made for the node.
+   */
+  configureNodeRunner(node: DAGNote): NodeRunner {
+    if (this.#configure !== undefined) return this.#configure(node, this);
+    const factory = (node as Partial<RunnableNote>).createRunner;
+    if (typeof factory === 'function') return factory.call(node, this);
+    throw new RunnerStateError(
+      `No runner for node "${node.key}".`,
+      'pass configureNodeRunner in the Composition options, override configureNodeRunner in a subclass, or give the note a createRunner() method',
+    );
+  }
+
+  /**
+   * Runs the composition until it ends, pauses or stops; call again after a pause to resume. Resolves with the
+   * resulting status once no node of it is running. Called while a start is in flight it returns the same
+   * promise; called after the end it resolves at once with the final status. Rejects only if `onDone` throws.
+   */
+  start(): Promise<CompositionStatus> {
+    switch (this.#status) {
+      case 'completed':
+      case 'error':
+      case 'cancelled':
+        return Promise.resolve(this.#status);
+      case 'running':
+        return (this.#deferred as StartDeferred).promise;
+      case 'paused': {
+        this.#status = 'running';
+        const deferred = (this.#deferred ??= makeDeferred());
+        this.#pump();
+        return deferred.promise;
+      }
+      case 'new':
+        return this.#firstStart();
+      default:
+        return assertNever(this.#status);
+    }
+  }
+
+  /** No new nodes start; running ones finish, then `start()` resolves `paused`. False unless running. */
+  pause(): boolean {
+    if (this.#status !== 'running' || this.#ending !== undefined) return false;
+    this.#status = 'paused';
+    if (this.#inFlight === 0) this.#settlePaused();
+    return true;
+  }
+
+  /**
+   * Ends the composition as `cancelled`: no new nodes start, running ones finish. On a new or paused
+   * composition with nothing running it ends at once. False if it had already ended.
+   */
+  stop(): boolean {
+    switch (this.#status) {
+      case 'completed':
+      case 'error':
+      case 'cancelled':
+        return false;
+      case 'new':
+        this.#startedAt = now();
+        this.#finish('cancelled');
+        return true;
+      case 'running':
+      case 'paused':
+        this.#terminate('cancelled', undefined);
+        return true;
+      default:
+        return assertNever(this.#status);
+    }
+  }
+
+  /**
+   * One JSON-serialisable record per end of a node's run (each retry is a record of its own), in the order
+   * they ended.
+   */
+  trace(): NodeRecord[] {
+    const ends = this.#ends;
+    const records: NodeRecord[] = [];
+    for (let i = 0; i < ends.length; i += 4) {
+      const node = this.#plan.nodes[ends[i] as number] as DAGNote;
+      const status = ends[i + 1] as NodeDoneStatus;
+      const runner = ends[i + 2] as NodeRunner | undefined;
+      const error = ends[i + 3];
+      const record: { -readonly [K in keyof NodeRecord]: NodeRecord[K] } = {
+        key: node.key,
+        name: node.name,
+        status,
+        attempt: runner?.attempt ?? 1,
+      };
+      if (runner !== undefined) {
+        record.runnerId = runner.instanceId;
+        if (runner.parentId !== undefined) record.parentId = runner.parentId;
+        if (runner.startedAt !== undefined) record.startedAt = runner.startedAt;
+        if (runner.endedAt !== undefined) record.endedAt = runner.endedAt;
+        if (runner.startedAt !== undefined && runner.endedAt !== undefined) {
+          record.durationMs = runner.endedAt - runner.startedAt;
+        }
+      }
+      if (error !== undefined) record.error = errorInfo(error);
+      records.push(record);
+    }
+    return records;
+  }
+
+  #firstStart(): Promise<CompositionStatus> {
+    const plan = this.#plan;
+    this.#startedAt = now();
+    this.#status = 'running';
+    const deferred = (this.#deferred = makeDeferred());
+    const signal = this.#signal;
+    if (signal !== undefined) {
+      if (signal.aborted) {
+        this.#error = new CancelledError(signal.reason);
+        this.#finish('cancelled');
+        return deferred.promise;
+      }
+      const listener = (): void => {
+        this.#abort(signal.reason);
+      };
+      signal.addEventListener('abort', listener, { once: true });
+      this.#abortListener = listener;
+    }
+    this.#remaining = plan.indegree.slice();
+    this.#runners = new Array<NodeRunner | undefined>(plan.nodes.length);
+    if (plan.nodes.length === 0) {
+      this.#finish('completed');
+      return deferred.promise;
+    }
+    for (const root of plan.roots) this.#enqueue(root);
+    return deferred.promise;
+  }
+
+  /** Starts node `index` now if allowed, else queues it. */
+  #enqueue(index: number): void {
+    if (this.#status === 'running' && this.#ending === undefined && this.#inFlight < this.#concurrency) {
+      this.#startNode(index);
+    } else {
+      this.#ready.push(index);
+    }
+  }
+
+  /** Starts ready nodes while allowed. */
+  #pump(): void {
+    const ready = this.#ready;
+    while (
+      this.#readyHead < ready.length &&
+      this.#status === 'running' &&
+      this.#ending === undefined &&
+      this.#inFlight < this.#concurrency
+    ) {
+      this.#startNode(ready[this.#readyHead++] as number);
+    }
+    if (this.#readyHead === ready.length && this.#readyHead > 0) {
+      this.#ready = [];
+      this.#readyHead = 0;
+    }
+    if (this.#status === 'paused' && this.#inFlight === 0) this.#settlePaused();
+  }
+
+  #startNode(index: number): void {
+    const plan = this.#plan;
+    const node = plan.nodes[index] as DAGNote;
+    const runners = this.#runners;
+    let runner = runners[index];
+    if (runner === undefined) {
+      try {
+        runner = this.configureNodeRunner(node);
+        if (!(runner instanceof NodeRunner)) {
+          throw new RunnerStateError(
+            `configureNodeRunner returned ${describe(runner)} for node "${node.key}", not a NodeRunner.`,
+          );
+        }
+      } catch (error) {
+        this.#recordEnd(index, 'error', undefined, error);
+        this.#terminate('error', new NodeError(node.key, error));
+        return;
+      }
+      runners[index] = runner;
+    }
+    const inputs: Record<string, unknown> = {};
+    const results = this.#results;
+    for (const p of plan.preds[index] as readonly number[]) {
+      const key = plan.keys[p] as string;
+      if (results.has(key)) inputs[key] = results.get(key);
+    }
+    this.#inFlight += 1;
+    const started = runner;
+    beginRunner(started, { node, inputs }, (ok, value) => {
+      this.#settled(index, started, ok, value);
+    });
+  }
+
+  #settled(index: number, runner: NodeRunner, ok: boolean, value: unknown): void {
+    this.#inFlight -= 1;
+    const plan = this.#plan;
+    const key = plan.keys[index] as string;
+    if (ok) {
+      this.#results.set(key, value);
+      this.#recordEnd(index, 'completed', runner, undefined);
+      this.#nodeDone(index);
+    } else if (value instanceof TryAgainError) {
+      if (this.#ending !== undefined) {
+        this.#recordEnd(index, 'cancelled', runner, value);
+      } else if (runner.attempt < this.#maxTries) {
+        this.#recordEnd(index, 'retrying', runner, value);
+        this.#scheduleRetry(index, runner.retryTask(), value.delayMs);
+      } else {
+        this.#recordEnd(index, 'error', runner, value);
+        this.#terminate('error', new NodeError(key, value));
+      }
+    } else if (value instanceof ContinueAfterError) {
+      this.#recordEnd(index, 'completed_error', runner, value);
+      this.#nodeDone(index);
+    } else if (value instanceof StopScheduleError) {
+      this.#recordEnd(index, 'cancelled', runner, value);
+      this.#terminate('cancelled', value);
+    } else if (value instanceof CancelledError && this.#aborting) {
+      this.#recordEnd(index, 'cancelled', runner, value);
+    } else if (value instanceof NodeTimeoutError && runner.status === 'timed_out') {
+      this.#recordEnd(index, 'timed_out', runner, value);
+      this.#terminate('error', new NodeError(key, value));
+    } else {
+      this.#recordEnd(index, runner.status === 'cancelled' ? 'cancelled' : 'error', runner, value);
+      this.#terminate('error', new NodeError(key, value));
+    }
+    this.#afterSettle();
+  }
+
+  /** Marks node `index` done and releases its successors. */
+  #nodeDone(index: number): void {
+    this.#doneCount += 1;
+    const remaining = this.#remaining as Int32Array;
+    for (const s of this.#plan.succs[index] as readonly number[]) {
+      const left = (remaining[s] as number) - 1;
+      remaining[s] = left;
+      if (left === 0) this.#enqueue(s);
+    }
+  }
+
+  #afterSettle(): void {
+    if (this.#ending !== undefined) {
+      if (this.#inFlight === 0) this.#finish(this.#ending);
+      return;
+    }
+    if (this.#doneCount === this.#plan.nodes.length) {
+      this.#finish('completed');
+      return;
+    }
+    if (this.#readyHead < this.#ready.length || this.#status === 'paused') this.#pump();
+  }
+
+  #scheduleRetry(index: number, child: NodeRunner, delayMs: number): void {
+    this.#runners[index] = child;
+    if (delayMs <= 0) {
+      this.#enqueue(index);
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#retryTimers.delete(index);
+      this.#enqueue(index);
+    }, delayMs);
+    this.#retryTimers.set(index, timer);
+  }
+
+  #recordEnd(index: number, status: NodeDoneStatus, runner: NodeRunner | undefined, error: unknown): void {
+    this.#ends.push(index, status, runner, error);
+    const hook = this.#onNodeDone;
+    if (hook !== undefined) {
+      try {
+        hook(this.#plan.nodes[index] as DAGNote, status, error);
+      } catch (hookError) {
+        // A throwing hook is a bug in the caller's code: fail the composition with it, naming the node.
+        this.#terminate('error', new NodeError(this.#plan.keys[index] as string, hookError));
+      }
+    }
+  }
+
+  /** Records the first terminal cause; the composition ends once nothing runs. */
+  #terminate(status: 'error' | 'cancelled', error: unknown): void {
+    if (this.#ending !== undefined || this.#isFinal()) return;
+    this.#ending = status;
+    this.#error = error;
+    for (const [index, timer] of this.#retryTimers) {
+      clearTimeout(timer);
+      this.#recordEnd(
+        index,
+        'cancelled',
+        this.#runners[index],
+        new CancelledError('the composition ended before the retry'),
+      );
+    }
+    this.#retryTimers.clear();
+    if (this.#status === 'paused') this.#status = 'running';
+    if (this.#inFlight === 0) this.#finish(status);
+  }
+
+  #abort(reason: unknown): void {
+    if (this.#isFinal() || this.#ending !== undefined) return;
+    this.#aborting = true;
+    this.#terminate('cancelled', new CancelledError(reason));
+    for (const runner of this.#runners) {
+      if (runner !== undefined && (runner.status === 'running' || runner.status === 'starting'))
+        runner.cancel(reason);
+    }
+  }
+
+  #settlePaused(): void {
+    const deferred = this.#deferred;
+    this.#deferred = undefined;
+    deferred?.resolve('paused');
+  }
+
+  #isFinal(): boolean {
+    return this.#status === 'completed' || this.#status === 'error' || this.#status === 'cancelled';
+  }
+
+  #finish(status: 'completed' | 'error' | 'cancelled'): void {
+    if (this.#isFinal()) return;
+    if (this.#abortListener !== undefined) {
+      this.#signal?.removeEventListener('abort', this.#abortListener);
+      this.#abortListener = undefined;
+    }
+    for (const timer of this.#retryTimers.values()) clearTimeout(timer);
+    this.#retryTimers.clear();
+    this.#status = status;
+    this.#endedAt = now();
+    this.#ready = [];
+    this.#readyHead = 0;
+    const elapsed = this.#endedAt - (this.#startedAt ?? this.#endedAt);
+    const deferred = this.#deferred;
+    this.#deferred = undefined;
+    try {
+      this.#onDone?.(this, status, this.#error, elapsed);
+    } catch (error) {
+      deferred?.reject(error);
+      return;
+    }
+    deferred?.resolve(status);
+  }
+}
+
+function makeDeferred(): StartDeferred {
+  let resolve!: (status: CompositionStatus) => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<CompositionStatus>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+function errorInfo(error: unknown): { name: string; message: string; code?: string } {
+  if (error instanceof Error) {
+    const info: { name: string; message: string; code?: string } = {
+      name: error.name,
+      message: error.message,
+    };
+    if (SymphonizerError.isInstance(error)) info.code = error.code;
+    else {
+      const code: unknown = (error as Error & { code?: unknown }).code;
+      if (typeof code === 'string') info.code = code;
+    }
+    return info;
+  }
+  return { name: 'NonError', message: describe(error) };
+}
+
+function assertNever(value: never): never {
+  throw new RunnerStateError(`Unexpected status ${String(value)} (a symphonizer bug; please report it).`);
+}

@@ -1,0 +1,388 @@
+import type { DAGNote } from './dag-note.ts';
+import { CancelledError, InvalidOptionError, NodeTimeoutError, RunnerStateError } from './errors.ts';
+import { nextId } from './ids.ts';
+import { isFinalRunnerStatus, runnerTransitions, type RunnerStatus } from './status.ts';
+
+/** What an executor receives besides its params. */
+export interface RunContext {
+  /** Aborted on the runner's timeout, on `cancel()`, or when the caller's signal aborts. */
+  signal: AbortSignal;
+  /** The node being run, when run by a Composition. */
+  node?: DAGNote | undefined;
+  /** Each predecessor's result, keyed by node key (the name, for single-instance notes). */
+  inputs: Record<string, unknown>;
+  /** 1 for the first try, then +1 for each `retryTask()` child. */
+  attempt: number;
+}
+
+/** The work a runner does. It should be idempotent: it may be retried. */
+export type Executor<P = unknown, R = unknown> = (params: P, context: RunContext) => R | Promise<R>;
+
+/** Called on every status change of a runner. It must not throw. */
+export type RunnerStatusListener = (runner: NodeRunner, from: RunnerStatus, to: RunnerStatus) => void;
+
+/** Options of a {@link NodeRunner}. */
+export interface NodeRunnerOptions<P = unknown, R = unknown> {
+  /** The work to run; may also be set later with {@link NodeRunner.run}. */
+  readonly executor?: Executor<P, R> | undefined;
+  /** The executor's first argument; may also be set later with {@link NodeRunner.prepare}. */
+  readonly params?: P | undefined;
+  /** Abort the run (status `timed_out`) after this many milliseconds. @default no timeout */
+  readonly timeoutMs?: number | undefined;
+  /** Called on every status change. */
+  readonly onStatus?: RunnerStatusListener | undefined;
+  /** The instance id of the runner this one retries. */
+  readonly parentId?: string | undefined;
+}
+
+type Settle = (ok: boolean, value: unknown) => void;
+
+const now = (): number => performance.timeOrigin + performance.now();
+
+let signalOf: (runner: NodeRunner) => AbortSignal;
+
+/** @internal Starts a runner with a settle callback instead of a promise (no promise hop per node). */
+export let beginRunner: (runner: NodeRunner, context: Partial<RunContext>, settle: Settle) => void;
+
+/**
+ * The execution proxy of one node: it runs its executor once and is then immutable. To try again, make a
+ * fresh child with {@link NodeRunner.retryTask}.
+ *
+ * @example
+ * ```ts
+ * const runner = new NodeRunner({ executor: async (n: number) => n * 2, params: 21, timeoutMs: 1000 });
+ * await runner.execute(); // 42
+ * const again = runner.retryTask(); // attempt 2, parentId = runner.instanceId
+ * ```
+ */
+export class NodeRunner<P = unknown, R = unknown> {
+  /** Unique per runner. */
+  readonly instanceId: string = nextId('r');
+  readonly #parentId: string | undefined;
+  #attempt = 1;
+  #executor: Executor<P, R> | undefined;
+  #params: P | undefined;
+  readonly #timeoutMs: number | undefined;
+  readonly #onStatus: RunnerStatusListener | undefined;
+  #status: RunnerStatus = 'new';
+  #result: R | undefined;
+  #error: unknown;
+  #startedAt: number | undefined;
+  #endedAt: number | undefined;
+  // Created on the first read of context.signal: most executors never read it, and an AbortController is the
+  // single largest cost of a zero-latency node. Until then, `#abortReason` remembers an abort.
+  #controller: AbortController | undefined;
+  #abortReason: unknown;
+  #aborted = false;
+  #settle: Settle | undefined;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #external: AbortSignal | undefined;
+  #externalListener: (() => void) | undefined;
+
+  static {
+    beginRunner = (runner, context, settle) => {
+      runner.#begin(context, settle);
+    };
+    signalOf = (runner) => runner.#signal();
+  }
+
+  /**
+   * @throws {InvalidOptionError} when `timeoutMs` is not a positive finite number.
+   */
+  constructor(options: NodeRunnerOptions<P, R> = {}) {
+    const { timeoutMs } = options;
+    if (
+      timeoutMs !== undefined &&
+      !(typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs))
+    ) {
+      throw new InvalidOptionError('timeoutMs', timeoutMs, 'a positive finite number of milliseconds');
+    }
+    this.#executor = options.executor;
+    this.#params = options.params;
+    this.#timeoutMs = timeoutMs;
+    this.#onStatus = options.onStatus;
+    this.#parentId = options.parentId;
+  }
+
+  /** The instance id of the runner this one retries, if any. */
+  get parentId(): string | undefined {
+    return this.#parentId;
+  }
+  /** 1 for a first try; a `retryTask()` child has its parent's attempt + 1. */
+  get attempt(): number {
+    return this.#attempt;
+  }
+  /** Current status. */
+  get status(): RunnerStatus {
+    return this.#status;
+  }
+  /** True once the status is final (`completed`, `error`, `timed_out` or `cancelled`). */
+  get done(): boolean {
+    return isFinalRunnerStatus(this.#status);
+  }
+  /** The executor's result once `completed`. */
+  get result(): R | undefined {
+    return this.#result;
+  }
+  /** Why the run failed: what the executor threw, a `NodeTimeoutError` or a `CancelledError`. */
+  get error(): unknown {
+    return this.#error;
+  }
+  /** Epoch milliseconds (fractional) when `execute()` started. */
+  get startedAt(): number | undefined {
+    return this.#startedAt;
+  }
+  /** Epoch milliseconds (fractional) when the run ended. */
+  get endedAt(): number | undefined {
+    return this.#endedAt;
+  }
+  /** The configured timeout, if any. */
+  get timeoutMs(): number | undefined {
+    return this.#timeoutMs;
+  }
+
+  /**
+   * Sets the executor's params.
+   * @throws {RunnerStateError} once the runner has started.
+   */
+  prepare(params: P): this {
+    this.#assertNew('prepare()');
+    this.#params = params;
+    return this;
+  }
+
+  /**
+   * Sets the executor; does not call it.
+   * @throws {RunnerStateError} once the runner has started.
+   */
+  run(executor: Executor<P, R>): this {
+    this.#assertNew('run()');
+    if (typeof executor !== 'function') throw new InvalidOptionError('executor', executor, 'a function');
+    this.#executor = executor;
+    return this;
+  }
+
+  /**
+   * Runs the executor once. Rejects with a `CancelledError` after `cancel()` or a `NodeTimeoutError` after
+   * `timeoutMs`, as soon as that happens, without waiting for the executor to notice its aborted signal.
+   * A second call rejects with a `RunnerStateError`: use {@link NodeRunner.retryTask} to run again.
+   */
+  execute(context: Partial<RunContext> = {}): Promise<R> {
+    return new Promise<R>((resolve, reject) => {
+      this.#begin(context, (ok, value) => {
+        if (ok) resolve(value as R);
+        else reject(value); // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- executors may throw anything; we pass it on unchanged
+      });
+    });
+  }
+
+  /**
+   * A fresh child runner with the same executor, params, timeout and status listener, `parentId` set to this
+   * runner's id and `attempt` + 1.
+   * @throws {RunnerStateError} unless this runner is done.
+   */
+  retryTask(): NodeRunner<P, R> {
+    if (!this.done) {
+      throw new RunnerStateError(
+        `retryTask() on runner ${this.instanceId} while it is ${this.#status}.`,
+        'wait until it is done',
+      );
+    }
+    const child = new NodeRunner<P, R>({
+      executor: this.#executor,
+      timeoutMs: this.#timeoutMs,
+      onStatus: this.#onStatus,
+      parentId: this.instanceId,
+    });
+    child.#params = this.#params;
+    child.#attempt = this.#attempt + 1;
+    return child;
+  }
+
+  /**
+   * Aborts the executor's signal and ends the runner as `cancelled`; `execute()` rejects with a
+   * `CancelledError` at once. Before `execute()`, it makes `execute()` reject. No effect once done.
+   */
+  cancel(reason?: unknown): void {
+    if (this.done) return;
+    const error = new CancelledError(reason);
+    if (this.#status === 'new') {
+      this.#error = error;
+      this.#aborted = true;
+      this.#abortReason = error;
+      this.#setStatus('cancelled');
+      return;
+    }
+    this.#end('cancelled', error);
+  }
+
+  #assertNew(what: string): void {
+    if (this.#status !== 'new') {
+      throw new RunnerStateError(
+        `${what} on runner ${this.instanceId} after it started (status ${this.#status}).`,
+        'use retryTask() for a fresh runner',
+      );
+    }
+  }
+
+  /** Lazily created signal; see `#controller`. */
+  #signal(): AbortSignal {
+    if (this.#controller === undefined) {
+      this.#controller = new AbortController();
+      if (this.#aborted) this.#controller.abort(this.#abortReason);
+    }
+    return this.#controller.signal;
+  }
+
+  #begin(context: Partial<RunContext>, settle: Settle): void {
+    if (this.#status !== 'new') {
+      settle(
+        false,
+        this.#status === 'cancelled' && this.#startedAt === undefined
+          ? this.#error
+          : new RunnerStateError(
+              `Runner ${this.instanceId} has already run (status ${this.#status}); a runner runs once.`,
+              'call retryTask() for a fresh runner',
+            ),
+      );
+      return;
+    }
+    const executor = this.#executor;
+    if (executor === undefined) {
+      settle(
+        false,
+        new RunnerStateError(
+          `Runner ${this.instanceId} has no executor.`,
+          'pass { executor } or call run(executor) before execute()',
+        ),
+      );
+      return;
+    }
+    this.#settle = settle;
+    this.#startedAt = now();
+    this.#setStatus('starting');
+    const external = context.signal;
+    if (external !== undefined) {
+      if (external.aborted) {
+        this.#end('cancelled', new CancelledError(external.reason));
+        return;
+      }
+      const listener = (): void => {
+        this.cancel(external.reason);
+      };
+      external.addEventListener('abort', listener, { once: true });
+      this.#external = external;
+      this.#externalListener = listener;
+    }
+    if (this.#timeoutMs !== undefined) {
+      const timeoutMs = this.#timeoutMs;
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        this.#end('timed_out', new NodeTimeoutError(timeoutMs));
+      }, timeoutMs);
+    }
+    this.#setStatus('running');
+    let output: R | Promise<R>;
+    try {
+      output = executor(
+        this.#params as P,
+        makeContext(this as NodeRunner, context.node, context.inputs ?? {}, this.#attempt),
+      );
+    } catch (error) {
+      this.#finish(false, error);
+      return;
+    }
+    if (isThenable(output)) {
+      output.then(
+        (value) => {
+          this.#finish(true, value);
+        },
+        (error: unknown) => {
+          this.#finish(false, error);
+        },
+      );
+    } else {
+      this.#finish(true, output);
+    }
+  }
+
+  #finish(ok: boolean, value: unknown): void {
+    if (this.#status !== 'running') return; // already cancelled or timed out: the late outcome is dropped
+    this.#cleanup();
+    this.#endedAt = now();
+    if (ok) this.#result = value as R;
+    else this.#error = value;
+    this.#setStatus(ok ? 'completed' : 'error');
+    const settle = this.#settle;
+    this.#settle = undefined;
+    settle?.(ok, value);
+  }
+
+  #end(status: 'cancelled' | 'timed_out', error: Error): void {
+    this.#cleanup();
+    this.#aborted = true;
+    this.#abortReason = error;
+    this.#controller?.abort(error);
+    this.#endedAt = now();
+    this.#error = error;
+    this.#setStatus(status);
+    const settle = this.#settle;
+    this.#settle = undefined;
+    settle?.(false, error);
+  }
+
+  #cleanup(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    if (this.#external !== undefined) {
+      this.#external.removeEventListener('abort', this.#externalListener as () => void);
+      this.#external = undefined;
+      this.#externalListener = undefined;
+    }
+  }
+
+  #setStatus(to: RunnerStatus): void {
+    const from = this.#status;
+    if (!runnerTransitions[from].includes(to)) {
+      throw new RunnerStateError(
+        `Invalid runner transition ${from} → ${to} (a symphonizer bug; please report it).`,
+      );
+    }
+    this.#status = to;
+    if (this.#onStatus !== undefined) {
+      try {
+        this.#onStatus(this as NodeRunner, from, to);
+      } catch (error) {
+        // A listener bug must not corrupt the run; surface it loudly, as EventEmitter does.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
+  }
+}
+
+// An object literal, so `signal` is an own enumerable accessor: `{ ...context }` keeps it.
+function makeContext(
+  runner: NodeRunner,
+  node: DAGNote | undefined,
+  inputs: Record<string, unknown>,
+  attempt: number,
+): RunContext {
+  return {
+    get signal() {
+      return signalOf(runner);
+    },
+    node,
+    inputs,
+    attempt,
+  };
+}
+
+function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+  return (
+    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
+  );
+}
