@@ -1,0 +1,527 @@
+/**
+ * Client-side rate limiting per (provider, model): a concurrency cap, requests and tokens per window, fed by
+ * the providers' rate-limit headers and by 429s. Waiters are served first in, first out, and the limiter is
+ * event-driven: it holds at most one timer, only while someone waits.
+ */
+import { InvalidOptionError } from '../core/errors.ts';
+import { AbortedError } from './errors.ts';
+import type { ModelRequest, RateLimitInfo, Usage } from './types.ts';
+
+/** The limits of one {@link RateLimiter}. */
+export interface RateLimits {
+  /** Most requests in flight at once (granted, not yet settled or released). @default Infinity */
+  readonly maxConcurrency?: number | undefined;
+  /**
+   * Most requests per `windowMs`. Requests are spaced evenly, `windowMs / requestsPerMinute` apart, so no
+   * window ever holds more and there are no bursts for the provider to punish. @default unlimited
+   */
+  readonly requestsPerMinute?: number | undefined;
+  /**
+   * Most tokens (estimated at acquire, reconciled with real usage at settle) granted per sliding `windowMs`.
+   * A single request larger than the whole limit waits until the window is empty, then goes alone.
+   * @default unlimited
+   */
+  readonly tokensPerMinute?: number | undefined;
+  /** Length of the rate window in milliseconds; "per minute" means "per `windowMs`". @default 60_000 */
+  readonly windowMs?: number | undefined;
+}
+
+/** Why the head of a {@link RateLimiter}'s queue waits. */
+export type RateLimitWaitReason = 'concurrency' | 'requests' | 'tokens' | 'hold';
+
+/** What the `onWait` hooks receive (frozen). */
+export interface RateLimitWait {
+  /** What the head of the queue waits for; `'hold'` is a pause from headers or {@link RateLimiter.backoff}. */
+  readonly reason: RateLimitWaitReason;
+  /** Expected wait of the head of the queue in ms; `undefined` while it waits for a concurrency slot. */
+  readonly delayMs: number | undefined;
+  /** Callers waiting, the head included. */
+  readonly waiting: number;
+}
+
+/** Options of a {@link RateLimiter}. */
+export interface RateLimiterOptions extends RateLimits {
+  /** Provider name, used in errors. @default 'unknown' */
+  readonly provider?: string | undefined;
+  /** Model id, used in errors. @default undefined */
+  readonly model?: string | undefined;
+  /** Clock in milliseconds; fake timers fake the default. @default () => performance.now() */
+  readonly now?: (() => number) | undefined;
+  /** Called whenever the head of the queue starts a new wait (a new reason or a new expected delay). */
+  readonly onWait?: ((wait: RateLimitWait) => void) | undefined;
+}
+
+/** Options of {@link RateLimiter.acquire}. */
+export interface AcquireOptions {
+  /** Tokens the request is expected to use, input + output (see {@link estimateTokens}). @default 0 */
+  readonly estimatedTokens?: number | undefined;
+  /** Aborting it removes the caller from the queue at once and rejects with an `AbortedError`. */
+  readonly signal?: AbortSignal | undefined;
+  /** Called once if this call has to queue; `delayMs` is the head's expected wait (a lower bound for this call). */
+  readonly onWait?: ((wait: RateLimitWait) => void) | undefined;
+}
+
+/** The right to send one request. Call exactly one of `settle` or `release`; later calls do nothing. */
+export interface RateLimitPermit {
+  /** Tokens charged at acquire. */
+  readonly estimatedTokens: number;
+  /** How long this caller waited in the queue, in milliseconds. */
+  readonly waitedMs: number;
+  /**
+   * The request succeeded: charge its real usage (input + output tokens) instead of the estimate, learn from
+   * its rate-limit headers, and free its concurrency slot. A `ModelResponse` can be passed as is.
+   */
+  settle(result?: {
+    readonly usage?: Usage | undefined;
+    readonly rateLimit?: RateLimitInfo | undefined;
+  }): void;
+  /**
+   * The request failed: free the concurrency slot. The estimate stays charged (the provider may count it).
+   * For a 429, pass `backoffMs` (and/or the error's `rateLimit`): every caller is paused *before* the slot is
+   * freed, so no waiter slips through in between.
+   */
+  release(failure?: {
+    readonly backoffMs?: number | undefined;
+    readonly rateLimit?: RateLimitInfo | undefined;
+  }): void;
+}
+
+interface Waiter {
+  readonly tokens: number;
+  readonly enqueuedAt: number;
+  readonly resolve: (permit: RateLimitPermit) => void;
+  readonly reject: (error: unknown) => void;
+  readonly signal: AbortSignal | undefined;
+  readonly onAbort: () => void;
+}
+
+/** One grant's token charge; `tokens` is corrected at settle while the entry is still in the window. */
+interface LedgerEntry {
+  readonly at: number;
+  tokens: number;
+  /** False once evicted from the window, after which a correction no longer counts. */
+  inWindow: boolean;
+}
+
+/**
+ * A client-side rate limiter for one (provider, model). Acquire a permit before each request and settle or
+ * release it after; permits are granted first in, first out, so a large request is never starved by small
+ * ones behind it.
+ *
+ * @example
+ * ```ts
+ * const limiter = new RateLimiter({ maxConcurrency: 8, requestsPerMinute: 500, tokensPerMinute: 200_000 });
+ * const permit = await limiter.acquire({ estimatedTokens: estimateTokens(request), signal });
+ * try { const response = await provider.complete(request); permit.settle(response); return response; }
+ * catch (err) { permit.release(err.status === 429 ? { backoffMs: err.retryAfterMs ?? 1000 } : {}); throw err; }
+ * ```
+ */
+export class RateLimiter {
+  readonly #provider: string;
+  readonly #model: string | undefined;
+  readonly #maxConcurrency: number;
+  readonly #tokensPerWindow: number;
+  readonly #windowMs: number;
+  /** Minimum gap between two grants, `windowMs / requestsPerMinute` (0 when unlimited). */
+  readonly #spacingMs: number;
+  readonly #now: () => number;
+  readonly #onWait: ((wait: RateLimitWait) => void) | undefined;
+  /** FIFO; only the head is ever considered for a grant. */
+  readonly #queue: Waiter[] = [];
+  /** Grants of the last `windowMs`, oldest first; `#ledgerTokens` is the sum of their tokens. */
+  readonly #ledger: LedgerEntry[] = [];
+  #ledgerTokens = 0;
+  #inFlight = 0;
+  #granted = 0;
+  #throttledMs = 0;
+  /** Earliest time the next grant may happen under `requestsPerMinute`. */
+  #nextRequestAt = -Infinity;
+  /** Nothing is granted before this time (headers said 0 remaining, or a 429 asked us to back off). */
+  #holdUntil = -Infinity;
+  /** The single pending timer; set only while someone waits for time to pass. */
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  /** The last wait announced, so a re-drain that changes nothing stays silent. */
+  #lastWait:
+    | { readonly head: Waiter; readonly reason: RateLimitWaitReason; readonly dueAt: number | undefined }
+    | undefined;
+
+  /** @throws {@link InvalidOptionError} naming the option, the value and the valid range. */
+  constructor(options: RateLimiterOptions = {}) {
+    this.#provider = options.provider ?? 'unknown';
+    this.#model = options.model;
+    this.#maxConcurrency = options.maxConcurrency ?? Infinity;
+    if (
+      !(Number.isSafeInteger(this.#maxConcurrency) && this.#maxConcurrency >= 1) &&
+      this.#maxConcurrency !== Infinity
+    ) {
+      throw new InvalidOptionError('maxConcurrency', options.maxConcurrency, 'an integer >= 1 or Infinity');
+    }
+    const requests = positive('requestsPerMinute', options.requestsPerMinute);
+    this.#tokensPerWindow = positive('tokensPerMinute', options.tokensPerMinute);
+    this.#windowMs = options.windowMs ?? 60_000;
+    if (typeof this.#windowMs !== 'number' || !Number.isFinite(this.#windowMs) || this.#windowMs <= 0) {
+      throw new InvalidOptionError('windowMs', options.windowMs, 'a finite number of milliseconds > 0');
+    }
+    this.#spacingMs = requests === Infinity ? 0 : this.#windowMs / requests;
+    const now = options.now ?? (() => performance.now());
+    if (typeof now !== 'function') {
+      throw new InvalidOptionError('now', now, 'a function returning milliseconds');
+    }
+    this.#now = now;
+    if (options.onWait !== undefined && typeof options.onWait !== 'function') {
+      throw new InvalidOptionError('onWait', options.onWait, 'a function');
+    }
+    this.#onWait = options.onWait;
+  }
+
+  /** Callers waiting for a permit. */
+  get waiting(): number {
+    return this.#queue.length;
+  }
+  /** Permits granted and not yet settled or released. */
+  get inFlight(): number {
+    return this.#inFlight;
+  }
+  /** Permits granted since creation. */
+  get granted(): number {
+    return this.#granted;
+  }
+  /** Total time granted callers spent waiting in the queue, in milliseconds. */
+  get throttledMs(): number {
+    return this.#throttledMs;
+  }
+
+  /**
+   * Wait for the right to send one request.
+   *
+   * @throws {@link InvalidOptionError} when `estimatedTokens` is not an integer >= 0 (synchronously).
+   * @returns a permit, once the concurrency cap, the request and token windows and any hold allow it and every
+   *   earlier caller has been served; rejects with an `AbortedError` (`code: 'aborted'`, `cause` = the
+   *   signal's reason) if `signal` aborts first.
+   */
+  acquire(options: AcquireOptions = {}): Promise<RateLimitPermit> {
+    const tokens = options.estimatedTokens ?? 0;
+    if (!Number.isSafeInteger(tokens) || tokens < 0) {
+      throw new InvalidOptionError('estimatedTokens', tokens, 'an integer >= 0');
+    }
+    const { signal } = options;
+    if (signal?.aborted === true) return Promise.reject(this.#abortError(signal));
+    return new Promise<RateLimitPermit>((resolve, reject) => {
+      const waiter: Waiter = {
+        tokens,
+        enqueuedAt: this.#now(),
+        resolve,
+        reject,
+        signal,
+        onAbort: () => {
+          const index = this.#queue.indexOf(waiter);
+          if (index === -1) return;
+          this.#queue.splice(index, 1);
+          reject(this.#abortError(signal));
+          this.#drain();
+        },
+      };
+      signal?.addEventListener('abort', waiter.onAbort, { once: true });
+      this.#queue.push(waiter);
+      this.#drain();
+      // Still queued iff still last: a drain only removes from the front (or removes aborted waiters).
+      if (this.#queue.at(-1) === waiter && options.onWait !== undefined) {
+        const wait = this.#lastWait;
+        safeCall(options.onWait, this.#waitInfo(wait?.reason ?? 'concurrency', wait?.dueAt));
+      }
+    });
+  }
+
+  /**
+   * Learn from a response's rate-limit headers: when remaining requests or tokens are 0, hold every caller
+   * until the matching reset; a `retryAfterMs` holds everyone that long (as {@link RateLimiter.backoff}).
+   */
+  observe(rateLimit: RateLimitInfo): void {
+    const now = this.#now();
+    let holdUntil = this.#holdUntil;
+    if (rateLimit.remainingRequests === 0 && rateLimit.resetRequestsMs !== undefined) {
+      holdUntil = Math.max(holdUntil, now + rateLimit.resetRequestsMs);
+    }
+    if (rateLimit.remainingTokens === 0 && rateLimit.resetTokensMs !== undefined) {
+      holdUntil = Math.max(holdUntil, now + rateLimit.resetTokensMs);
+    }
+    if (rateLimit.retryAfterMs !== undefined) holdUntil = Math.max(holdUntil, now + rateLimit.retryAfterMs);
+    if (holdUntil !== this.#holdUntil) {
+      this.#holdUntil = holdUntil;
+      this.#drain();
+    }
+  }
+
+  /**
+   * Pause every caller, not only the one that got the 429, for `ms` milliseconds (extending, never
+   * shortening, a pause already in force).
+   *
+   * @throws {@link InvalidOptionError} when `ms` is not a finite number >= 0.
+   */
+  backoff(ms: number): void {
+    if (typeof ms !== 'number' || !Number.isFinite(ms) || ms < 0) {
+      throw new InvalidOptionError('ms', ms, 'a finite number of milliseconds >= 0');
+    }
+    this.observe({ retryAfterMs: ms });
+  }
+
+  #abortError(signal: AbortSignal | undefined): AbortedError {
+    return new AbortedError({
+      provider: this.#provider,
+      model: this.#model,
+      message: 'Waiting for the rate limiter was aborted.',
+      cause: signal?.reason,
+    });
+  }
+
+  /** Grant as many head-of-queue callers as the limits allow, then plan the one timer if someone still waits. */
+  #drain(): void {
+    if (this.#timer !== undefined) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    for (;;) {
+      const head = this.#queue[0];
+      if (head === undefined) {
+        this.#lastWait = undefined;
+        return;
+      }
+      const now = this.#now();
+      if (this.#inFlight >= this.#maxConcurrency) {
+        this.#announce(head, 'concurrency', undefined); // a settle or release will drain again
+        return;
+      }
+      const [reason, dueAt] = this.#blockedUntil(head.tokens, now);
+      if (reason !== undefined) {
+        this.#announce(head, reason, dueAt);
+        this.#timer = setTimeout(
+          () => {
+            this.#timer = undefined;
+            this.#drain();
+          },
+          Math.max(1, Math.ceil(dueAt - now)),
+        );
+        return;
+      }
+      this.#queue.shift();
+      this.#grant(head, now);
+    }
+  }
+
+  /** The latest of the hold, the request spacing and the token window for a request of `tokens`. */
+  #blockedUntil(tokens: number, now: number): [RateLimitWaitReason | undefined, number] {
+    let reason: RateLimitWaitReason | undefined;
+    let dueAt = now;
+    if (this.#holdUntil > dueAt) [reason, dueAt] = ['hold', this.#holdUntil];
+    if (this.#nextRequestAt > dueAt) [reason, dueAt] = ['requests', this.#nextRequestAt];
+    const tokensDueAt = this.#tokensDueAt(tokens, now);
+    if (tokensDueAt > dueAt) [reason, dueAt] = ['tokens', tokensDueAt];
+    return [reason, dueAt];
+  }
+
+  /** When the sliding token window will have room for `tokens` (now, if it has). */
+  #tokensDueAt(tokens: number, now: number): number {
+    if (this.#tokensPerWindow === Infinity) return now;
+    this.#evict(now);
+    // Too big for any window: it goes alone, once everything earlier has left the window.
+    const need = Math.min(tokens, this.#tokensPerWindow);
+    let inWindow = this.#ledgerTokens;
+    if (inWindow + need <= this.#tokensPerWindow) return now;
+    for (const entry of this.#ledger) {
+      inWindow -= entry.tokens;
+      if (inWindow + need <= this.#tokensPerWindow) return entry.at + this.#windowMs;
+    }
+    return now; // unreachable: an empty window always has room
+  }
+
+  #evict(now: number): void {
+    while (this.#ledger.length > 0 && (this.#ledger[0] as LedgerEntry).at + this.#windowMs <= now) {
+      const entry = this.#ledger.shift() as LedgerEntry;
+      entry.inWindow = false;
+      this.#ledgerTokens -= entry.tokens;
+    }
+  }
+
+  #grant(waiter: Waiter, now: number): void {
+    waiter.signal?.removeEventListener('abort', waiter.onAbort);
+    this.#inFlight += 1;
+    this.#granted += 1;
+    const waitedMs = now - waiter.enqueuedAt;
+    this.#throttledMs += waitedMs;
+    if (this.#spacingMs > 0) this.#nextRequestAt = now + this.#spacingMs;
+    let entry: LedgerEntry | undefined;
+    if (this.#tokensPerWindow !== Infinity) {
+      entry = { at: now, tokens: waiter.tokens, inWindow: true };
+      this.#ledger.push(entry);
+      this.#ledgerTokens += waiter.tokens;
+    }
+    let open = true;
+    const finish = (): void => {
+      open = false;
+      this.#inFlight -= 1;
+      this.#drain();
+    };
+    waiter.resolve(
+      Object.freeze({
+        estimatedTokens: waiter.tokens,
+        waitedMs,
+        settle: (result: Parameters<RateLimitPermit['settle']>[0] = {}) => {
+          if (!open) return;
+          const { usage, rateLimit } = result;
+          if (entry !== undefined && usage !== undefined) {
+            const actual = usage.inputTokens + usage.outputTokens;
+            if (entry.inWindow) this.#ledgerTokens += actual - entry.tokens;
+            entry.tokens = actual;
+          }
+          if (rateLimit !== undefined) this.observe(rateLimit);
+          finish();
+        },
+        release: (failure: Parameters<RateLimitPermit['release']>[0] = {}) => {
+          if (!open) return;
+          if (failure.rateLimit !== undefined) this.observe(failure.rateLimit);
+          if (failure.backoffMs !== undefined) this.backoff(failure.backoffMs);
+          finish();
+        },
+      }),
+    );
+  }
+
+  /** Tell `onWait` about the head's wait, once per (head, reason, due time). */
+  #announce(head: Waiter, reason: RateLimitWaitReason, dueAt: number | undefined): void {
+    const last = this.#lastWait;
+    this.#lastWait = { head, reason, dueAt };
+    if (last?.head === head && last.reason === reason && last.dueAt === dueAt) return;
+    if (this.#onWait !== undefined) safeCall(this.#onWait, this.#waitInfo(reason, dueAt));
+  }
+
+  #waitInfo(reason: RateLimitWaitReason, dueAt: number | undefined): RateLimitWait {
+    const delayMs = dueAt === undefined ? undefined : Math.max(0, dueAt - this.#now());
+    return Object.freeze({ reason, delayMs, waiting: this.#queue.length });
+  }
+}
+
+/** Options of {@link estimateTokens}. */
+export interface EstimateTokensOptions {
+  /** Output tokens assumed when the request sets no `maxTokens`. @default 1024 */
+  readonly defaultOutputTokens?: number | undefined;
+}
+
+/**
+ * A cheap, provider-neutral estimate of a request's tokens for rate limiting: a quarter of the characters of
+ * the system text, the messages (tool calls included), the tool definitions and the output schema, rounded
+ * up, plus `maxTokens` (or `defaultOutputTokens`) for the output. It over-counts rather than under-counts;
+ * {@link RateLimitPermit.settle} corrects it with the real usage.
+ */
+export function estimateTokens(request: ModelRequest, options: EstimateTokensOptions = {}): number {
+  let chars = request.system?.length ?? 0;
+  for (const message of request.messages) {
+    chars += message.content.length;
+    if (message.role === 'assistant' && message.toolCalls !== undefined)
+      chars += JSON.stringify(message.toolCalls).length;
+  }
+  if (request.tools !== undefined) chars += JSON.stringify(request.tools).length;
+  if (request.output !== undefined) chars += JSON.stringify(request.output.schema).length;
+  return Math.ceil(chars / 4) + (request.maxTokens ?? options.defaultOutputTokens ?? 1024);
+}
+
+/** Options of a {@link RateLimiterRegistry}. */
+export interface RateLimiterRegistryOptions {
+  /** Limits of every limiter unless overridden. @default {} (unlimited) */
+  readonly defaults?: RateLimits | undefined;
+  /**
+   * Limits by provider name (`openai`) or by `${provider}:${model}` (`openai:gpt-4.1-mini`); a model entry
+   * overrides its provider's entry field by field, which overrides `defaults`. @default {}
+   */
+  readonly limits?: Readonly<Record<string, RateLimits>> | undefined;
+  /** Passed to every limiter created. @default performance.now */
+  readonly now?: (() => number) | undefined;
+  /** Passed to every limiter created, with its key. @default none */
+  readonly onWait?: ((key: string, wait: RateLimitWait) => void) | undefined;
+}
+
+/**
+ * One {@link RateLimiter} per `${provider}:${model}`, created on first use with the limits configured for
+ * that key, its provider, or the defaults.
+ *
+ * @example
+ * ```ts
+ * const limiters = new RateLimiterRegistry({ limits: { openai: { requestsPerMinute: 500 }, 'openai:gpt-4.1': { tokensPerMinute: 30_000 } } });
+ * const permit = await limiters.get('openai', 'gpt-4.1').acquire({ estimatedTokens: 900 });
+ * ```
+ */
+export class RateLimiterRegistry {
+  readonly #limiters = new Map<string, RateLimiter>();
+  readonly #defaults: RateLimits;
+  readonly #limits = new Map<string, RateLimits>();
+  readonly #now: (() => number) | undefined;
+  readonly #onWait: ((key: string, wait: RateLimitWait) => void) | undefined;
+
+  constructor(options: RateLimiterRegistryOptions = {}) {
+    this.#defaults = options.defaults ?? {};
+    for (const [key, limits] of Object.entries(options.limits ?? {})) this.#limits.set(key, limits);
+    this.#now = options.now;
+    this.#onWait = options.onWait;
+  }
+
+  /**
+   * Set the limits of a provider (`openai`) or a model (`openai:gpt-4.1`). Limiters already created keep
+   * their limits; only later {@link RateLimiterRegistry.get} calls see the change.
+   */
+  configure(key: string, limits: RateLimits): this {
+    this.#limits.set(key, limits);
+    return this;
+  }
+
+  /**
+   * The limiter of a provider's model, created on first use.
+   *
+   * @throws {@link InvalidOptionError} when the resolved limits are invalid (named as in {@link RateLimits}).
+   */
+  get(provider: string, model: string): RateLimiter {
+    const key = `${provider}:${model}`;
+    let limiter = this.#limiters.get(key);
+    if (limiter === undefined) {
+      const onWait = this.#onWait;
+      limiter = new RateLimiter({
+        ...this.#defaults,
+        ...this.#limits.get(provider),
+        ...this.#limits.get(key),
+        provider,
+        model,
+        now: this.#now,
+        onWait:
+          onWait === undefined
+            ? undefined
+            : (wait) => {
+                onWait(key, wait);
+              },
+      });
+      this.#limiters.set(key, limiter);
+    }
+    return limiter;
+  }
+
+  /** Keys of the limiters created so far. */
+  keys(): string[] {
+    return [...this.#limiters.keys()];
+  }
+}
+
+function positive(option: string, value: number | undefined): number {
+  if (value === undefined) return Infinity;
+  if (typeof value !== 'number' || Number.isNaN(value) || value <= 0) {
+    throw new InvalidOptionError(option, value, 'a number > 0 (Infinity or left out for unlimited)');
+  }
+  return value;
+}
+
+/** A hook must not corrupt the limiter's state: its error is rethrown on a microtask, as EventEmitter would. */
+function safeCall(hook: (wait: RateLimitWait) => void, wait: RateLimitWait): void {
+  try {
+    hook(wait);
+  } catch (error) {
+    queueMicrotask(() => {
+      throw error;
+    });
+  }
+}

@@ -1,0 +1,558 @@
+import { getEventListeners } from 'node:events';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { InvalidOptionError } from '../../src/core/errors.ts';
+import { AbortedError } from '../../src/providers/errors.ts';
+import { RateLimiter, RateLimiterRegistry, estimateTokens } from '../../src/providers/rate-limiter.ts';
+import type { RateLimitPermit, RateLimitWait } from '../../src/providers/rate-limiter.ts';
+
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
+
+/** Start an acquire and expose whether (and with what) it settled, without unhandled rejections. */
+function pending(promise: Promise<RateLimitPermit>) {
+  const state: { permit?: RateLimitPermit; error?: unknown } = {};
+  void promise.then(
+    (permit) => {
+      state.permit = permit;
+    },
+    (error: unknown) => {
+      state.error = error;
+    },
+  );
+  return state;
+}
+
+const flush = async (): Promise<void> => {
+  await vi.advanceTimersByTimeAsync(0);
+};
+
+/** Max number of times in any half-open window [t, t + windowMs), with t at each time. */
+function maxInAnyWindow(times: readonly number[], windowMs: number, weights?: readonly number[]): number {
+  let best = 0;
+  for (let i = 0; i < times.length; i++) {
+    let sum = 0;
+    for (let j = i; j < times.length && (times[j] as number) < (times[i] as number) + windowMs; j++) {
+      sum += weights?.[j] ?? 1;
+    }
+    best = Math.max(best, sum);
+  }
+  return best;
+}
+
+describe('RateLimiter - concurrency', () => {
+  it('grants at most maxConcurrency permits at once and the next on release', async () => {
+    const limiter = new RateLimiter({ maxConcurrency: 2 });
+    const calls = Array.from({ length: 5 }, () => pending(limiter.acquire()));
+    await flush();
+    expect(calls.map((c) => c.permit !== undefined)).toEqual([true, true, false, false, false]);
+    expect([limiter.inFlight, limiter.waiting]).toEqual([2, 3]);
+    calls[0]?.permit?.release();
+    await flush();
+    expect(calls[2]?.permit).toBeDefined();
+    expect(calls[3]?.permit).toBeUndefined();
+    calls[1]?.permit?.settle();
+    await flush();
+    expect(calls[3]?.permit).toBeDefined();
+    expect(limiter.inFlight).toBe(2);
+  });
+
+  it('ignores a second settle or release of the same permit', async () => {
+    const limiter = new RateLimiter({ maxConcurrency: 1 });
+    const permit = await limiter.acquire();
+    const next = pending(limiter.acquire());
+    const third = pending(limiter.acquire());
+    permit.release();
+    permit.release();
+    permit.settle();
+    await flush();
+    expect(next.permit).toBeDefined();
+    expect(third.permit).toBeUndefined();
+    expect(limiter.inFlight).toBe(1);
+  });
+
+  it('serves waiters first in, first out', async () => {
+    const limiter = new RateLimiter({ maxConcurrency: 1 });
+    const order: number[] = [];
+    const first = await limiter.acquire();
+    const rest = Array.from({ length: 5 }, (_, i) =>
+      limiter.acquire({ estimatedTokens: (5 - i) * 10 }).then((permit) => {
+        order.push(i);
+        return permit;
+      }),
+    );
+    let permit = first;
+    for (const next of rest) {
+      permit.release();
+      permit = await next;
+    }
+    permit.release();
+    expect(order).toEqual([0, 1, 2, 3, 4]);
+  });
+});
+
+describe('RateLimiter - requests per window', () => {
+  it('never exceeds requestsPerMinute in any window over a long run while using >= 90% of it', async () => {
+    const windowMs = 1000;
+    const limit = 10;
+    const limiter = new RateLimiter({ requestsPerMinute: limit, windowMs, maxConcurrency: 4 });
+    const grants: number[] = [];
+    const start = performance.now();
+    const work = Array.from({ length: 400 }, async () => {
+      const permit = await limiter.acquire();
+      grants.push(performance.now());
+      await new Promise((resolve) => setTimeout(resolve, 150)); // the "request"
+      permit.settle();
+    });
+    await vi.advanceTimersByTimeAsync(60_000);
+    await Promise.all(work);
+
+    expect(grants).toHaveLength(400);
+    expect(maxInAnyWindow(grants, windowMs)).toBeLessThanOrEqual(limit);
+    const elapsedWindows = ((grants.at(-1) as number) - start) / windowMs;
+    expect(400 / (elapsedWindows * limit)).toBeGreaterThanOrEqual(0.9);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('keeps the limit with callers arriving in bursts and lulls', async () => {
+    const windowMs = 1000;
+    const limiter = new RateLimiter({ requestsPerMinute: 7, windowMs });
+    const grants: number[] = [];
+    let seed = 42;
+    const random = (): number => (seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) / 2 ** 31;
+    const work: Promise<void>[] = [];
+    for (let t = 0; t < 200; t++) {
+      const burst = random() < 0.2 ? Math.floor(random() * 20) : 0;
+      for (let i = 0; i < burst; i++) {
+        work.push(
+          limiter.acquire().then((permit) => {
+            grants.push(performance.now());
+            permit.settle();
+          }),
+        );
+      }
+      await vi.advanceTimersByTimeAsync(100);
+    }
+    await vi.advanceTimersByTimeAsync(1_000_000);
+    await Promise.all(work);
+    expect(grants.length).toBe(work.length);
+    expect(maxInAnyWindow(grants, windowMs)).toBeLessThanOrEqual(7);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('RateLimiter - tokens per window', () => {
+  it('holds a request until the window has room for its estimate', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000 });
+    const a = await limiter.acquire({ estimatedTokens: 600 });
+    const b = pending(limiter.acquire({ estimatedTokens: 600 }));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(b.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(b.permit).toBeDefined();
+    a.settle();
+  });
+
+  it('reconciles the estimate with real usage at settle, freeing room at once', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000 });
+    const a = await limiter.acquire({ estimatedTokens: 600 });
+    const b = pending(limiter.acquire({ estimatedTokens: 600 }));
+    await flush();
+    expect(b.permit).toBeUndefined();
+    a.settle({ usage: { inputTokens: 80, outputTokens: 20 } }); // really 100
+    await flush();
+    expect(b.permit).toBeDefined();
+  });
+
+  it('charges usage above the estimate, so later requests wait longer', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000 });
+    const a = await limiter.acquire({ estimatedTokens: 100 });
+    a.settle({ usage: { inputTokens: 500, outputTokens: 400 } }); // 900, not 100
+    const b = pending(limiter.acquire({ estimatedTokens: 200 }));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(b.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(b.permit).toBeDefined();
+  });
+
+  it('never grants more estimated tokens than the limit in any window over a long run', async () => {
+    const windowMs = 1000;
+    const limiter = new RateLimiter({ tokensPerMinute: 5000, windowMs });
+    const times: number[] = [];
+    const sizes: number[] = [];
+    const work = Array.from({ length: 200 }, async (_, i) => {
+      const estimatedTokens = 100 + ((i * 37) % 900);
+      const permit = await limiter.acquire({ estimatedTokens });
+      times.push(performance.now());
+      sizes.push(estimatedTokens);
+      permit.settle({ usage: { inputTokens: estimatedTokens, outputTokens: 0 } });
+    });
+    await vi.advanceTimersByTimeAsync(100_000);
+    await Promise.all(work);
+    expect(maxInAnyWindow(times, windowMs, sizes)).toBeLessThanOrEqual(5000);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    expect(
+      total / ((((times.at(-1) as number) - (times[0] as number)) / windowMs + 1) * 5000),
+    ).toBeGreaterThan(0.85);
+  });
+
+  it('does not let a small request overtake a large one waiting for tokens (no starvation)', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000 });
+    await limiter.acquire({ estimatedTokens: 900 });
+    const big = pending(limiter.acquire({ estimatedTokens: 500 }));
+    const small = pending(limiter.acquire({ estimatedTokens: 50 }));
+    await vi.advanceTimersByTimeAsync(500);
+    expect(small.permit).toBeUndefined(); // it would fit, but it is behind the big one
+    await vi.advanceTimersByTimeAsync(500);
+    expect(big.permit).toBeDefined();
+    expect(small.permit).toBeDefined();
+  });
+
+  it('lets a request larger than the whole limit go alone once the window is empty', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000 });
+    await limiter.acquire({ estimatedTokens: 10 });
+    const huge = pending(limiter.acquire({ estimatedTokens: 5000 }));
+    await vi.advanceTimersByTimeAsync(999);
+    expect(huge.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(huge.permit).toBeDefined();
+  });
+});
+
+describe('RateLimiter - provider signals', () => {
+  it('holds everyone until the reset when headers say no requests remain', async () => {
+    const waits: RateLimitWait[] = [];
+    const limiter = new RateLimiter({ onWait: (w) => waits.push(w) });
+    const first = await limiter.acquire();
+    first.settle({
+      usage: { inputTokens: 1, outputTokens: 1 },
+      rateLimit: { remainingRequests: 0, resetRequestsMs: 2000 },
+    });
+    const calls = [pending(limiter.acquire()), pending(limiter.acquire())];
+    await vi.advanceTimersByTimeAsync(1999);
+    expect(calls.every((c) => c.permit === undefined)).toBe(true);
+    expect(waits[0]).toEqual({ reason: 'hold', delayMs: 2000, waiting: 1 });
+    await vi.advanceTimersByTimeAsync(1);
+    expect(calls.every((c) => c.permit !== undefined)).toBe(true);
+  });
+
+  it('holds until the token reset when headers say no tokens remain', async () => {
+    const limiter = new RateLimiter();
+    limiter.observe({ remainingTokens: 0, resetTokensMs: 700, remainingRequests: 5, resetRequestsMs: 10 });
+    const call = pending(limiter.acquire());
+    await vi.advanceTimersByTimeAsync(699);
+    expect(call.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(call.permit).toBeDefined();
+  });
+
+  it('ignores headers with requests and tokens remaining', async () => {
+    const limiter = new RateLimiter();
+    limiter.observe({
+      remainingRequests: 3,
+      resetRequestsMs: 5000,
+      remainingTokens: 10,
+      resetTokensMs: 5000,
+    });
+    await expect(limiter.acquire()).resolves.toBeDefined();
+  });
+
+  it('backoff() after a 429 pauses every waiting caller, not only the one that got it', async () => {
+    const limiter = new RateLimiter({ maxConcurrency: 1 });
+    const unlucky = await limiter.acquire();
+    const others = [pending(limiter.acquire()), pending(limiter.acquire()), pending(limiter.acquire())];
+    unlucky.release({ backoffMs: 3000 }); // it got a 429
+    await vi.advanceTimersByTimeAsync(2999);
+    expect(others.every((c) => c.permit === undefined)).toBe(true);
+    expect(limiter.waiting).toBe(3);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(others[0]?.permit).toBeDefined();
+    expect(others[1]?.permit).toBeUndefined(); // concurrency 1 still applies after the pause
+  });
+
+  it('backoff() from another caller holds waiters queued behind a concurrency slot too', async () => {
+    const limiter = new RateLimiter({ maxConcurrency: 2 });
+    const a = await limiter.acquire();
+    await limiter.acquire();
+    const waiter = pending(limiter.acquire());
+    limiter.backoff(1000); // some other request got a 429
+    a.settle();
+    await vi.advanceTimersByTimeAsync(999);
+    expect(waiter.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(waiter.permit).toBeDefined();
+  });
+
+  it('release({ rateLimit }) learns from the failed response headers', async () => {
+    const limiter = new RateLimiter();
+    const permit = await limiter.acquire();
+    permit.release({ rateLimit: { remainingRequests: 0, resetRequestsMs: 400 } });
+    const call = pending(limiter.acquire());
+    await vi.advanceTimersByTimeAsync(399);
+    expect(call.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(call.permit).toBeDefined();
+  });
+
+  it('backoff() never shortens a pause already in force', async () => {
+    const limiter = new RateLimiter();
+    limiter.backoff(5000);
+    limiter.backoff(1000);
+    const call = pending(limiter.acquire());
+    await vi.advanceTimersByTimeAsync(4999);
+    expect(call.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(call.permit).toBeDefined();
+  });
+
+  it('treats retryAfterMs in observed headers as a backoff', async () => {
+    const limiter = new RateLimiter();
+    limiter.observe({ retryAfterMs: 250 });
+    const call = pending(limiter.acquire());
+    await vi.advanceTimersByTimeAsync(249);
+    expect(call.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(call.permit).toBeDefined();
+  });
+});
+
+describe('RateLimiter - abort', () => {
+  it('removes an aborted waiter from the queue at once and rejects with an AbortedError', async () => {
+    const limiter = new RateLimiter({ maxConcurrency: 1, provider: 'openai', model: 'gpt-4.1' });
+    const holder = await limiter.acquire();
+    const controller = new AbortController();
+    const aborted = pending(limiter.acquire({ signal: controller.signal }));
+    const next = pending(limiter.acquire());
+    expect(limiter.waiting).toBe(2);
+    const reason = new Error('user gave up');
+    controller.abort(reason);
+    expect(limiter.waiting).toBe(1);
+    await flush();
+    expect(aborted.error).toBeInstanceOf(AbortedError);
+    expect(aborted.error).toMatchObject({
+      code: 'aborted',
+      provider: 'openai',
+      model: 'gpt-4.1',
+      cause: reason,
+    });
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    holder.release();
+    await flush();
+    expect(next.permit).toBeDefined();
+  });
+
+  it('rejects at once when the signal is already aborted', async () => {
+    const limiter = new RateLimiter();
+    await expect(limiter.acquire({ signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'aborted' });
+    expect(limiter.waiting).toBe(0);
+  });
+
+  it('removes the abort listener once the permit is granted', async () => {
+    const limiter = new RateLimiter({ maxConcurrency: 1 });
+    const holder = await limiter.acquire();
+    const controller = new AbortController();
+    const call = pending(limiter.acquire({ signal: controller.signal }));
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    holder.release();
+    await flush();
+    expect(call.permit).toBeDefined();
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    controller.abort();
+    expect(limiter.inFlight).toBe(1); // aborting after the grant does nothing to the permit
+  });
+
+  it('aborting the head waiting for time re-plans the timer for the next caller', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 100, windowMs: 1000 });
+    await limiter.acquire({ estimatedTokens: 100 });
+    const controller = new AbortController();
+    pending(limiter.acquire({ estimatedTokens: 100, signal: controller.signal }));
+    const next = pending(limiter.acquire({ estimatedTokens: 100 }));
+    controller.abort();
+    await vi.advanceTimersByTimeAsync(1000);
+    expect(next.permit).toBeDefined();
+    expect(vi.getTimerCount()).toBe(0);
+  });
+});
+
+describe('RateLimiter - event-driven', () => {
+  it('leaves no timer when idle, and sets none while waiting only for a concurrency slot', async () => {
+    const limiter = new RateLimiter({
+      maxConcurrency: 1,
+      requestsPerMinute: 600,
+      tokensPerMinute: 10_000,
+      windowMs: 1000,
+    });
+    expect(vi.getTimerCount()).toBe(0);
+    const a = await limiter.acquire({ estimatedTokens: 10 });
+    await vi.advanceTimersByTimeAsync(500);
+    const b = pending(limiter.acquire({ estimatedTokens: 10 }));
+    await flush();
+    expect(vi.getTimerCount()).toBe(0); // b waits for a's slot, not for time
+    a.settle();
+    await flush();
+    b.permit?.settle();
+    limiter.backoff(10_000); // a pause with nobody waiting needs no timer either
+    expect(vi.getTimerCount()).toBe(0);
+    expect(limiter.waiting).toBe(0);
+  });
+
+  it('keeps at most one timer however many callers wait', async () => {
+    const limiter = new RateLimiter({ requestsPerMinute: 1, windowMs: 1000 });
+    Array.from({ length: 50 }, () => pending(limiter.acquire()));
+    await flush();
+    expect(vi.getTimerCount()).toBe(1);
+    await vi.advanceTimersByTimeAsync(60_000);
+    expect(limiter.waiting).toBe(0);
+    expect(vi.getTimerCount()).toBe(0);
+  });
+
+  it('reports waits to onWait once per new wait, and to the caller that queued', async () => {
+    const waits: RateLimitWait[] = [];
+    const limiter = new RateLimiter({ requestsPerMinute: 2, windowMs: 1000, onWait: (w) => waits.push(w) });
+    await limiter.acquire();
+    const mine: RateLimitWait[] = [];
+    const call = pending(limiter.acquire({ onWait: (w) => mine.push(w) }));
+    await vi.advanceTimersByTimeAsync(100);
+    expect(waits).toEqual([{ reason: 'requests', delayMs: 500, waiting: 1 }]);
+    expect(mine).toEqual([{ reason: 'requests', delayMs: 500, waiting: 1 }]);
+    expect(Object.isFrozen(mine[0])).toBe(true);
+    await vi.advanceTimersByTimeAsync(400);
+    expect(call.permit).toBeDefined();
+    expect(waits).toHaveLength(1);
+  });
+
+  it('counts waiting, inFlight, granted and throttledMs', async () => {
+    const limiter = new RateLimiter({ requestsPerMinute: 1, windowMs: 1000 });
+    const a = await limiter.acquire();
+    const b = pending(limiter.acquire());
+    expect([limiter.waiting, limiter.inFlight, limiter.granted]).toEqual([1, 1, 1]);
+    await vi.advanceTimersByTimeAsync(1000);
+    expect([limiter.waiting, limiter.inFlight, limiter.granted]).toEqual([0, 2, 2]);
+    expect(limiter.throttledMs).toBe(1000);
+    expect(b.permit?.waitedMs).toBe(1000);
+    a.settle();
+    b.permit?.release();
+    expect(limiter.inFlight).toBe(0);
+  });
+
+  it('survives an onWait hook that throws', async () => {
+    const limiter = new RateLimiter({
+      requestsPerMinute: 1,
+      windowMs: 100,
+      onWait: () => {
+        throw new Error('hook bug');
+      },
+    });
+    const errors: unknown[] = [];
+    const listener = (error: unknown): void => {
+      errors.push(error);
+    };
+    process.on('uncaughtException', listener);
+    try {
+      await limiter.acquire();
+      const call = pending(limiter.acquire());
+      await vi.advanceTimersByTimeAsync(100);
+      expect(call.permit).toBeDefined();
+      expect(errors).toEqual([new Error('hook bug')]); // surfaced, not swallowed
+    } finally {
+      process.off('uncaughtException', listener);
+    }
+  });
+});
+
+describe('RateLimiter options', () => {
+  it.each([
+    ['maxConcurrency', 0],
+    ['maxConcurrency', 1.5],
+    ['requestsPerMinute', 0],
+    ['tokensPerMinute', -1],
+    ['windowMs', Infinity],
+  ])('rejects %s = %s with InvalidOptionError naming it', (option, value) => {
+    expect(() => new RateLimiter({ [option]: value })).toThrow(InvalidOptionError);
+    expect(() => new RateLimiter({ [option]: value })).toThrow(`\`${option}\``);
+  });
+
+  it('rejects a bad estimatedTokens or backoff', () => {
+    const limiter = new RateLimiter();
+    expect(() => limiter.acquire({ estimatedTokens: -1 })).toThrow(/`estimatedTokens`/);
+    expect(() => {
+      limiter.backoff(NaN);
+    }).toThrow(InvalidOptionError);
+  });
+});
+
+describe('estimateTokens', () => {
+  it('counts a quarter of the characters of system, messages and schema, plus maxTokens', () => {
+    const estimate = estimateTokens({
+      model: 'm',
+      system: 'x'.repeat(40),
+      messages: [
+        { role: 'user', content: 'y'.repeat(39) },
+        { role: 'assistant', content: 'z' },
+      ],
+      maxTokens: 100,
+    });
+    expect(estimate).toBe(20 + 100);
+  });
+
+  it('adds the output schema and tools, and a default output allowance without maxTokens', () => {
+    const schema = { type: 'object', properties: { a: { type: 'string' } } };
+    const withSchema = estimateTokens({
+      model: 'm',
+      messages: [],
+      output: { name: 's', schema },
+    });
+    expect(withSchema).toBe(Math.ceil(JSON.stringify(schema).length / 4) + 1024);
+    expect(estimateTokens({ model: 'm', messages: [] }, { defaultOutputTokens: 7 })).toBe(7);
+  });
+});
+
+describe('RateLimiterRegistry', () => {
+  it('returns one limiter per provider:model', () => {
+    const registry = new RateLimiterRegistry();
+    expect(registry.get('openai', 'a')).toBe(registry.get('openai', 'a'));
+    expect(registry.get('openai', 'a')).not.toBe(registry.get('openai', 'b'));
+    expect(registry.keys()).toEqual(['openai:a', 'openai:b']);
+  });
+
+  it('resolves limits model over provider over defaults, field by field', async () => {
+    const registry = new RateLimiterRegistry({
+      defaults: { maxConcurrency: 5 },
+      limits: { openai: { maxConcurrency: 2 }, 'openai:big': { requestsPerMinute: 1, windowMs: 1000 } },
+    });
+    const big = registry.get('openai', 'big');
+    const permits = [pending(big.acquire()), pending(big.acquire())];
+    await flush();
+    expect(permits.map((p) => p.permit !== undefined)).toEqual([true, false]); // requestsPerMinute from the model
+
+    const small = registry.get('openai', 'small');
+    const three = [pending(small.acquire()), pending(small.acquire()), pending(small.acquire())];
+    await flush();
+    expect(three.filter((p) => p.permit !== undefined)).toHaveLength(2); // maxConcurrency from the provider
+
+    const other = registry.get('anthropic', 'x');
+    const six = Array.from({ length: 6 }, () => pending(other.acquire()));
+    await flush();
+    expect(six.filter((p) => p.permit !== undefined)).toHaveLength(5); // defaults
+    await vi.advanceTimersByTimeAsync(1000);
+  });
+
+  it('applies configure() to limiters created afterwards, and names the key in onWait', async () => {
+    const seen: string[] = [];
+    const registry = new RateLimiterRegistry({ onWait: (key) => seen.push(key) });
+    registry.configure('sim', { maxConcurrency: 1 });
+    const limiter = registry.get('sim', 'echo');
+    await limiter.acquire();
+    pending(limiter.acquire());
+    await flush();
+    expect(seen).toEqual(['sim:echo']);
+  });
+
+  it('names the offending option when resolved limits are invalid', () => {
+    const registry = new RateLimiterRegistry({ limits: { openai: { tokensPerMinute: 0 } } });
+    expect(() => registry.get('openai', 'x')).toThrow(/`tokensPerMinute`/);
+  });
+});
