@@ -1,6 +1,8 @@
 import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { InvalidOptionError, TryAgainError } from '../../src/core/errors.ts';
+import { Composition } from '../../src/core/composition.ts';
+import { DAGNote } from '../../src/core/dag-note.ts';
 import { NodeRunner } from '../../src/core/node-runner.ts';
 import { AbortedError, providerErrorFromStatus } from '../../src/providers/errors.ts';
 import {
@@ -214,6 +216,40 @@ describe('RetryPolicy options', () => {
 });
 
 describe('tryAgainFor', () => {
+  it('drives a Composition: the node re-runs as retryTask() children after the policy delays', async () => {
+    vi.useFakeTimers();
+    try {
+      const policy = policyWith({ baseDelayMs: 1000 });
+      const outcomes: (Error | 'ok')[] = [apiError(503), apiError(429, { retryAfterMs: 5000 }), 'ok'];
+      const attempts: { attempt: number; at: number }[] = [];
+      const start = performance.now();
+      const node = new DAGNote('call');
+      const composition = new Composition(new Map([[node, []]]), {
+        maxTries: 5,
+        configureNodeRunner: () =>
+          new NodeRunner({
+            executor: (_params, context) => {
+              attempts.push({ attempt: context.attempt, at: performance.now() - start });
+              const outcome = outcomes[context.attempt - 1] ?? 'ok';
+              if (outcome === 'ok') return 'done';
+              throw tryAgainFor(outcome, context.attempt, policy) ?? outcome;
+            },
+          }),
+      });
+      const status = composition.start();
+      await vi.advanceTimersByTimeAsync(10_000);
+      await expect(status).resolves.toBe('completed');
+      expect(attempts).toEqual([
+        { attempt: 1, at: 0 },
+        { attempt: 2, at: 1000 }, // backoff
+        { attempt: 3, at: 6000 }, // retry-after
+      ]);
+      expect(composition.results.get('call')).toBe('done');
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it("returns a TryAgainError with the policy's delay, the reason in its message and the error as cause", () => {
     const error = apiError(503);
     const tryAgain = tryAgainFor(error, 2, policyWith({ baseDelayMs: 100 }));
