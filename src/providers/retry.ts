@@ -286,7 +286,8 @@ class AttemptFailure extends Error {
  * (`minTimeout: 0`) and replaced by the policy's decision, slept in `shouldRetry` (so Retry-After is honoured).
  *
  * - Resolves with the first successful result.
- * - A first attempt failing with a non-retryable error rejects with that error, unwrapped.
+ * - A first attempt failing with a non-retryable error rejects with that error, unwrapped; so does an attempt
+ *   failing with an abort error (e.g. a provider `AbortedError`), whichever attempt it is.
  * - Otherwise, when the policy stops, rejects with {@link RetriesExhaustedError} (`stop`, `reason`,
  *   `errors`, `lastError`); this includes a later non-retryable error (`stop: 'not_retryable'`).
  * - Aborting `signal` cancels the running attempt (`execute({ signal })`) or the backoff sleep at once and
@@ -361,7 +362,10 @@ export async function retryWithRunners<P, R>(
       // p-retry stopped on its own (its budget matches ours, so this is only a safety net).
       throw new RetriesExhaustedError('max_retries', 'the retry budget is spent', errors);
     }
-    if (decision.stop === 'not_retryable' && errors.length === 1) throw error.original;
+    // An abort is the caller's decision, whenever it comes: surface it as is, not as exhaustion.
+    if (decision.stop === 'aborted' || (decision.stop === 'not_retryable' && errors.length === 1)) {
+      throw error.original;
+    }
     throw new RetriesExhaustedError(decision.stop, decision.reason, errors);
   }
 }

@@ -366,6 +366,18 @@ describe('retryWithRunners', () => {
     expect(executor).toHaveBeenCalledTimes(1);
   });
 
+  it('rethrows an abort error from a later attempt unwrapped, not as exhaustion', async () => {
+    const abort = new AbortedError({ provider: 'openai' });
+    const call = track(
+      retryWithRunners(
+        new NodeRunner({ executor: scripted([apiError(503), abort]) }),
+        policyWith({ baseDelayMs: 1 }),
+      ),
+    );
+    await vi.advanceTimersByTimeAsync(10);
+    await expect(call.outcome).resolves.toEqual({ error: abort });
+  });
+
   it('rethrows a first non-Error throw as it was thrown', async () => {
     const runner = new NodeRunner({ executor: () => Promise.reject(new Error('plain')) });
     await expect(retryWithRunners(runner, policyWith())).rejects.toThrow('plain');
