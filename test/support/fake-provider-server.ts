@@ -288,6 +288,18 @@ export async function startFakeProviderServer(
       send(400, ids, errorBody(api, 400, 'anthropic-version: header is required'));
       return;
     }
+    if (
+      api === 'anthropic' &&
+      request.headers['anthropic-version'] !== '2023-06-01' &&
+      typeof body === 'object'
+    ) {
+      // API version 2026-10-21 removed the sampling parameters; even their defaults are refused.
+      const sampling = ['temperature', 'top_p', 'top_k'].find((name) => name in (body as JsonObject));
+      if (sampling !== undefined) {
+        send(400, ids, errorBody(api, 400, `${sampling}: Extra inputs are not permitted`));
+        return;
+      }
+    }
     if (body === undefined || typeof body !== 'object') {
       send(400, ids, errorBody(api, 400, 'We could not parse the JSON body of your request.'));
       return;

@@ -176,6 +176,8 @@ class OpenAIProvider implements Provider {
       requestId = request_id ?? undefined;
       rateLimit = rateLimitOf(response.headers);
       for await (const chunk of data) {
+        // Events the SDK had already buffered keep coming after an abort; stop at once instead.
+        if (isAborted(request.signal)) break;
         if (chunk.usage != null) {
           inputTokens = chunk.usage.prompt_tokens;
           outputTokens = chunk.usage.completion_tokens;
