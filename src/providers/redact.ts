@@ -10,14 +10,14 @@ export const REDACTED = '[REDACTED]';
 // bearer tokens, then key shapes anywhere in the text.
 const patterns: readonly (readonly [RegExp, string])[] = [
   [
-    /\b(authorization|proxy-authorization)(["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token)\s+)?[^\s"',;}\]]+/gi,
+    /\b(authorization|proxy-authorization)(["']?\s*[:=]\s*["']?)(?:(?:bearer|basic|token)\s+)?[^\s"',;&}\]]+/gi,
     `$1$2${REDACTED}`,
   ],
   [
-    /\b(x-api-key|api-key|api_key|apikey|x-goog-api-key)(["']?\s*[:=]\s*["']?)[^\s"',;}\]]+/gi,
+    /\b(x-api-key|api-key|api_key|apikey|x-goog-api-key)(["']?\s*[:=]\s*["']?)[^\s"',;&}\]]+/gi,
     `$1$2${REDACTED}`,
   ],
-  [/\bBearer\s+(?!\[REDACTED\])[^\s"',;}\]]+/gi, `Bearer ${REDACTED}`],
+  [/\bBearer\s+(?!\[REDACTED\])[^\s"',;&}\]]+/gi, `Bearer ${REDACTED}`],
   [/\bsk-ant-[A-Za-z0-9_*.-]+/g, `sk-ant-${REDACTED}`],
   // `sk-…` and `sk-proj-…` (OpenAI). Requires a few characters so words like "sk-learn" survive.
   [/\bsk-(?!ant-\[REDACTED\])[A-Za-z0-9_*.-]{8,}/g, `sk-${REDACTED}`],
