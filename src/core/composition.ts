@@ -228,7 +228,6 @@ export class Composition {
       case 'cancelled':
         return false;
       case 'new':
-        this.#startedAt = now();
         this.#finish('cancelled');
         return true;
       case 'running':

@@ -9,8 +9,17 @@ export type JsonSchema = { readonly [key: string]: unknown };
 /** One message of a conversation. System text goes in {@link ModelRequest.system}, not here. */
 export type ChatMessage =
   | { readonly role: 'user'; readonly content: string }
-  | { readonly role: 'assistant'; readonly content: string; readonly toolCalls?: readonly ToolCall[] | undefined }
-  | { readonly role: 'tool'; readonly toolCallId: string; readonly content: string; readonly isError?: boolean | undefined };
+  | {
+      readonly role: 'assistant';
+      readonly content: string;
+      readonly toolCalls?: readonly ToolCall[] | undefined;
+    }
+  | {
+      readonly role: 'tool';
+      readonly toolCallId: string;
+      readonly content: string;
+      readonly isError?: boolean | undefined;
+    };
 
 /** A tool the model may call. `parameters` is the JSON Schema of its arguments object. */
 export interface ToolDefinition {
