@@ -3,7 +3,7 @@
  * and, for W1, against zero-overhead lower bounds (bench/simulate.ts). See bench/README.md.
  *
  *   npm run bench                      the table
- *   npm run bench -- --json            results as JSON on stdout (progress on stderr)
+ *   npm run -s bench -- --json         results as JSON on stdout (progress on stderr; -s keeps npm quiet)
  *   npm run bench -- --only W2,W3      a subset (W1, W2, W3, W4, MEM; W3 = W3-10k and W3-100k)
  *   BENCH_RUNS=9 npm run bench         measured runs per variant (default 3 for W1, 5 for the others)
  *   BENCH_WARMUP=5 npm run bench       warm-up rounds per variant before measuring (default 3)
