@@ -52,7 +52,13 @@ export interface NodeRecord {
   readonly startedAt?: number;
   readonly endedAt?: number;
   readonly durationMs?: number;
-  readonly error?: { readonly name: string; readonly message: string; readonly code?: string };
+  /** The error of a failed try; `status` is the HTTP status of a provider error (or of the error it wraps). */
+  readonly error?: {
+    readonly name: string;
+    readonly message: string;
+    readonly code?: string;
+    readonly status?: number;
+  };
 }
 
 interface StartDeferred {
@@ -519,20 +525,25 @@ function makeDeferred(): StartDeferred {
   return { promise, resolve, reject };
 }
 
-function errorInfo(error: unknown): { name: string; message: string; code?: string } {
-  if (error instanceof Error) {
-    const info: { name: string; message: string; code?: string } = {
-      name: error.name,
-      message: error.message,
-    };
-    if (SymphonizerError.isInstance(error)) info.code = error.code;
-    else {
-      const code: unknown = (error as Error & { code?: unknown }).code;
-      if (typeof code === 'string') info.code = code;
-    }
-    return info;
-  }
-  return { name: 'NonError', message: describe(error) };
+function errorInfo(error: unknown): { name: string; message: string; code?: string; status?: number } {
+  if (!(error instanceof Error)) return { name: 'NonError', message: describe(error) };
+  const info: { name: string; message: string; code?: string; status?: number } = {
+    name: error.name,
+    message: error.message,
+  };
+  const code: unknown = SymphonizerError.isInstance(error)
+    ? error.code
+    : (error as Error & { code?: unknown }).code;
+  if (typeof code === 'string') info.code = code;
+  const status = statusOf(error) ?? statusOf(error.cause);
+  if (status !== undefined) info.status = status;
+  return info;
+}
+
+function statusOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const status: unknown = (error as { status?: unknown }).status;
+  return typeof status === 'number' ? status : undefined;
 }
 
 function assertNever(value: never): never {

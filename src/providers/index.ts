@@ -1,0 +1,126 @@
+/**
+ * Model providers: the provider spec, the OpenAI, Anthropic and simulated adapters, the registry of
+ * `provider:model` ids, and the policies around every call (retries, rate limits, usage, budget, structured
+ * output), brought together by {@link ModelClient}.
+ * @packageDocumentation
+ */
+
+export type {
+  ChatMessage,
+  FinishReason,
+  JsonOutputSpec,
+  JsonSchema,
+  ModelRequest,
+  ModelResponse,
+  Provider,
+  RateLimitInfo,
+  StreamEvent,
+  ToolCall,
+  ToolDefinition,
+  Usage,
+} from './types.ts';
+export {
+  AbortedError,
+  AuthenticationError,
+  BadRequestError,
+  ConflictError,
+  ConnectionError,
+  InternalServerError,
+  InvalidModelIdError,
+  MissingApiKeyError,
+  NotFoundError,
+  OverloadedError,
+  PermissionDeniedError,
+  ProviderError,
+  RateLimitError,
+  RequestTimeoutError,
+  UnknownProviderError,
+  UnprocessableEntityError,
+  isRetryableStatus,
+  providerErrorFromStatus,
+  type ProviderErrorFromStatusInit,
+  type ProviderErrorInit,
+} from './errors.ts';
+export {
+  parseDurationMs,
+  parseRateLimitHeaders,
+  parseRetryAfterMs,
+  type HeadersLike,
+} from './rate-limit-headers.ts';
+export { REDACTED, redactSecrets } from './redact.ts';
+export {
+  RetriesExhaustedError,
+  RetryPolicy,
+  retryWithRunners,
+  tryAgainFor,
+  type RetryDecision,
+  type RetryInfo,
+  type RetryOptions,
+  type RetryPolicyOptions,
+  type RetryStopReason,
+} from './retry.ts';
+export {
+  RateLimiter,
+  RateLimiterRegistry,
+  estimateTokens,
+  type AcquireOptions,
+  type EstimateTokensOptions,
+  type RateLimitPermit,
+  type RateLimitWait,
+  type RateLimitWaitReason,
+  type RateLimiterOptions,
+  type RateLimiterRegistryOptions,
+  type RateLimits,
+} from './rate-limiter.ts';
+export {
+  Budget,
+  BudgetExceededError,
+  PriceTable,
+  UsageMeter,
+  costOf,
+  defaultPrices,
+  type BudgetEstimate,
+  type BudgetLimitKind,
+  type BudgetOptions,
+  type BudgetSpent,
+  type CallCost,
+  type ModelPrice,
+  type UsageLabels,
+  type UsageMeterOptions,
+  type UsageSnapshot,
+  type UsageTotals,
+} from './usage.ts';
+export {
+  OutputValidationError,
+  parseStructuredOutput,
+  toJsonOutputSpec,
+  type OutputFailureKind,
+  type OutputIssue,
+  type ParsedOutput,
+} from './structured-output.ts';
+export {
+  ProviderRegistry,
+  createDefaultRegistry,
+  type DefaultRegistryOptions,
+  type ProviderFactory,
+  type ProviderRegistryOptions,
+  type ResolvedModel,
+} from './registry.ts';
+export { createOpenAIProvider, type OpenAIProviderSettings } from './openai/index.ts';
+export { createAnthropicProvider, type AnthropicProviderSettings } from './anthropic/index.ts';
+export {
+  createSimulatedProvider,
+  type SimulatedLatency,
+  type SimulatedProviderOptions,
+  type SimulatedScriptEntry,
+} from './simulated/index.ts';
+export {
+  ModelClient,
+  type CallEvent,
+  type CallOptions,
+  type CallOutput,
+  type CallResult,
+  type CallSpec,
+  type ModelClientOptions,
+  type ModelRunnerOptions,
+} from './model-client.ts';

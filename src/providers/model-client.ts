@@ -1,0 +1,645 @@
+/**
+ * The one place a model call is made: resolve `provider:model`, check the budget, wait for the rate limiter,
+ * call the provider, count usage and cost, validate structured output, and retry (transport failures with
+ * backoff, invalid output by re-asking) — each attempt a `retryTask()` child runner, so traces show every try.
+ */
+import type { z } from 'zod';
+import { InvalidOptionError, TryAgainError } from '../core/errors.ts';
+import { NodeRunner, type Executor, type RunContext } from '../core/node-runner.ts';
+import { ConnectionError } from './errors.ts';
+import { RateLimiterRegistry, estimateTokens, type RateLimiterRegistryOptions } from './rate-limiter.ts';
+import { createDefaultRegistry, type ProviderRegistry } from './registry.ts';
+import {
+  RetriesExhaustedError,
+  RetryPolicy,
+  retryWithRunners,
+  type RetryDecision,
+  type RetryPolicyOptions,
+} from './retry.ts';
+import {
+  OutputValidationError,
+  parseStructuredOutput,
+  repairFeedback,
+  toJsonOutputSpec,
+} from './structured-output.ts';
+import type {
+  ChatMessage,
+  ModelRequest,
+  ModelResponse,
+  StreamEvent,
+  ToolDefinition,
+  Usage,
+} from './types.ts';
+import { Budget, PriceTable, UsageMeter, type BudgetOptions, type UsageLabels } from './usage.ts';
+
+/** A model call, provider-neutral. Give `prompt` (one user message) or `messages`. */
+export interface CallSpec<S extends z.ZodType | undefined = z.ZodType | undefined> {
+  /** `provider:model`, e.g. `openai:gpt-4.1-mini`, `anthropic:claude-sonnet-4-5`, `sim:default`. */
+  readonly model: string;
+  readonly system?: string | undefined;
+  /** Shorthand for `messages: [{ role: 'user', content: prompt }]`. */
+  readonly prompt?: string | undefined;
+  readonly messages?: readonly ChatMessage[] | undefined;
+  readonly temperature?: number | undefined;
+  readonly maxTokens?: number | undefined;
+  readonly stop?: readonly string[] | undefined;
+  readonly tools?: readonly ToolDefinition[] | undefined;
+  /** Ask for JSON matching this zod schema; the result's `output` is then the parsed, validated value. */
+  readonly schema?: S;
+  /** Name of the schema sent to the provider. @default 'output' */
+  readonly schemaName?: string | undefined;
+  /** Provider-specific extras, namespaced by provider name. */
+  readonly providerOptions?: ModelRequest['providerOptions'];
+}
+
+/** What a call's `output` is: the schema's output type, or the text when no schema was given. */
+export type CallOutput<S> = S extends z.ZodType ? z.output<S> : string;
+
+/** The result of one successful call. */
+export interface CallResult<T = unknown> {
+  /** The validated value for a schema call, else the text. */
+  readonly output: T;
+  readonly text: string;
+  readonly modelId: string;
+  readonly usage: Usage;
+  /** USD, or `undefined` when the model has no price in the table. */
+  readonly costUsd: number | undefined;
+  /** Which attempt succeeded, from 1 (retries and re-asks count). */
+  readonly attempt: number;
+  /** True when the offline simulated model answered. */
+  readonly simulated: boolean;
+  readonly requestId: string | undefined;
+  /** The provider's full response (not meant for logs). */
+  readonly response: ModelResponse;
+}
+
+/** What {@link ModelClientOptions.onEvent} receives. */
+export type CallEvent =
+  | {
+      readonly type: 'rate-limit-wait';
+      readonly modelId: string;
+      readonly nodeKey: string | undefined;
+      readonly reason: string;
+      readonly delayMs: number | undefined;
+    }
+  | {
+      readonly type: 'retry';
+      readonly modelId: string;
+      readonly nodeKey: string | undefined;
+      /** `transport` (HTTP/connection failure) or `repair` (invalid output, re-asked). */
+      readonly kind: 'transport' | 'repair';
+      readonly attempt: number;
+      readonly delayMs: number;
+      readonly reason: string;
+    }
+  | {
+      readonly type: 'call';
+      readonly modelId: string;
+      readonly nodeKey: string | undefined;
+      readonly usage: Usage;
+      readonly costUsd: number | undefined;
+      readonly requestId: string | undefined;
+      readonly simulated: boolean;
+      /** True when the usage was estimated because the call was cut short (an aborted stream). */
+      readonly estimated: boolean;
+    };
+
+/** Options of a {@link ModelClient}. */
+export interface ModelClientOptions {
+  /** Where `provider:model` ids are resolved. @default createDefaultRegistry() */
+  readonly registry?: ProviderRegistry | undefined;
+  /** Rate limits per provider or model (or a shared registry of limiters). @default unlimited */
+  readonly limits?: RateLimiterRegistry | RateLimiterRegistryOptions | undefined;
+  /** Transport retry policy. @default RetryPolicy defaults: 4 retries, 500 ms base, full jitter */
+  readonly retry?: RetryPolicy | RetryPolicyOptions | undefined;
+  /** Re-asks when the output fails its schema, a budget separate from transport retries. @default 1 */
+  readonly repairAttempts?: number | undefined;
+  /** Prices for cost accounting. @default PriceTable.default */
+  readonly prices?: PriceTable | undefined;
+  /** Where usage is recorded; share one meter to total several clients. @default a new UsageMeter */
+  readonly meter?: UsageMeter | undefined;
+  /** A spending ceiling: calls whose estimate would pass it are refused before they are sent. @default none */
+  readonly budget?: Budget | BudgetOptions | undefined;
+  /** Called for rate-limit waits, retries and finished calls. Must not throw. */
+  readonly onEvent?: ((event: CallEvent) => void) | undefined;
+}
+
+/** Per-call options. */
+export interface CallOptions {
+  /** Aborting it cancels the wait, the HTTP request or stream, and any backoff. */
+  readonly signal?: AbortSignal | undefined;
+  /** Labels for usage accounting (node key, composition id). */
+  readonly labels?: UsageLabels | undefined;
+}
+
+/** Options of {@link ModelClient.runner}. */
+export interface ModelRunnerOptions {
+  /** Labels for usage accounting; the node key defaults to the running node's key. */
+  readonly labels?: UsageLabels | undefined;
+  /** Per-attempt timeout of the runner. @default none */
+  readonly timeoutMs?: number | undefined;
+}
+
+/** Mutable state of one logical call across its attempts (shared by a runner and its retryTask children). */
+interface CallState {
+  transportFailures: number;
+  repairs: number;
+  readonly errors: unknown[];
+  firstStartedAt: number | undefined;
+  feedback: readonly ChatMessage[] | undefined;
+}
+
+const defaultOutputTokens = 1024;
+
+/**
+ * Makes model calls with retries, rate limits, usage, cost and budget; the building block of prompt and
+ * agent nodes.
+ *
+ * @example
+ * ```ts
+ * const client = new ModelClient({ limits: { limits: { openai: { requestsPerMinute: 500 } } } });
+ * const { output } = await client.call({ model: 'sim:default', prompt: 'Name a colour', schema: z.object({ colour: z.string() }) });
+ * ```
+ */
+export class ModelClient {
+  readonly #registry: ProviderRegistry;
+  readonly #limiters: RateLimiterRegistry;
+  readonly #policy: RetryPolicy;
+  readonly #repairAttempts: number;
+  readonly #prices: PriceTable;
+  readonly #meter: UsageMeter;
+  readonly #budget: Budget | undefined;
+  readonly #onEvent: ((event: CallEvent) => void) | undefined;
+
+  /** @throws {InvalidOptionError} for a bad option. */
+  constructor(options: ModelClientOptions = {}) {
+    this.#registry = options.registry ?? createDefaultRegistry();
+    this.#limiters =
+      options.limits instanceof RateLimiterRegistry
+        ? options.limits
+        : new RateLimiterRegistry(options.limits);
+    this.#policy = RetryPolicy.from(options.retry);
+    const repairs = options.repairAttempts ?? 1;
+    if (!Number.isSafeInteger(repairs) || repairs < 0) {
+      throw new InvalidOptionError('repairAttempts', repairs, 'an integer >= 0');
+    }
+    this.#repairAttempts = repairs;
+    this.#prices = options.prices ?? PriceTable.default;
+    this.#meter = options.meter ?? new UsageMeter({ prices: this.#prices });
+    this.#budget =
+      options.budget === undefined || options.budget instanceof Budget
+        ? options.budget
+        : new Budget(options.budget);
+    if (options.onEvent !== undefined && typeof options.onEvent !== 'function') {
+      throw new InvalidOptionError('onEvent', options.onEvent, 'a function');
+    }
+    this.#onEvent = options.onEvent;
+  }
+
+  /** Usage and cost of every call made through this client. */
+  get usage(): UsageMeter {
+    return this.#meter;
+  }
+  /** The spending ceiling, if any. */
+  get budget(): Budget | undefined {
+    return this.#budget;
+  }
+  /** The provider registry. */
+  get registry(): ProviderRegistry {
+    return this.#registry;
+  }
+  /** The rate limiters, one per provider model. */
+  get limiters(): RateLimiterRegistry {
+    return this.#limiters;
+  }
+  /**
+   * Most attempts one call may take: 1 + transport retries + re-asks. Give a Composition at least this
+   * `maxTries` so it does not stop retrying before the client's own budgets do.
+   */
+  get maxTries(): number {
+    return 1 + this.#policy.maxRetries + this.#repairAttempts;
+  }
+
+  /**
+   * Makes one call outside any Composition, retrying on p-retry through `retryTask()` children.
+   * @throws {OutputValidationError} when the output still fails its schema after the re-asks.
+   * @throws {RetriesExhaustedError} when transport retries ran out (`errors` holds every attempt's error).
+   * @throws {ProviderError} for a first non-retryable failure (e.g. 401, 400), unwrapped.
+   * @throws {BudgetExceededError} when the call's estimate would pass the budget.
+   */
+  async call<S extends z.ZodType | undefined = undefined>(
+    spec: CallSpec<S>,
+    options: CallOptions = {},
+  ): Promise<CallResult<CallOutput<S>>> {
+    const state = newState();
+    const policy = new CallPolicy(this.#policy, this.#repairAttempts, state);
+    const runner = new NodeRunner<unknown, CallResult<CallOutput<S>>>({
+      executor: this.#executor(() => spec, options.labels, state, undefined),
+    });
+    try {
+      return await retryWithRunners(runner, policy, {
+        signal: options.signal,
+        onRetry: (info) => {
+          this.#emitRetry(
+            spec.model,
+            options.labels?.nodeKey,
+            info.error,
+            info.attempt,
+            info.delayMs,
+            info.reason,
+          );
+        },
+      });
+    } catch (error) {
+      if (error instanceof RetriesExhaustedError && error.lastError instanceof OutputValidationError) {
+        throw error.lastError;
+      }
+      throw error;
+    }
+  }
+
+  /**
+   * A runner for a Composition node: each attempt is one provider call; a retryable failure or an invalid
+   * output throws `TryAgainError` (with the policy's delay), so the Composition re-runs the node through
+   * `retryTask()` and its trace shows every attempt. `spec` may be a function of the run context, to build the
+   * request from the node's inputs.
+   */
+  runner<S extends z.ZodType | undefined = undefined>(
+    spec: CallSpec<S> | ((context: RunContext) => CallSpec<S>),
+    options: ModelRunnerOptions = {},
+  ): NodeRunner<unknown, CallResult<CallOutput<S>>> {
+    const state = newState();
+    const policy = new CallPolicy(this.#policy, this.#repairAttempts, state);
+    const build = typeof spec === 'function' ? spec : () => spec;
+    return new NodeRunner({
+      executor: this.#executor(build, options.labels, state, policy),
+      timeoutMs: options.timeoutMs,
+    });
+  }
+
+  /**
+   * Streams one call: text deltas as they come, then a `finish` event. Rate limits, budget and usage apply as
+   * for {@link ModelClient.call}; a failure before the first event is retried per the policy, a failure after
+   * it is not (the caller has already seen part of the answer). If the stream is aborted or breaks, the usage
+   * is still recorded, estimated from what was received (the `call` event says `estimated: true`).
+   */
+  async *stream(spec: CallSpec, options: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+    const { provider, model } = this.#registry.resolve(spec.model);
+    const labels = options.labels;
+    const startedAt = performance.now();
+    for (let failures = 0; ;) {
+      const request = this.#request(spec, model, undefined, options.signal);
+      const estimated = estimateTokens(request, { defaultOutputTokens });
+      this.#checkBudget(spec.model, request, estimated);
+      const permit = await this.#limiters.get(provider.name, model).acquire({
+        estimatedTokens: estimated,
+        signal: options.signal,
+        onWait: (wait) => {
+          this.#emit({
+            type: 'rate-limit-wait',
+            modelId: spec.model,
+            nodeKey: labels?.nodeKey,
+            reason: wait.reason,
+            delayMs: wait.delayMs,
+          });
+        },
+      });
+      let received = '';
+      let yielded = false;
+      let finished = false;
+      let released = false;
+      try {
+        for await (const event of provider.stream(request)) {
+          if (event.type === 'text-delta') received += event.text;
+          if (event.type === 'finish') {
+            finished = true;
+            permit.settle(event.response);
+            this.#record(spec.model, event.response, labels, false);
+          }
+          yielded = true;
+          yield event;
+        }
+        if (!finished) {
+          throw new ConnectionError({
+            provider: provider.name,
+            model,
+            message: 'the stream ended without a finish event',
+          });
+        }
+        return;
+      } catch (error) {
+        if (!finished) {
+          permit.release(releaseInfo(error, this.#policy, failures + 1));
+          released = true;
+          if (yielded) this.#recordEstimate(spec.model, request, estimated, received, labels);
+        }
+        if (yielded || finished) throw error;
+        failures += 1;
+        const decision = this.#policy.shouldRetry(error, failures, performance.now() - startedAt);
+        if (!decision.retry) throw error;
+        this.#emitRetry(spec.model, labels?.nodeKey, error, failures, decision.delayMs, decision.reason);
+        await sleep(decision.delayMs, options.signal);
+      } finally {
+        // The consumer stopped early (break / return): free the slot and count what was streamed.
+        if (!finished && !released) {
+          permit.release();
+          this.#recordEstimate(spec.model, request, estimated, received, labels);
+        }
+      }
+    }
+  }
+
+  #executor<S extends z.ZodType | undefined>(
+    build: (context: RunContext) => CallSpec<S>,
+    labels: UsageLabels | undefined,
+    state: CallState,
+    policy: CallPolicy | undefined,
+  ): Executor<unknown, CallResult<CallOutput<S>>> {
+    return async (_params, context) => {
+      const spec = build(context);
+      const nodeKey = labels?.nodeKey ?? context.node?.key;
+      const callLabels: UsageLabels = { ...labels, nodeKey };
+      state.firstStartedAt ??= performance.now();
+      try {
+        return await this.#attempt(spec, state, context.signal, callLabels, context.attempt);
+      } catch (error) {
+        state.errors.push(error);
+        if (error instanceof OutputValidationError) {
+          state.feedback = [
+            { role: 'assistant', content: error.rawText },
+            { role: 'user', content: repairFeedback(error) },
+          ];
+        }
+        if (policy === undefined) throw error; // standalone: retryWithRunners decides
+        const decision = policy.shouldRetry(error, context.attempt, performance.now() - state.firstStartedAt);
+        if (decision.retry) {
+          this.#emitRetry(spec.model, nodeKey, error, context.attempt, decision.delayMs, decision.reason);
+          throw new TryAgainError(`Retrying: ${decision.reason}.`, {
+            delayMs: decision.delayMs,
+            cause: error,
+          });
+        }
+        if (
+          decision.stop === 'aborted' ||
+          state.errors.length === 1 ||
+          error instanceof OutputValidationError
+        ) {
+          throw error;
+        }
+        throw new RetriesExhaustedError(decision.stop, decision.reason, state.errors);
+      }
+    };
+  }
+
+  async #attempt<S extends z.ZodType | undefined>(
+    spec: CallSpec<S>,
+    state: CallState,
+    signal: AbortSignal,
+    labels: UsageLabels,
+    attempt: number,
+  ): Promise<CallResult<CallOutput<S>>> {
+    const { provider, model } = this.#registry.resolve(spec.model);
+    const request = this.#request(spec, model, state.feedback, signal);
+    const estimated = estimateTokens(request, { defaultOutputTokens });
+    this.#checkBudget(spec.model, request, estimated);
+    const permit = await this.#limiters.get(provider.name, model).acquire({
+      estimatedTokens: estimated,
+      signal,
+      onWait: (wait) => {
+        this.#emit({
+          type: 'rate-limit-wait',
+          modelId: spec.model,
+          nodeKey: labels.nodeKey,
+          reason: wait.reason,
+          delayMs: wait.delayMs,
+        });
+      },
+    });
+    let response: ModelResponse;
+    try {
+      // Re-check after the wait: other calls may have spent the budget meanwhile.
+      this.#checkBudget(spec.model, request, estimated);
+      response = await provider.complete(request);
+    } catch (error) {
+      permit.release(releaseInfo(error, this.#policy, state.transportFailures + 1));
+      throw error;
+    }
+    permit.settle(response);
+    const costUsd = this.#record(spec.model, response, labels, false);
+    const base = {
+      text: response.text,
+      modelId: spec.model,
+      usage: response.usage,
+      costUsd,
+      attempt,
+      simulated: response.simulated === true,
+      requestId: response.requestId,
+      response,
+    };
+    if (spec.schema === undefined) return { ...base, output: response.text as CallOutput<S> };
+    const parsed = parseStructuredOutput(spec.schema, response.text, response.json);
+    if (!parsed.ok) {
+      throw new OutputValidationError({
+        kind: parsed.kind,
+        rawText: response.text,
+        issues: parsed.issues,
+        modelId: spec.model,
+        nodeKey: labels.nodeKey,
+        cause: parsed.cause,
+      });
+    }
+    return { ...base, output: parsed.value as CallOutput<S> };
+  }
+
+  #request(
+    spec: CallSpec,
+    model: string,
+    feedback: readonly ChatMessage[] | undefined,
+    signal: AbortSignal | undefined,
+  ): ModelRequest {
+    let messages: readonly ChatMessage[];
+    if (spec.messages !== undefined) messages = spec.messages;
+    else if (typeof spec.prompt === 'string') messages = [{ role: 'user', content: spec.prompt }];
+    else
+      throw new InvalidOptionError('prompt', spec.prompt, 'a string, or give `messages`', {
+        hint: `in the call to ${spec.model}`,
+      });
+    if (feedback !== undefined) messages = [...messages, ...feedback];
+    return {
+      model,
+      system: spec.system,
+      messages,
+      temperature: spec.temperature,
+      maxTokens: spec.maxTokens,
+      stop: spec.stop,
+      tools: spec.tools,
+      output: spec.schema === undefined ? undefined : toJsonOutputSpec(spec.schema, spec.schemaName),
+      signal,
+      providerOptions: spec.providerOptions,
+    };
+  }
+
+  #checkBudget(modelId: string, request: ModelRequest, estimated: number): void {
+    if (this.#budget === undefined) return;
+    const outputTokens = request.maxTokens ?? defaultOutputTokens;
+    const cost = this.#prices.costOf(modelId, {
+      inputTokens: Math.max(0, estimated - outputTokens),
+      outputTokens,
+    });
+    this.#budget.check({ tokens: estimated, costUsd: cost.costUsd });
+  }
+
+  #record(
+    modelId: string,
+    response: ModelResponse,
+    labels: UsageLabels | undefined,
+    estimated: boolean,
+  ): number | undefined {
+    const { costUsd } = this.#meter.record(modelId, response.usage, labels);
+    this.#budget?.record({ ...response.usage, costUsd });
+    this.#emit({
+      type: 'call',
+      modelId,
+      nodeKey: labels?.nodeKey,
+      usage: response.usage,
+      costUsd,
+      requestId: response.requestId,
+      simulated: response.simulated === true,
+      estimated,
+    });
+    return costUsd;
+  }
+
+  #recordEstimate(
+    modelId: string,
+    request: ModelRequest,
+    estimated: number,
+    received: string,
+    labels: UsageLabels | undefined,
+  ): void {
+    const usage: Usage = {
+      inputTokens: Math.max(0, estimated - (request.maxTokens ?? defaultOutputTokens)),
+      outputTokens: Math.ceil(received.length / 4),
+    };
+    const { costUsd } = this.#meter.record(modelId, usage, labels);
+    this.#budget?.record({ ...usage, costUsd });
+    this.#emit({
+      type: 'call',
+      modelId,
+      nodeKey: labels?.nodeKey,
+      usage,
+      costUsd,
+      requestId: undefined,
+      simulated: false,
+      estimated: true,
+    });
+  }
+
+  #emitRetry(
+    modelId: string,
+    nodeKey: string | undefined,
+    error: unknown,
+    attempt: number,
+    delayMs: number,
+    reason: string,
+  ): void {
+    const kind = error instanceof OutputValidationError ? 'repair' : 'transport';
+    this.#emit({ type: 'retry', modelId, nodeKey, kind, attempt, delayMs, reason });
+  }
+
+  #emit(event: CallEvent): void {
+    if (this.#onEvent === undefined) return;
+    try {
+      this.#onEvent(Object.freeze(event));
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+}
+
+/**
+ * The retry policy of one logical call: transport failures go to the base policy with their own count;
+ * invalid outputs are re-asked (no delay) from a separate budget.
+ */
+class CallPolicy extends RetryPolicy {
+  readonly #base: RetryPolicy;
+  readonly #repairAttempts: number;
+  readonly #state: CallState;
+
+  constructor(base: RetryPolicy, repairAttempts: number, state: CallState) {
+    super({
+      maxRetries: base.maxRetries + repairAttempts,
+      baseDelayMs: base.baseDelayMs,
+      maxDelayMs: base.maxDelayMs,
+      maxRetryAfterMs: base.maxRetryAfterMs,
+      deadlineMs: base.deadlineMs,
+    });
+    this.#base = base;
+    this.#repairAttempts = repairAttempts;
+    this.#state = state;
+  }
+
+  override shouldRetry(error: unknown, _attempt: number, elapsedMs = 0): RetryDecision {
+    const state = this.#state;
+    if (error instanceof OutputValidationError) {
+      if (state.repairs >= this.#repairAttempts) {
+        return {
+          retry: false,
+          stop: 'not_retryable',
+          reason: `the output failed validation and the repair budget of ${this.#repairAttempts} re-asks is spent`,
+        };
+      }
+      state.repairs += 1;
+      return {
+        retry: true,
+        delayMs: 0,
+        source: 'backoff',
+        reason: `the output failed validation (${error.kind}); re-ask ${state.repairs} of ${this.#repairAttempts}`,
+      };
+    }
+    state.transportFailures += 1;
+    return this.#base.shouldRetry(error, state.transportFailures, elapsedMs);
+  }
+}
+
+function newState(): CallState {
+  return { transportFailures: 0, repairs: 0, errors: [], firstStartedAt: undefined, feedback: undefined };
+}
+
+/** How to release a permit after a failure: a 429 or 529 pauses every waiter of the limiter. */
+function releaseInfo(
+  error: unknown,
+  policy: RetryPolicy,
+  failure: number,
+): { backoffMs?: number; rateLimit?: ModelResponse['rateLimit'] } {
+  const fields = (typeof error === 'object' && error !== null ? error : {}) as {
+    status?: unknown;
+    retryAfterMs?: unknown;
+    rateLimit?: ModelResponse['rateLimit'];
+  };
+  const info: { backoffMs?: number; rateLimit?: ModelResponse['rateLimit'] } = {};
+  if (fields.rateLimit !== undefined) info.rateLimit = fields.rateLimit;
+  if (fields.status === 429 || fields.status === 529) {
+    info.backoffMs =
+      typeof fields.retryAfterMs === 'number' ? fields.retryAfterMs : policy.backoffMs(failure);
+  }
+  return info;
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
+  if (ms <= 0) return Promise.resolve();
+  return new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal?.reason as Error);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
