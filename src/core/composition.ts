@@ -67,7 +67,10 @@ interface StartDeferred {
   readonly reject: (error: unknown) => void;
 }
 
-const now = (): number => performance.timeOrigin + performance.now();
+const NONE: unknown[] = [];
+const origin = performance.timeOrigin;
+const perf = performance;
+const now = (): number => origin + perf.now();
 
 /**
  * A DAG run: each node's runner runs once its predecessors are done, concurrently where the graph allows.
@@ -101,16 +104,22 @@ export class Composition {
   #deferred: StartDeferred | undefined;
   // Per-run state: allocated at the first start() so a queued composition costs little memory.
   #remaining: Int32Array | undefined;
-  #runners: (NodeRunner | undefined)[] = [];
-  readonly #results = new Map<string, unknown>();
+  #runners: (NodeRunner | undefined)[] = NONE as (NodeRunner | undefined)[];
+  #results: Map<string, unknown> | undefined;
+  /** How much of `#ends` is already reflected in `#results`. */
+  #resultsUpTo = 0;
+  #values: unknown[] = NONE;
+  #has: Uint8Array | undefined;
   /** Flat log of node ends: index, status, runner (or undefined), error. */
-  readonly #ends: unknown[] = [];
-  #ready: number[] = [];
+  #ends: unknown[] | undefined;
+  #ready: number[] = NONE as number[];
   #readyHead = 0;
   #inFlight = 0;
+  /** True while {@link Composition.#pump} runs; nested settles then only queue. */
+  #pumping = false;
   #doneCount = 0;
   /** Pending retry timers by node index. */
-  readonly #retryTimers = new Map<number, ReturnType<typeof setTimeout>>();
+  #retryTimers: Map<number, ReturnType<typeof setTimeout>> | undefined;
   /** Set once a terminal cause (failure, stop, abort) is known; the status follows when nothing runs. */
   #ending: 'error' | 'cancelled' | undefined;
   #aborting = false;
@@ -158,7 +167,18 @@ export class Composition {
   }
   /** Node key → its runner's result. Nodes that failed or ended with `ContinueAfterError` have no entry. */
   get results(): ReadonlyMap<string, unknown> {
-    return this.#results;
+    // Built on read, incrementally from the end log, so the hot path never touches a Map.
+    const ends = this.#ends;
+    if (ends === undefined) return (this.#results ??= new Map());
+    const results = (this.#results ??= new Map());
+    for (let i = this.#resultsUpTo; i < ends.length; i += 4) {
+      if (ends[i + 1] === 'completed') {
+        const index = ends[i] as number;
+        results.set(this.#plan.keys[index], this.#values[index]);
+      }
+    }
+    this.#resultsUpTo = ends.length;
+    return results;
   }
   /** Why the composition failed or was cancelled: a `NodeError`, a `StopScheduleError` or a `CancelledError`. */
   get error(): unknown {
@@ -250,7 +270,7 @@ export class Composition {
    * they ended.
    */
   trace(): NodeRecord[] {
-    const ends = this.#ends;
+    const ends = this.#ends ?? [];
     const records: NodeRecord[] = [];
     for (let i = 0; i < ends.length; i += 4) {
       const node = this.#plan.nodes[ends[i] as number] as DAGNote;
@@ -298,35 +318,44 @@ export class Composition {
     }
     this.#remaining = plan.indegree.slice();
     this.#runners = new Array<NodeRunner | undefined>(plan.nodes.length);
+    this.#values = new Array<unknown>(plan.nodes.length);
+    this.#has = new Uint8Array(plan.nodes.length);
+    this.#ready = [];
     if (plan.nodes.length === 0) {
       this.#finish('completed');
       return deferred.promise;
     }
     for (const root of plan.roots) this.#enqueue(root);
+    this.#pump();
     return deferred.promise;
   }
 
-  /** Starts node `index` now if allowed, else queues it. */
+  /** Marks node `index` ready; {@link Composition.#pump} starts it when allowed. */
   #enqueue(index: number): void {
-    if (this.#status === 'running' && this.#ending === undefined && this.#inFlight < this.#concurrency) {
-      this.#startNode(index);
-    } else {
-      this.#ready.push(index);
-    }
+    this.#ready.push(index);
   }
 
-  /** Starts ready nodes while allowed. */
+  /**
+   * Starts ready nodes while allowed. A trampoline: a node that settles synchronously (a sync executor) only
+   * queues its successors, and this loop starts them, so a long chain of sync nodes never grows the stack.
+   */
   #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
     const ready = this.#ready;
-    while (
-      this.#readyHead < ready.length &&
-      this.#status === 'running' &&
-      this.#ending === undefined &&
-      this.#inFlight < this.#concurrency
-    ) {
-      this.#startNode(ready[this.#readyHead++] as number);
+    try {
+      while (
+        this.#readyHead < ready.length &&
+        this.#status === 'running' &&
+        this.#ending === undefined &&
+        this.#inFlight < this.#concurrency
+      ) {
+        this.#startNode(ready[this.#readyHead++] as number);
+      }
+    } finally {
+      this.#pumping = false;
     }
-    if (this.#readyHead === ready.length && this.#readyHead > 0) {
+    if (this.#readyHead === this.#ready.length && this.#readyHead > 0) {
       this.#ready = [];
       this.#readyHead = 0;
     }
@@ -354,10 +383,10 @@ export class Composition {
       runners[index] = runner;
     }
     const inputs: Record<string, unknown> = {};
-    const results = this.#results;
+    const values = this.#values;
+    const has = this.#has as Uint8Array;
     for (const p of plan.preds[index] as readonly number[]) {
-      const key = plan.keys[p] as string;
-      if (results.has(key)) inputs[key] = results.get(key);
+      if (has[p] === 1) inputs[plan.keys[p] as string] = values[p];
     }
     this.#inFlight += 1;
     const started = runner;
@@ -371,7 +400,8 @@ export class Composition {
     const plan = this.#plan;
     const key = plan.keys[index] as string;
     if (ok) {
-      this.#results.set(key, value);
+      this.#values[index] = value;
+      (this.#has as Uint8Array)[index] = 1;
       this.#recordEnd(index, 'completed', runner, undefined);
       this.#nodeDone(index);
     } else if (value instanceof TryAgainError) {
@@ -432,14 +462,15 @@ export class Composition {
       return;
     }
     const timer = setTimeout(() => {
-      this.#retryTimers.delete(index);
+      this.#retryTimers?.delete(index);
       this.#enqueue(index);
+      this.#pump();
     }, delayMs);
-    this.#retryTimers.set(index, timer);
+    (this.#retryTimers ??= new Map()).set(index, timer);
   }
 
   #recordEnd(index: number, status: NodeDoneStatus, runner: NodeRunner | undefined, error: unknown): void {
-    this.#ends.push(index, status, runner, error);
+    (this.#ends ??= []).push(index, status, runner, error);
     const hook = this.#onNodeDone;
     if (hook !== undefined) {
       try {
@@ -456,7 +487,7 @@ export class Composition {
     if (this.#ending !== undefined || this.#isFinal()) return;
     this.#ending = status;
     this.#error = error;
-    for (const [index, timer] of this.#retryTimers) {
+    for (const [index, timer] of this.#retryTimers ?? []) {
       clearTimeout(timer);
       this.#recordEnd(
         index,
@@ -465,7 +496,7 @@ export class Composition {
         new CancelledError('the composition ended before the retry'),
       );
     }
-    this.#retryTimers.clear();
+    this.#retryTimers?.clear();
     if (this.#status === 'paused') this.#status = 'running';
     if (this.#inFlight === 0) this.#finish(status);
   }
@@ -496,8 +527,8 @@ export class Composition {
       this.#signal?.removeEventListener('abort', this.#abortListener);
       this.#abortListener = undefined;
     }
-    for (const timer of this.#retryTimers.values()) clearTimeout(timer);
-    this.#retryTimers.clear();
+    for (const timer of this.#retryTimers?.values() ?? []) clearTimeout(timer);
+    this.#retryTimers?.clear();
     this.#status = status;
     this.#endedAt = now();
     this.#ready = [];

@@ -165,15 +165,25 @@ export function compileGraph(graph: Graph): GraphPlan {
 function isUnchanged(graph: object, cached: CachedPlan): boolean {
   const { snapshot } = cached;
   let i = 0;
-  for (const item of graph as Iterable<unknown>) {
-    if (!Array.isArray(item) || item[0] !== snapshot[i] || item[1] !== snapshot[i + 1]) return false;
-    const list = item[1] as readonly unknown[] | ReadonlySet<unknown>;
-    const length = Array.isArray(list) ? list.length : (list as ReadonlySet<unknown>).size;
+  const check = (node: unknown, list: unknown): boolean => {
+    if (node !== snapshot[i] || list !== snapshot[i + 1]) return false;
+    const members = list as readonly unknown[] | ReadonlySet<unknown>;
+    const length = Array.isArray(members) ? members.length : (members as ReadonlySet<unknown>).size;
     if (length !== snapshot[i + 2]) return false;
     i += 3;
-    for (const member of list) {
+    for (const member of members) {
       if (member !== snapshot[i]) return false;
       i += 1;
+    }
+    return true;
+  };
+  if (graph instanceof Map) {
+    // keys() + get(), not entries: no [key, value] array per entry on this per-composition path.
+    const map = graph as Map<unknown, unknown>;
+    for (const node of map.keys()) if (!check(node, map.get(node))) return false;
+  } else {
+    for (const item of graph as Iterable<unknown>) {
+      if (!Array.isArray(item) || !check(item[0], item[1])) return false;
     }
   }
   return i === snapshot.length;

@@ -10,6 +10,16 @@ let counter = 0;
 
 /** Returns a new id such as `n-k3f9-1a`; `kind` is a one-letter tag (`n` note, `r` runner, `c` composition). */
 export function nextId(kind: string): string {
+  return formatId(kind, nextSeq());
+}
+
+/** Reserves the next sequence number; format it with {@link formatId} only when the id is read. */
+export function nextSeq(): number {
   counter += 1;
-  return `${kind}-${prefix}-${counter.toString(36)}`;
+  return counter;
+}
+
+/** The id of sequence number `seq`. */
+export function formatId(kind: string, seq: number): string {
+  return `${kind}-${prefix}-${seq.toString(36)}`;
 }

@@ -1,6 +1,6 @@
 import type { DAGNote } from './dag-note.ts';
 import { CancelledError, InvalidOptionError, NodeTimeoutError, RunnerStateError } from './errors.ts';
-import { nextId } from './ids.ts';
+import { formatId, nextSeq } from './ids.ts';
 import { isFinalRunnerStatus, runnerTransitions, type RunnerStatus } from './status.ts';
 
 /** What an executor receives besides its params. */
@@ -37,7 +37,9 @@ export interface NodeRunnerOptions<P = unknown, R = unknown> {
 
 type Settle = (ok: boolean, value: unknown) => void;
 
-const now = (): number => performance.timeOrigin + performance.now();
+const origin = performance.timeOrigin;
+const perf = performance;
+const now = (): number => origin + perf.now();
 
 let signalOf: (runner: NodeRunner) => AbortSignal;
 
@@ -56,16 +58,19 @@ export let beginRunner: (runner: NodeRunner, context: Partial<RunContext>, settl
  * ```
  */
 export class NodeRunner<P = unknown, R = unknown> {
-  /** Unique per runner. */
-  readonly instanceId: string = nextId('r');
+  // The id string is formatted on first read: most runners of a zero-latency graph are never asked for it.
+  readonly #seq = nextSeq();
+  #id: string | undefined;
   readonly #parentId: string | undefined;
   #attempt = 1;
-  #executor: Executor<P, R> | undefined;
-  #params: P | undefined;
+  // Stored without P and R so that NodeRunner<number, string> is assignable to NodeRunner (= <unknown, unknown>):
+  // P and R then appear only in method parameters and return types, which TypeScript checks covariantly.
+  #executor: Executor<never> | undefined;
+  #params: unknown;
   readonly #timeoutMs: number | undefined;
   readonly #onStatus: RunnerStatusListener | undefined;
   #status: RunnerStatus = 'new';
-  #result: R | undefined;
+  #result: unknown;
   #error: unknown;
   #startedAt: number | undefined;
   #endedAt: number | undefined;
@@ -104,6 +109,10 @@ export class NodeRunner<P = unknown, R = unknown> {
     this.#parentId = options.parentId;
   }
 
+  /** Unique per runner. */
+  get instanceId(): string {
+    return (this.#id ??= formatId('r', this.#seq));
+  }
   /** The instance id of the runner this one retries, if any. */
   get parentId(): string | undefined {
     return this.#parentId;
@@ -122,7 +131,7 @@ export class NodeRunner<P = unknown, R = unknown> {
   }
   /** The executor's result once `completed`. */
   get result(): R | undefined {
-    return this.#result;
+    return this.#result as R | undefined;
   }
   /** Why the run failed: what the executor threw, a `NodeTimeoutError` or a `CancelledError`. */
   get error(): unknown {
@@ -189,7 +198,7 @@ export class NodeRunner<P = unknown, R = unknown> {
       );
     }
     const child = new NodeRunner<P, R>({
-      executor: this.#executor,
+      executor: this.#executor as Executor<P, R> | undefined,
       timeoutMs: this.#timeoutMs,
       onStatus: this.#onStatus,
       parentId: this.instanceId,
@@ -282,11 +291,11 @@ export class NodeRunner<P = unknown, R = unknown> {
       }, timeoutMs);
     }
     this.#setStatus('running');
-    let output: R | Promise<R>;
+    let output: unknown;
     try {
       output = executor(
-        this.#params as P,
-        makeContext(this as NodeRunner, context.node, context.inputs ?? {}, this.#attempt),
+        this.#params as never,
+        makeContext(this, context.node, context.inputs ?? {}, this.#attempt),
       );
     } catch (error) {
       this.#finish(false, error);
@@ -310,7 +319,7 @@ export class NodeRunner<P = unknown, R = unknown> {
     if (this.#status !== 'running') return; // already cancelled or timed out: the late outcome is dropped
     this.#cleanup();
     this.#endedAt = now();
-    if (ok) this.#result = value as R;
+    if (ok) this.#result = value;
     else this.#error = value;
     this.#setStatus(ok ? 'completed' : 'error');
     const settle = this.#settle;
@@ -353,7 +362,7 @@ export class NodeRunner<P = unknown, R = unknown> {
     this.#status = to;
     if (this.#onStatus !== undefined) {
       try {
-        this.#onStatus(this as NodeRunner, from, to);
+        this.#onStatus(this, from, to);
       } catch (error) {
         // A listener bug must not corrupt the run; surface it loudly, as EventEmitter does.
         queueMicrotask(() => {
@@ -364,24 +373,47 @@ export class NodeRunner<P = unknown, R = unknown> {
   }
 }
 
-// An object literal, so `signal` is an own enumerable accessor: `{ ...context }` keeps it.
+/**
+ * The context handed to an executor. `signal` is an own, enumerable accessor (so `{ ...context }` keeps it)
+ * defined from one shared descriptor, so every context has the same shape and costs one small object.
+ */
+class Context {
+  readonly node: DAGNote | undefined;
+  readonly inputs: Record<string, unknown>;
+  readonly attempt: number;
+  readonly #runner: NodeRunner;
+  static readonly #signal: PropertyDescriptor = {
+    get(this: Context): AbortSignal {
+      return signalOf(this.#runner);
+    },
+    enumerable: true,
+    configurable: true,
+  };
+
+  constructor(
+    runner: NodeRunner,
+    node: DAGNote | undefined,
+    inputs: Record<string, unknown>,
+    attempt: number,
+  ) {
+    this.#runner = runner;
+    this.node = node;
+    this.inputs = inputs;
+    this.attempt = attempt;
+    Object.defineProperty(this, 'signal', Context.#signal);
+  }
+}
+
 function makeContext(
   runner: NodeRunner,
   node: DAGNote | undefined,
   inputs: Record<string, unknown>,
   attempt: number,
 ): RunContext {
-  return {
-    get signal() {
-      return signalOf(runner);
-    },
-    node,
-    inputs,
-    attempt,
-  };
+  return new Context(runner, node, inputs, attempt) as unknown as RunContext;
 }
 
-function isThenable<T>(value: T | Promise<T>): value is Promise<T> {
+function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
   );

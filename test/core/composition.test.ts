@@ -109,6 +109,27 @@ describe('Composition scheduling', () => {
     expect([...composition.results.keys()].sort()).toEqual([a.key, b.key].sort());
   });
 
+  it('runs a chain of 50,000 synchronous executors without growing the stack', async () => {
+    const notes = Array.from({ length: 50_000 }, (_, i) => new DAGNote(`n${i}`));
+    const graph = new Map(notes.map((note, i) => [note, i === 0 ? [] : [notes[i - 1]!]] as const));
+    const composition = new Composition(graph, {
+      configureNodeRunner: () => new NodeRunner({ executor: (_p, ctx) => Object.keys(ctx.inputs).length }),
+    });
+    await expect(composition.start()).resolves.toBe('completed');
+    expect(composition.results.size).toBe(50_000);
+    expect(composition.results.get('n49999')).toBe(1);
+  });
+
+  it('accepts typed runners from configureNodeRunner', async () => {
+    const work = (ms: number, context: { attempt: number }): string => `${ms}:${context.attempt}`;
+    const composition = new Composition(graphOf({ A: [] }), {
+      // NodeRunner<number, string> is assignable to the NodeRunner the option returns.
+      configureNodeRunner: () => new NodeRunner({ executor: work, params: 5 }),
+    });
+    await composition.start();
+    expect(composition.results.get('A')).toBe('5:1');
+  });
+
   it('validates its options', () => {
     expect(() => new Composition(new Map(), { concurrency: 0 })).toThrow(InvalidOptionError);
     expect(() => new Composition(new Map(), { concurrency: 1.5 })).toThrow(/concurrency.*1\.5/);
