@@ -106,6 +106,7 @@ export {
   type Provider,
   type RateLimitInfo,
   type RateLimitPermit,
+  type RateLimitWait,
   type RateLimiterOptions,
   type RateLimiterRegistryOptions,
   type RateLimits,

@@ -13,7 +13,7 @@ import {
 } from './errors.ts';
 import { compileGraph, type Graph, type GraphPlan } from './graph.ts';
 import { nextId } from './ids.ts';
-import { NodeRunner, beginRunner } from './node-runner.ts';
+import { NodeRunner, beginRunner, settledSymbol, type SettleTarget } from './node-runner.ts';
 import type { CompositionStatus, NodeDoneStatus } from './status.ts';
 
 /** Options of a {@link Composition}. */
@@ -68,6 +68,8 @@ interface StartDeferred {
 }
 
 const NONE: unknown[] = [];
+/** Marks a node without a result in `#values` (undefined is a valid result). */
+const unset: unique symbol = Symbol('unset');
 const origin = performance.timeOrigin;
 const perf = performance;
 const now = (): number => origin + perf.now();
@@ -86,7 +88,7 @@ const now = (): number => origin + perf.now();
  * composition.results.get('B'); // 'B after A'
  * ```
  */
-export class Composition {
+export class Composition implements SettleTarget {
   /** Unique per composition. */
   readonly instanceId: string = nextId('c');
   readonly #plan: GraphPlan;
@@ -103,13 +105,12 @@ export class Composition {
   #endedAt: number | undefined;
   #deferred: StartDeferred | undefined;
   // Per-run state: allocated at the first start() so a queued composition costs little memory.
-  #remaining: Int32Array | undefined;
+  #remaining: number[] | undefined;
   #runners: (NodeRunner | undefined)[] = NONE as (NodeRunner | undefined)[];
   #results: Map<string, unknown> | undefined;
   /** How much of `#ends` is already reflected in `#results`. */
   #resultsUpTo = 0;
   #values: unknown[] = NONE;
-  #has: Uint8Array | undefined;
   /** Flat log of node ends: index, status, runner (or undefined), error. */
   #ends: unknown[] | undefined;
   #ready: number[] = NONE as number[];
@@ -318,8 +319,7 @@ export class Composition {
     }
     this.#remaining = plan.indegree.slice();
     this.#runners = new Array<NodeRunner | undefined>(plan.nodes.length);
-    this.#values = new Array<unknown>(plan.nodes.length);
-    this.#has = new Uint8Array(plan.nodes.length);
+    this.#values = new Array<unknown>(plan.nodes.length).fill(unset);
     this.#ready = [];
     if (plan.nodes.length === 0) {
       this.#finish('completed');
@@ -384,15 +384,17 @@ export class Composition {
     }
     const inputs: Record<string, unknown> = {};
     const values = this.#values;
-    const has = this.#has as Uint8Array;
     for (const p of plan.preds[index] as readonly number[]) {
-      if (has[p] === 1) inputs[plan.keys[p] as string] = values[p];
+      const value = values[p];
+      if (value !== unset) inputs[plan.keys[p] as string] = value;
     }
     this.#inFlight += 1;
-    const started = runner;
-    beginRunner(started, { node, inputs }, (ok, value) => {
-      this.#settled(index, started, ok, value);
-    });
+    beginRunner(runner, node, inputs, this, index);
+  }
+
+  /** @internal Called by a runner of this composition when it settles. */
+  [settledSymbol](index: number, runner: NodeRunner, ok: boolean, value: unknown): void {
+    this.#settled(index, runner, ok, value);
   }
 
   #settled(index: number, runner: NodeRunner, ok: boolean, value: unknown): void {
@@ -401,7 +403,6 @@ export class Composition {
     const key = plan.keys[index] as string;
     if (ok) {
       this.#values[index] = value;
-      (this.#has as Uint8Array)[index] = 1;
       this.#recordEnd(index, 'completed', runner, undefined);
       this.#nodeDone(index);
     } else if (value instanceof TryAgainError) {
@@ -435,7 +436,7 @@ export class Composition {
   /** Marks node `index` done and releases its successors. */
   #nodeDone(index: number): void {
     this.#doneCount += 1;
-    const remaining = this.#remaining as Int32Array;
+    const remaining = this.#remaining as number[];
     for (const s of this.#plan.succs[index] as readonly number[]) {
       const left = (remaining[s] as number) - 1;
       remaining[s] = left;

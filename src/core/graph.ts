@@ -23,7 +23,7 @@ export interface GraphPlan {
   /** Successor indices of each node. */
   readonly succs: readonly (readonly number[])[];
   /** Number of distinct predecessors of each node. */
-  readonly indegree: Int32Array;
+  readonly indegree: readonly number[];
   /** Indices of the nodes with no predecessor, in first-seen order. */
   readonly roots: readonly number[];
   /** Node indices in one topological order. */
@@ -143,7 +143,7 @@ export function compileGraph(graph: Graph): GraphPlan {
   const count = nodes.length;
   const preds: number[][] = new Array<number[]>(count);
   const succs: number[][] = new Array<number[]>(count);
-  const indegree = new Int32Array(count);
+  const indegree = new Array<number>(count).fill(0);
   const roots: number[] = [];
   for (let i = 0; i < count; i++) succs[i] = [];
   for (let i = 0; i < count; i++) {
@@ -197,7 +197,7 @@ export function findCycle(
   keys: readonly string[],
   preds: readonly (readonly number[])[],
   succs: readonly (readonly number[])[],
-  indegree: Int32Array,
+  indegree: readonly number[],
   roots: readonly number[],
 ): CycleSearch {
   const remaining = indegree.slice();

@@ -37,6 +37,14 @@ export interface NodeRunnerOptions<P = unknown, R = unknown> {
 
 type Settle = (ok: boolean, value: unknown) => void;
 
+/** @internal The method a Composition implements to hear its runners settle (no closure per node). */
+export const settledSymbol: unique symbol = Symbol('symphonizer.settled');
+
+/** @internal Receives a runner's outcome; `index` is the node's index in its plan. */
+export interface SettleTarget {
+  [settledSymbol](index: number, runner: NodeRunner, ok: boolean, value: unknown): void;
+}
+
 const origin = performance.timeOrigin;
 const perf = performance;
 const now = (): number => origin + perf.now();
@@ -44,7 +52,13 @@ const now = (): number => origin + perf.now();
 let signalOf: (runner: NodeRunner) => AbortSignal;
 
 /** @internal Starts a runner with a settle callback instead of a promise (no promise hop per node). */
-export let beginRunner: (runner: NodeRunner, context: Partial<RunContext>, settle: Settle) => void;
+export let beginRunner: (
+  runner: NodeRunner,
+  node: DAGNote,
+  inputs: Record<string, unknown>,
+  target: SettleTarget,
+  index: number,
+) => void;
 
 /**
  * The execution proxy of one node: it runs its executor once and is then immutable. To try again, make a
@@ -75,18 +89,19 @@ export class NodeRunner<P = unknown, R = unknown> {
   #startedAt: number | undefined;
   #endedAt: number | undefined;
   // Created on the first read of context.signal: most executors never read it, and an AbortController is the
-  // single largest cost of a zero-latency node. Until then, `#abortReason` remembers an abort.
+  // single largest cost of a zero-latency node. An abort before then is read off the status and `#error`.
   #controller: AbortController | undefined;
-  #abortReason: unknown;
-  #aborted = false;
   #settle: Settle | undefined;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  #external: AbortSignal | undefined;
-  #externalListener: (() => void) | undefined;
+  #target: SettleTarget | undefined;
+  #targetIndex = 0;
+  /** Clears the timeout timer and the caller's abort listener; set only when there is one. */
+  #release: (() => void) | undefined;
 
   static {
-    beginRunner = (runner, context, settle) => {
-      runner.#begin(context, settle);
+    beginRunner = (runner, node, inputs, target, index) => {
+      runner.#target = target;
+      runner.#targetIndex = index;
+      runner.#begin(undefined, node, inputs, undefined);
     };
     signalOf = (runner) => runner.#signal();
   }
@@ -178,7 +193,7 @@ export class NodeRunner<P = unknown, R = unknown> {
    */
   execute(context: Partial<RunContext> = {}): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#begin(context, (ok, value) => {
+      this.#begin(context.signal, context.node, context.inputs ?? {}, (ok, value) => {
         if (ok) resolve(value as R);
         else reject(value); // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- executors may throw anything; we pass it on unchanged
       });
@@ -217,8 +232,6 @@ export class NodeRunner<P = unknown, R = unknown> {
     const error = new CancelledError(reason);
     if (this.#status === 'new') {
       this.#error = error;
-      this.#aborted = true;
-      this.#abortReason = error;
       this.#setStatus('cancelled');
       return;
     }
@@ -238,14 +251,20 @@ export class NodeRunner<P = unknown, R = unknown> {
   #signal(): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
-      if (this.#aborted) this.#controller.abort(this.#abortReason);
+      if (this.#status === 'cancelled' || this.#status === 'timed_out') this.#controller.abort(this.#error);
     }
     return this.#controller.signal;
   }
 
-  #begin(context: Partial<RunContext>, settle: Settle): void {
+  #begin(
+    external: AbortSignal | undefined,
+    node: DAGNote | undefined,
+    inputs: Record<string, unknown>,
+    settle: Settle | undefined,
+  ): void {
+    this.#settle = settle;
     if (this.#status !== 'new') {
-      settle(
+      this.#deliver(
         false,
         this.#status === 'cancelled' && this.#startedAt === undefined
           ? this.#error
@@ -258,7 +277,7 @@ export class NodeRunner<P = unknown, R = unknown> {
     }
     const executor = this.#executor;
     if (executor === undefined) {
-      settle(
+      this.#deliver(
         false,
         new RunnerStateError(
           `Runner ${this.instanceId} has no executor.`,
@@ -267,36 +286,36 @@ export class NodeRunner<P = unknown, R = unknown> {
       );
       return;
     }
-    this.#settle = settle;
     this.#startedAt = now();
     this.#setStatus('starting');
-    const external = context.signal;
+    let listener: (() => void) | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
     if (external !== undefined) {
       if (external.aborted) {
         this.#end('cancelled', new CancelledError(external.reason));
         return;
       }
-      const listener = (): void => {
+      listener = (): void => {
         this.cancel(external.reason);
       };
       external.addEventListener('abort', listener, { once: true });
-      this.#external = external;
-      this.#externalListener = listener;
     }
-    if (this.#timeoutMs !== undefined) {
-      const timeoutMs = this.#timeoutMs;
-      this.#timer = setTimeout(() => {
-        this.#timer = undefined;
+    const timeoutMs = this.#timeoutMs;
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
         this.#end('timed_out', new NodeTimeoutError(timeoutMs));
       }, timeoutMs);
+    }
+    if (listener !== undefined || timer !== undefined) {
+      this.#release = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        if (listener !== undefined) external?.removeEventListener('abort', listener);
+      };
     }
     this.#setStatus('running');
     let output: unknown;
     try {
-      output = executor(
-        this.#params as never,
-        makeContext(this, context.node, context.inputs ?? {}, this.#attempt),
-      );
+      output = executor(this.#params as never, makeContext(this, node, inputs, this.#attempt));
     } catch (error) {
       this.#finish(false, error);
       return;
@@ -322,33 +341,33 @@ export class NodeRunner<P = unknown, R = unknown> {
     if (ok) this.#result = value;
     else this.#error = value;
     this.#setStatus(ok ? 'completed' : 'error');
-    const settle = this.#settle;
-    this.#settle = undefined;
-    settle?.(ok, value);
+    this.#deliver(ok, value);
   }
 
   #end(status: 'cancelled' | 'timed_out', error: Error): void {
     this.#cleanup();
-    this.#aborted = true;
-    this.#abortReason = error;
-    this.#controller?.abort(error);
     this.#endedAt = now();
     this.#error = error;
+    this.#controller?.abort(error);
     this.#setStatus(status);
+    this.#deliver(false, error);
+  }
+
+  /** Hands the outcome to whoever started the run: execute()'s promise, or the owning Composition. */
+  #deliver(ok: boolean, value: unknown): void {
     const settle = this.#settle;
+    const target = this.#target;
     this.#settle = undefined;
-    settle?.(false, error);
+    this.#target = undefined;
+    if (settle !== undefined) settle(ok, value);
+    else target?.[settledSymbol](this.#targetIndex, this, ok, value);
   }
 
   #cleanup(): void {
-    if (this.#timer !== undefined) {
-      clearTimeout(this.#timer);
-      this.#timer = undefined;
-    }
-    if (this.#external !== undefined) {
-      this.#external.removeEventListener('abort', this.#externalListener as () => void);
-      this.#external = undefined;
-      this.#externalListener = undefined;
+    const release = this.#release;
+    if (release !== undefined) {
+      this.#release = undefined;
+      release();
     }
   }
 
