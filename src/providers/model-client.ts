@@ -30,7 +30,14 @@ import type {
   ToolDefinition,
   Usage,
 } from './types.ts';
-import { Budget, PriceTable, UsageMeter, type BudgetOptions, type UsageLabels } from './usage.ts';
+import {
+  Budget,
+  BudgetExceededError,
+  PriceTable,
+  UsageMeter,
+  type BudgetOptions,
+  type UsageLabels,
+} from './usage.ts';
 
 /** A model call, provider-neutral. Give `prompt` (one user message) or `messages`. */
 export interface CallSpec<S extends z.ZodType | undefined = z.ZodType | undefined> {
@@ -118,7 +125,11 @@ export interface ModelClientOptions {
   readonly prices?: PriceTable | undefined;
   /** Where usage is recorded; share one meter to total several clients. @default a new UsageMeter */
   readonly meter?: UsageMeter | undefined;
-  /** A spending ceiling: calls whose estimate would pass it are refused before they are sent. @default none */
+  /**
+   * A spending ceiling: calls whose estimate would pass it are refused before they are sent. Calls of this
+   * client that are in flight count at their estimate until their real usage is recorded, so many
+   * concurrent calls cannot overspend it together. @default none
+   */
   readonly budget?: Budget | BudgetOptions | undefined;
   /** Called for rate-limit waits, retries and finished calls. Must not throw. */
   readonly onEvent?: ((event: CallEvent) => void) | undefined;
@@ -170,6 +181,8 @@ export class ModelClient {
   readonly #meter: UsageMeter;
   readonly #budget: Budget | undefined;
   readonly #onEvent: ((event: CallEvent) => void) | undefined;
+  /** Budget estimates of this client's calls that were sent and not yet recorded. */
+  readonly #pending = { calls: 0, tokens: 0, usd: 0 };
 
   /** @throws {InvalidOptionError} for a bad option. */
   constructor(options: ModelClientOptions = {}) {
@@ -225,7 +238,8 @@ export class ModelClient {
    * @throws {OutputValidationError} when the output still fails its schema after the re-asks.
    * @throws {RetriesExhaustedError} when transport retries ran out (`errors` holds every attempt's error).
    * @throws {ProviderError} for a first non-retryable failure (e.g. 401, 400), unwrapped.
-   * @throws {BudgetExceededError} when the call's estimate would pass the budget.
+   * @throws {BudgetExceededError} when the call's estimate, with the estimates of this client's calls in
+   *   flight, would pass the budget (`spent` then includes those in-flight estimates).
    */
   async call<S extends z.ZodType | undefined = undefined>(
     spec: CallSpec<S>,
@@ -308,11 +322,15 @@ export class ModelClient {
       let yielded = false;
       let finished = false;
       let released = false;
+      let unreserve = noop;
       try {
+        // Re-check after the wait, and hold the estimate against the budget while the stream is open.
+        unreserve = this.#reserveBudget(spec.model, request, estimated);
         for await (const event of provider.stream(request)) {
           if (event.type === 'text-delta') received += event.text;
           if (event.type === 'finish') {
             finished = true;
+            unreserve();
             permit.settle(event.response);
             this.#record(spec.model, event.response, labels, false);
           }
@@ -328,6 +346,7 @@ export class ModelClient {
         }
         return;
       } catch (error) {
+        unreserve();
         if (!finished) {
           permit.release(releaseInfo(error, this.#policy, failures + 1));
           released = true;
@@ -340,6 +359,7 @@ export class ModelClient {
         this.#emitRetry(spec.model, labels?.nodeKey, error, failures, decision.delayMs, decision.reason);
         await sleep(decision.delayMs, options.signal);
       } finally {
+        unreserve();
         // The consumer stopped early (break / return): free the slot and count what was streamed.
         if (!finished && !released) {
           permit.release();
@@ -416,14 +436,18 @@ export class ModelClient {
       },
     });
     let response: ModelResponse;
+    let unreserve = noop;
     try {
-      // Re-check after the wait: other calls may have spent the budget meanwhile.
-      this.#checkBudget(spec.model, request, estimated);
+      // Re-check after the wait (other calls may have spent the budget meanwhile), and hold the estimate
+      // against the budget while the request is in flight.
+      unreserve = this.#reserveBudget(spec.model, request, estimated);
       response = await provider.complete(request);
     } catch (error) {
+      unreserve();
       permit.release(releaseInfo(error, this.#policy, state.transportFailures + 1));
       throw error;
     }
+    unreserve();
     permit.settle(response);
     const costUsd = this.#record(spec.model, response, labels, false);
     const base = {
@@ -479,14 +503,59 @@ export class ModelClient {
     };
   }
 
-  #checkBudget(modelId: string, request: ModelRequest, estimated: number): void {
-    if (this.#budget === undefined) return;
+  /**
+   * Refuse a call whose estimate, with the estimates of this client's calls in flight, would pass the budget.
+   * @returns the call's estimate in tokens and USD, or `undefined` without a budget.
+   */
+  #checkBudget(
+    modelId: string,
+    request: ModelRequest,
+    estimated: number,
+  ): { readonly tokens: number; readonly usd: number } | undefined {
+    const budget = this.#budget;
+    if (budget === undefined) return undefined;
     const outputTokens = request.maxTokens ?? defaultOutputTokens;
-    const cost = this.#prices.costOf(modelId, {
-      inputTokens: Math.max(0, estimated - outputTokens),
-      outputTokens,
-    });
-    this.#budget.check({ tokens: estimated, costUsd: cost.costUsd });
+    const usd =
+      this.#prices.costOf(modelId, { inputTokens: Math.max(0, estimated - outputTokens), outputTokens })
+        .costUsd ?? 0;
+    const pending = this.#pending;
+    try {
+      budget.check({ tokens: estimated + pending.tokens, costUsd: usd + pending.usd });
+    } catch (error) {
+      if (!(error instanceof BudgetExceededError) || pending.calls === 0) throw error;
+      // Report this call's own estimate; what is in flight counts as spent.
+      const tokens = error.kind === 'tokens';
+      throw new BudgetExceededError(
+        error.kind,
+        error.limit,
+        error.spent + (tokens ? pending.tokens : pending.usd),
+        tokens ? estimated : usd,
+      );
+    }
+    return { tokens: estimated, usd };
+  }
+
+  /** {@link ModelClient.#checkBudget}, then hold the estimate until the returned function is called. */
+  #reserveBudget(modelId: string, request: ModelRequest, estimated: number): () => void {
+    const estimate = this.#checkBudget(modelId, request, estimated);
+    if (estimate === undefined) return noop;
+    const pending = this.#pending;
+    pending.calls += 1;
+    pending.tokens += estimate.tokens;
+    pending.usd += estimate.usd;
+    let held = true;
+    return () => {
+      if (!held) return;
+      held = false;
+      pending.calls -= 1;
+      pending.tokens -= estimate.tokens;
+      pending.usd -= estimate.usd;
+      if (pending.calls === 0) {
+        // No float residue once nothing is in flight.
+        pending.tokens = 0;
+        pending.usd = 0;
+      }
+    };
   }
 
   #record(
@@ -602,6 +671,10 @@ class CallPolicy extends RetryPolicy {
     state.transportFailures += 1;
     return this.#base.shouldRetry(error, state.transportFailures, elapsedMs);
   }
+}
+
+function noop(): void {
+  // nothing to undo
 }
 
 function newState(): CallState {

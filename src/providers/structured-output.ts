@@ -69,15 +69,46 @@ const namePattern = /^[a-zA-Z0-9_-]{1,64}$/;
 /**
  * The provider-side output spec of a zod schema (JSON Schema draft 2020-12, as zod 4 emits it).
  * For OpenAI strict mode, make optional fields `.nullable()` instead: strict mode wants every key required.
- * @throws {InvalidOptionError} when `name` is not `[a-zA-Z0-9_-]{1,64}`.
+ *
+ * A schema with a `.transform()` has no JSON Schema for its output; then the schema of its *input* is sent
+ * (what the model must write, before the transform runs), with objects closed (`additionalProperties:
+ * false`) as in the output form.
+ * @throws {InvalidOptionError} when `name` is not `[a-zA-Z0-9_-]{1,64}`, or when the schema has no JSON
+ *   Schema form at all (e.g. `z.date()`, `z.bigint()`), naming `schema`.
  */
 export function toJsonOutputSpec(schema: z.ZodType, name = 'output', description?: string): JsonOutputSpec {
   if (!namePattern.test(name)) {
     throw new InvalidOptionError('schemaName', name, 'a name of 1 to 64 letters, digits, `_` or `-`');
   }
-  const jsonSchema = z.toJSONSchema(schema) as Record<string, unknown>;
+  const jsonSchema = jsonSchemaOf(schema);
   delete jsonSchema.$schema;
   return description === undefined ? { name, schema: jsonSchema } : { name, schema: jsonSchema, description };
+}
+
+function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
+  try {
+    return z.toJSONSchema(schema);
+  } catch {
+    // Most likely a transform, which only has an input form: fall through to it.
+  }
+  try {
+    return z.toJSONSchema(schema, {
+      io: 'input',
+      override: ({ jsonSchema }) => {
+        const node = jsonSchema as Record<string, unknown>;
+        if (node.type === 'object' && node.additionalProperties === undefined) {
+          node.additionalProperties = false;
+        }
+      },
+    });
+  } catch (error) {
+    throw new InvalidOptionError(
+      'schema',
+      schema,
+      `a zod schema with a JSON Schema form (${error instanceof Error ? error.message : String(error)})`,
+      { cause: error },
+    );
+  }
 }
 
 /** The result of {@link parseStructuredOutput}. */
