@@ -432,4 +432,10 @@ if (args.child !== undefined) {
   await child(args.child);
 } else {
   parent();
+  if (args.only === undefined && !args.json)
+    spawnSync(
+      process.execPath,
+      [fileURLToPath(new URL('providers.bench.ts', import.meta.url)), '--time-scale', '10'],
+      { stdio: 'inherit' },
+    );
 }
