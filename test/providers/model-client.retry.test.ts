@@ -259,6 +259,15 @@ describe('ModelClient.call() retries standalone (p-retry)', () => {
     expect(events.filter((e) => e.type === 'retry').map((e) => e.attempt)).toEqual([1, 2]);
   });
 
+  it.each([OPENAI, ANTHROPIC])('%s: a dropped connection is retried', async (modelId) => {
+    server.failNth(1, 'drop');
+    const { client, events } = clientFor();
+    const result = await client.call({ model: modelId, prompt: 'hi' });
+    expect(result.attempt).toBe(2);
+    expect(server.requests).toBe(2);
+    expect(events.find((e) => e.type === 'retry')?.reason).toMatch(/ConnectionError/);
+  });
+
   it('usage is recorded only for the successful attempt', async () => {
     server.failNth(1, 500);
     const { client } = clientFor();

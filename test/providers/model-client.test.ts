@@ -16,6 +16,7 @@ import {
   OutputValidationError,
   PriceTable,
   ProviderRegistry,
+  RateLimiterRegistry,
   UnknownProviderError,
   type CallEvent,
   type CallResult,
@@ -24,6 +25,7 @@ import {
   type Provider,
   type StreamEvent,
 } from '../../src/index.ts';
+import { providerErrorFromStatus } from '../../src/providers/errors.ts';
 import { deferred, flush, type Deferred } from '../helpers/deferred.ts';
 
 const colour = z.object({ colour: z.string(), shade: z.number().int().min(0).max(10) });
@@ -619,4 +621,60 @@ describe('ModelClient budget with calls in flight', () => {
     gates[1]?.resolve();
     await expect(after).resolves.toMatchObject({ text: 'ok then' });
   });
+});
+
+describe('ModelClient and the rate limiter', () => {
+  it.each([429, 529])(
+    'a %i without Retry-After pauses every waiter for the policy backoff',
+    async (status) => {
+      let calls = 0;
+      const provider: Provider = {
+        name: 'flaky',
+        complete: (request) => {
+          calls += 1;
+          if (calls === 1) {
+            return Promise.reject(
+              providerErrorFromStatus(status, { provider: 'flaky', model: request.model }),
+            );
+          }
+          return Promise.resolve({
+            provider: 'flaky',
+            model: request.model,
+            text: 'fine',
+            toolCalls: [],
+            finishReason: 'stop',
+            usage: { inputTokens: 1, outputTokens: 1 },
+          });
+        },
+        stream: () => {
+          throw new Error('not used');
+        },
+      };
+      const waits: { reason: string; delayMs: number | undefined; inFlight: number }[] = [];
+      const limits: RateLimiterRegistry = new RateLimiterRegistry({
+        limits: { flaky: { maxConcurrency: 1 } },
+        onWait: (_key, wait) => {
+          waits.push({ ...wait, inFlight: limits.get('flaky', 'm').inFlight });
+        },
+      });
+      const client = new ModelClient({
+        registry: new ProviderRegistry().register(provider),
+        limits,
+        retry: { baseDelayMs: 40, random: () => 1 },
+      });
+      expect(client.limiters).toBe(limits);
+      const results = await Promise.all([
+        client.call({ model: 'flaky:m', prompt: 'a' }),
+        client.call({ model: 'flaky:m', prompt: 'b' }),
+      ]);
+      expect(results.map((r) => r.text)).toEqual(['fine', 'fine']);
+      expect(calls).toBe(3);
+      // B first waited for the slot; once A's failure freed it, B was held (nothing in flight) for the backoff.
+      expect(waits[0]).toMatchObject({ reason: 'concurrency' });
+      const hold = waits.find((w) => w.reason === 'hold');
+      expect(hold).toMatchObject({ inFlight: 0 });
+      expect(hold?.delayMs).toBeGreaterThan(0);
+      expect(hold?.delayMs).toBeLessThanOrEqual(40);
+    },
+  );
 });
