@@ -24,6 +24,13 @@ export interface RateLimits {
   readonly tokensPerMinute?: number | undefined;
   /** Length of the rate window in milliseconds; "per minute" means "per `windowMs`". @default 60_000 */
   readonly windowMs?: number | undefined;
+  /**
+   * Fraction of `requestsPerMinute` left unused as a safety margin, in `[0, 0.5)`. Requests are spaced
+   * `windowMs / (requestsPerMinute * (1 - headroom))` apart, so network jitter between us and the provider
+   * cannot put one request too many into the provider's window.
+   * @default 0.02
+   */
+  readonly headroom?: number | undefined;
 }
 
 /** Why the head of a {@link RateLimiter}'s queue waits. */
@@ -162,7 +169,11 @@ export class RateLimiter {
     if (typeof this.#windowMs !== 'number' || !Number.isFinite(this.#windowMs) || this.#windowMs <= 0) {
       throw new InvalidOptionError('windowMs', options.windowMs, 'a finite number of milliseconds > 0');
     }
-    this.#spacingMs = requests === Infinity ? 0 : this.#windowMs / requests;
+    const headroom = options.headroom ?? 0.02;
+    if (typeof headroom !== 'number' || !(headroom >= 0 && headroom < 0.5)) {
+      throw new InvalidOptionError('headroom', options.headroom, 'a number in [0, 0.5)');
+    }
+    this.#spacingMs = requests === Infinity ? 0 : this.#windowMs / (requests * (1 - headroom));
     const now = options.now ?? (() => performance.now());
     if (typeof now !== 'function') {
       throw new InvalidOptionError('now', now, 'a function returning milliseconds');
@@ -240,7 +251,13 @@ export class RateLimiter {
     const now = this.#now();
     let holdUntil = this.#holdUntil;
     if (rateLimit.remainingRequests === 0 && rateLimit.resetRequestsMs !== undefined) {
-      holdUntil = Math.max(holdUntil, now + rateLimit.resetRequestsMs);
+      // "Reset" is the time until the budget is fully restored. When we pace requests ourselves, the next
+      // slot is one spacing away, so hold at most that long; otherwise hold until the reset.
+      const hold =
+        this.#spacingMs > 0
+          ? Math.min(rateLimit.resetRequestsMs, this.#spacingMs)
+          : rateLimit.resetRequestsMs;
+      holdUntil = Math.max(holdUntil, now + hold);
     }
     if (rateLimit.remainingTokens === 0 && rateLimit.resetTokensMs !== undefined) {
       holdUntil = Math.max(holdUntil, now + rateLimit.resetTokensMs);
@@ -348,7 +365,13 @@ export class RateLimiter {
     this.#granted += 1;
     const waitedMs = now - waiter.enqueuedAt;
     this.#throttledMs += waitedMs;
-    if (this.#spacingMs > 0) this.#nextRequestAt = now + this.#spacingMs;
+    if (this.#spacingMs > 0) {
+      // Keep to the schedule: a grant that a late timer delayed by less than one slot does not push every
+      // later slot back (timers fire late and waits are rounded up, which would otherwise drift the rate
+      // down by 10-20 % at high request limits). After an idle gap, the schedule restarts from now.
+      const due = this.#nextRequestAt;
+      this.#nextRequestAt = (now - due < this.#spacingMs ? due : now) + this.#spacingMs;
+    }
     let entry: LedgerEntry | undefined;
     if (this.#tokensPerWindow !== Infinity) {
       entry = { at: now, tokens: waiter.tokens, inWindow: true };

@@ -400,7 +400,7 @@ describe('RateLimiter - event-driven', () => {
   });
 
   it('keeps at most one timer however many callers wait', async () => {
-    const limiter = new RateLimiter({ requestsPerMinute: 1, windowMs: 1000 });
+    const limiter = new RateLimiter({ requestsPerMinute: 1, windowMs: 1000, headroom: 0 });
     Array.from({ length: 50 }, () => pending(limiter.acquire()));
     await flush();
     expect(vi.getTimerCount()).toBe(1);
@@ -411,7 +411,12 @@ describe('RateLimiter - event-driven', () => {
 
   it('reports waits to onWait once per new wait, and to the caller that queued', async () => {
     const waits: RateLimitWait[] = [];
-    const limiter = new RateLimiter({ requestsPerMinute: 2, windowMs: 1000, onWait: (w) => waits.push(w) });
+    const limiter = new RateLimiter({
+      requestsPerMinute: 2,
+      windowMs: 1000,
+      headroom: 0, // exact slots: 500 ms apart
+      onWait: (w) => waits.push(w),
+    });
     await limiter.acquire();
     const mine: RateLimitWait[] = [];
     const call = pending(limiter.acquire({ onWait: (w) => mine.push(w) }));
@@ -425,7 +430,7 @@ describe('RateLimiter - event-driven', () => {
   });
 
   it('counts waiting, inFlight, granted and throttledMs', async () => {
-    const limiter = new RateLimiter({ requestsPerMinute: 1, windowMs: 1000 });
+    const limiter = new RateLimiter({ requestsPerMinute: 1, windowMs: 1000, headroom: 0 });
     const a = await limiter.acquire();
     const b = pending(limiter.acquire());
     expect([limiter.waiting, limiter.inFlight, limiter.granted]).toEqual([1, 1, 1]);
@@ -442,6 +447,7 @@ describe('RateLimiter - event-driven', () => {
     const limiter = new RateLimiter({
       requestsPerMinute: 1,
       windowMs: 100,
+      headroom: 0,
       onWait: () => {
         throw new Error('hook bug');
       },
@@ -554,5 +560,44 @@ describe('RateLimiterRegistry', () => {
   it('names the offending option when resolved limits are invalid', () => {
     const registry = new RateLimiterRegistry({ limits: { openai: { tokensPerMinute: 0 } } });
     expect(() => registry.get('openai', 'x')).toThrow(/`tokensPerMinute`/);
+  });
+});
+
+describe('RateLimiter - pacing', () => {
+  it('keeps to its schedule when timers fire late, instead of drifting the rate down', async () => {
+    vi.useFakeTimers();
+    const limiter = new RateLimiter({ requestsPerMinute: 100, windowMs: 1000, headroom: 0 });
+    const grants: number[] = [];
+    for (let i = 0; i < 50; i++) {
+      void limiter.acquire().then((permit) => {
+        grants.push(performance.now());
+        permit.settle();
+      });
+    }
+    // Every timer fires up to 3 ms late: the schedule (10 ms slots) must absorb it.
+    for (let step = 0; step < 200 && grants.length < 50; step++) await vi.advanceTimersByTimeAsync(13);
+    expect(grants).toHaveLength(50);
+    const span = grants.at(-1)! - grants[0]!;
+    expect(span).toBeLessThanOrEqual(49 * 10 + 13);
+    vi.useRealTimers();
+  });
+
+  it('leaves `headroom` of the request rate unused, and validates it', () => {
+    expect(() => new RateLimiter({ requestsPerMinute: 10, headroom: 0.5 })).toThrow(/headroom/);
+    expect(() => new RateLimiter({ requestsPerMinute: 10, headroom: -0.1 })).toThrow(/headroom/);
+  });
+
+  it('on "0 requests remaining" holds for one slot, not the full reset, when it paces itself', async () => {
+    vi.useFakeTimers();
+    const limiter = new RateLimiter({ requestsPerMinute: 10, windowMs: 1000, headroom: 0 });
+    (await limiter.acquire()).settle({ rateLimit: { remainingRequests: 0, resetRequestsMs: 1000 } });
+    let granted = false;
+    void limiter.acquire().then((permit) => {
+      granted = true;
+      permit.settle();
+    });
+    await vi.advanceTimersByTimeAsync(100);
+    expect(granted).toBe(true);
+    vi.useRealTimers();
   });
 });

@@ -362,7 +362,7 @@ export async function startFakeProviderServer(
 
     const reply = await produceReply(request);
     if (isClosed()) return;
-    const headers = { ...ids, ...limitHeaders(api, remaining(current), undefined) };
+    const headers = { ...ids, ...limitHeaders(api, remaining(current), windowResetMs(current)) };
     const usage = { input: tokens, output: estimateTokens(JSON.stringify(reply)) };
 
     if (!request.stream) {
@@ -484,6 +484,18 @@ export async function startFakeProviderServer(
   function remaining(current: ReturnType<typeof freshState>): number {
     const limit = options.rateLimit;
     return limit === undefined ? 9999 : Math.max(0, limit.requests - current.accepted.length);
+  }
+
+  /** Milliseconds until the current window's requests stop counting (as the real services report it). */
+  function windowResetMs(current: typeof state): number | undefined {
+    const limit = options.rateLimit;
+    if (limit === undefined) return undefined;
+    const now = Date.now();
+    if ((limit.mode ?? 'fixed') === 'fixed') {
+      return Math.max(1, Math.floor(now / limit.windowMs) * limit.windowMs + limit.windowMs - now);
+    }
+    const oldest = current.accepted[0]?.at;
+    return oldest === undefined ? 1 : Math.max(1, oldest + limit.windowMs - now);
   }
 
   function limitHeaders(
