@@ -86,6 +86,8 @@ export type CallEvent =
       readonly type: 'rate-limit-wait';
       readonly modelId: string;
       readonly nodeKey: string | undefined;
+      /** `labels.compositionId` of the call, to route events of concurrent runs. */
+      readonly compositionId: string | undefined;
       readonly reason: string;
       readonly delayMs: number | undefined;
     }
@@ -93,6 +95,8 @@ export type CallEvent =
       readonly type: 'retry';
       readonly modelId: string;
       readonly nodeKey: string | undefined;
+      /** `labels.compositionId` of the call, to route events of concurrent runs. */
+      readonly compositionId: string | undefined;
       /** `transport` (HTTP/connection failure) or `repair` (invalid output, re-asked). */
       readonly kind: 'transport' | 'repair';
       readonly attempt: number;
@@ -103,6 +107,8 @@ export type CallEvent =
       readonly type: 'call';
       readonly modelId: string;
       readonly nodeKey: string | undefined;
+      /** `labels.compositionId` of the call, to route events of concurrent runs. */
+      readonly compositionId: string | undefined;
       readonly usage: Usage;
       readonly costUsd: number | undefined;
       readonly requestId: string | undefined;
@@ -181,6 +187,7 @@ export class ModelClient {
   readonly #meter: UsageMeter;
   readonly #budget: Budget | undefined;
   readonly #onEvent: ((event: CallEvent) => void) | undefined;
+  readonly #listeners = new Set<(event: CallEvent) => void>();
   /** Budget estimates of this client's calls that were sent and not yet recorded. */
   readonly #pending = { calls: 0, tokens: 0, usd: 0 };
 
@@ -254,14 +261,7 @@ export class ModelClient {
       return await retryWithRunners(runner, policy, {
         signal: options.signal,
         onRetry: (info) => {
-          this.#emitRetry(
-            spec.model,
-            options.labels?.nodeKey,
-            info.error,
-            info.attempt,
-            info.delayMs,
-            info.reason,
-          );
+          this.#emitRetry(spec.model, options.labels, info.error, info.attempt, info.delayMs, info.reason);
         },
       });
     } catch (error) {
@@ -313,6 +313,7 @@ export class ModelClient {
             type: 'rate-limit-wait',
             modelId: spec.model,
             nodeKey: labels?.nodeKey,
+            compositionId: labels?.compositionId,
             reason: wait.reason,
             delayMs: wait.delayMs,
           });
@@ -356,7 +357,7 @@ export class ModelClient {
         failures += 1;
         const decision = this.#policy.shouldRetry(error, failures, performance.now() - startedAt);
         if (!decision.retry) throw error;
-        this.#emitRetry(spec.model, labels?.nodeKey, error, failures, decision.delayMs, decision.reason);
+        this.#emitRetry(spec.model, labels, error, failures, decision.delayMs, decision.reason);
         await sleep(decision.delayMs, options.signal);
       } finally {
         unreserve();
@@ -393,7 +394,7 @@ export class ModelClient {
         if (policy === undefined) throw error; // standalone: retryWithRunners decides
         const decision = policy.shouldRetry(error, context.attempt, performance.now() - state.firstStartedAt);
         if (decision.retry) {
-          this.#emitRetry(spec.model, nodeKey, error, context.attempt, decision.delayMs, decision.reason);
+          this.#emitRetry(spec.model, callLabels, error, context.attempt, decision.delayMs, decision.reason);
           throw new TryAgainError(`Retrying: ${decision.reason}.`, {
             delayMs: decision.delayMs,
             cause: error,
@@ -430,6 +431,7 @@ export class ModelClient {
           type: 'rate-limit-wait',
           modelId: spec.model,
           nodeKey: labels.nodeKey,
+          compositionId: labels.compositionId,
           reason: wait.reason,
           delayMs: wait.delayMs,
         });
@@ -570,6 +572,7 @@ export class ModelClient {
       type: 'call',
       modelId,
       nodeKey: labels?.nodeKey,
+      compositionId: labels?.compositionId,
       usage: response.usage,
       costUsd,
       requestId: response.requestId,
@@ -596,6 +599,7 @@ export class ModelClient {
       type: 'call',
       modelId,
       nodeKey: labels?.nodeKey,
+      compositionId: labels?.compositionId,
       usage,
       costUsd,
       requestId: undefined,
@@ -606,24 +610,50 @@ export class ModelClient {
 
   #emitRetry(
     modelId: string,
-    nodeKey: string | undefined,
+    labels: UsageLabels | undefined,
     error: unknown,
     attempt: number,
     delayMs: number,
     reason: string,
   ): void {
     const kind = error instanceof OutputValidationError ? 'repair' : 'transport';
-    this.#emit({ type: 'retry', modelId, nodeKey, kind, attempt, delayMs, reason });
+    this.#emit({
+      type: 'retry',
+      modelId,
+      nodeKey: labels?.nodeKey,
+      compositionId: labels?.compositionId,
+      kind,
+      attempt,
+      delayMs,
+      reason,
+    });
+  }
+
+  /**
+   * Adds a listener for this client's events (in addition to the `onEvent` option); returns a function that
+   * removes it. Listeners must not throw (an error is rethrown on a microtask).
+   */
+  subscribe(listener: (event: CallEvent) => void): () => void {
+    if (typeof listener !== 'function') throw new InvalidOptionError('listener', listener, 'a function');
+    this.#listeners.add(listener);
+    return () => {
+      this.#listeners.delete(listener);
+    };
   }
 
   #emit(event: CallEvent): void {
-    if (this.#onEvent === undefined) return;
-    try {
-      this.#onEvent(Object.freeze(event));
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
+    if (this.#onEvent === undefined && this.#listeners.size === 0) return;
+    const frozen = Object.freeze(event);
+    for (const listener of this.#onEvent === undefined
+      ? this.#listeners
+      : [this.#onEvent, ...this.#listeners]) {
+      try {
+        listener(frozen);
+      } catch (error) {
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
     }
   }
 }
