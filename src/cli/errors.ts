@@ -1,0 +1,31 @@
+/**
+ * Errors of the `symphonizer` command. Every one of them is a usage error: the command exits with code 2.
+ */
+import { SymphonizerError, type SymphonizerErrorOptions } from '../core/index.ts';
+
+/** Codes of {@link CliError}. */
+export type CliErrorCode =
+  | 'invalid_argument'
+  | 'module_not_found'
+  | 'module_load_failed'
+  | 'no_chain'
+  | 'input_file_not_found'
+  | 'missing_input'
+  | 'invalid_json';
+
+/** Options of {@link CliError}. */
+export interface CliErrorOptions extends SymphonizerErrorOptions {
+  /** Extra lines printed under the error line (a source excerpt with a caret, a list of exports). */
+  readonly details?: readonly string[] | undefined;
+}
+
+/** A usage error of the command line: bad arguments, a module that is missing or has no chain, bad JSON input. */
+export class CliError extends SymphonizerError {
+  /** Extra lines printed under the error line. */
+  readonly details: readonly string[];
+
+  constructor(code: CliErrorCode, message: string, options: CliErrorOptions = {}) {
+    super(code, message, options);
+    this.details = options.details ?? [];
+  }
+}

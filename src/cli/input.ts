@@ -1,0 +1,210 @@
+/**
+ * The `--input` of `symphonizer run`: inline JSON or `@file.json`, with parse errors located by line and
+ * column and shown with a caret under the offending character.
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { CliError } from './errors.ts';
+
+/**
+ * Reads the chain input: `undefined` gives `{}`, `@path` reads a JSON file (resolved against `cwd`), anything
+ * else is parsed as JSON.
+ * @throws {CliError} `input_file_not_found` or `invalid_json` (with line, column and an excerpt).
+ */
+export async function readInput(value: string | undefined, cwd: string): Promise<unknown> {
+  if (value === undefined) return {};
+  if (!value.startsWith('@')) return parseJson(value, '--input');
+  const path = resolve(cwd, value.slice(1));
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw new CliError(
+      'input_file_not_found',
+      `Cannot read the input file ${path}${typeof code === 'string' ? ` (${code})` : ''}.`,
+      {
+        cause: error,
+        hint: `@paths are resolved against the working directory (${cwd})`,
+      },
+    );
+  }
+  return parseJson(text.replace(/^\uFEFF/, ''), path);
+}
+
+/**
+ * Parses JSON, or throws an `invalid_json` CliError saying where it broke: position, line and column, and the
+ * line with a caret.
+ * @param source - what the text is, for the message (`--input` or a file path).
+ */
+export function parseJson(text: string, source: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    const position = jsonErrorPosition(text);
+    const { line, column } = lineColumn(text, position);
+    const reason = error instanceof Error ? cleanReason(error.message) : 'invalid JSON';
+    throw new CliError(
+      'invalid_json',
+      `Invalid JSON in ${source} at line ${line}, column ${column} (position ${position}): ${reason}`,
+      {
+        cause: error,
+        details: excerpt(text, position, column),
+        hint:
+          source === '--input'
+            ? 'quote the JSON for your shell, e.g. --input \'{"topic": "tides"}\', or use --input @file.json'
+            : undefined,
+      },
+    );
+  }
+}
+
+/** Offset of the first character where `text` stops being JSON (its length when the text ends too early). */
+export function jsonErrorPosition(text: string): number {
+  let i = 0;
+  const n = text.length;
+  const stop = (at: number): never => {
+    throw new JsonStop(at);
+  };
+  const ws = (): void => {
+    while (i < n && (text[i] === ' ' || text[i] === '\t' || text[i] === '\n' || text[i] === '\r')) i++;
+  };
+  const literal = (word: string): void => {
+    for (const ch of word) {
+      if (text[i] !== ch) stop(i);
+      i++;
+    }
+  };
+  const digits = (): void => {
+    if (!isDigit(text[i])) stop(i);
+    while (isDigit(text[i])) i++;
+  };
+  const string = (): void => {
+    if (text[i] !== '"') stop(i);
+    i++;
+    for (;;) {
+      if (i >= n) stop(n);
+      const ch = text.charCodeAt(i);
+      if (ch === 0x22) {
+        i++;
+        return;
+      }
+      if (ch < 0x20) stop(i);
+      if (ch === 0x5c) {
+        const esc = text[i + 1];
+        if (esc === 'u') {
+          for (let k = 2; k < 6; k++) if (!/^[0-9a-fA-F]$/.test(text[i + k] ?? '')) stop(Math.min(i + k, n));
+          i += 6;
+        } else if (esc !== undefined && '"\\/bfnrt'.includes(esc)) i += 2;
+        else stop(Math.min(i + 1, n));
+      } else i++;
+    }
+  };
+  const value = (): void => {
+    ws();
+    const ch = text[i];
+    if (ch === '{') {
+      i++;
+      ws();
+      if (text[i] === '}') {
+        i++;
+        return;
+      }
+      for (;;) {
+        ws();
+        string();
+        ws();
+        if (text[i] !== ':') stop(i);
+        i++;
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === '}') {
+          i++;
+          return;
+        } else stop(i);
+      }
+    }
+    if (ch === '[') {
+      i++;
+      ws();
+      if (text[i] === ']') {
+        i++;
+        return;
+      }
+      for (;;) {
+        value();
+        ws();
+        if (text[i] === ',') i++;
+        else if (text[i] === ']') {
+          i++;
+          return;
+        } else stop(i);
+      }
+    }
+    if (ch === '"') string();
+    else if (ch === 't') literal('true');
+    else if (ch === 'f') literal('false');
+    else if (ch === 'n') literal('null');
+    else if (ch === '-' || isDigit(ch)) {
+      if (ch === '-') i++;
+      if (text[i] === '0') i++;
+      else digits();
+      if (text[i] === '.') {
+        i++;
+        digits();
+      }
+      if (text[i] === 'e' || text[i] === 'E') {
+        i++;
+        if (text[i] === '+' || text[i] === '-') i++;
+        digits();
+      }
+    } else stop(Math.min(i, n));
+  };
+  try {
+    value();
+    ws();
+    return i < n ? i : n;
+  } catch (error) {
+    if (error instanceof JsonStop) return error.at;
+    throw error;
+  }
+}
+
+class JsonStop extends Error {
+  readonly at: number;
+  constructor(at: number) {
+    super(`invalid JSON at ${at}`);
+    this.at = at;
+  }
+}
+
+function isDigit(ch: string | undefined): boolean {
+  return ch !== undefined && ch >= '0' && ch <= '9';
+}
+
+function lineColumn(text: string, position: number): { line: number; column: number } {
+  const before = text.slice(0, position);
+  const line = before.split('\n').length;
+  return { line, column: position - (before.lastIndexOf('\n') + 1) + 1 };
+}
+
+/** V8's message without its own position and without the echoed text. */
+function cleanReason(message: string): string {
+  return message
+    .replace(/\s+in JSON at position \d+.*$/s, '')
+    .replace(/,\s*(?:\.\.\.)?".*" is not valid JSON$/s, '')
+    .replace(/^Unexpected token '\n'$/, 'Unexpected line break');
+}
+
+function excerpt(text: string, position: number, column: number): string[] {
+  const start = position - (column - 1);
+  const end = text.indexOf('\n', start);
+  const full = text.slice(start, end === -1 ? undefined : end).replace(/\r$/, '');
+  // Keep at most 60 characters either side of the caret.
+  const from = Math.max(0, column - 1 - 60);
+  const shown =
+    (from > 0 ? '…' : '') + full.slice(from, column - 1 + 60) + (full.length > column - 1 + 60 ? '…' : '');
+  const caret = column - 1 - from + (from > 0 ? 1 : 0);
+  return [`  ${shown.replaceAll('\t', ' ')}`, `  ${' '.repeat(caret)}^`];
+}
