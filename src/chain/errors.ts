@@ -1,0 +1,70 @@
+import { SymphonizerError, type SymphonizerErrorOptions } from '../core/index.ts';
+import type { NodeRecord } from '../core/index.ts';
+import type { OutputIssue, UsageTotals } from '../providers/index.ts';
+
+/** A chain's input failed its zod schema; `issues` say where. */
+export class InputValidationError extends SymphonizerError {
+  /** Name of the chain. */
+  readonly chain: string;
+  /** The first issues, with paths into the input. */
+  readonly issues: readonly OutputIssue[];
+
+  constructor(chain: string, issues: readonly OutputIssue[]) {
+    const shown = issues
+      .slice(0, 3)
+      .map((i) => `${i.path === '' ? '(root)' : `input.${i.path}`}: ${i.message}`)
+      .join('; ');
+    super('invalid_input', `Input of chain "${chain}" is invalid: ${shown}.`, {
+      hint: "pass an input that matches the chain's input schema",
+    });
+    this.chain = chain;
+    this.issues = issues;
+  }
+}
+
+/** A chain was defined wrongly (unknown dependency, duplicate name, no prompt). */
+export class ChainDefinitionError extends SymphonizerError {
+  /** The node concerned, if any. */
+  readonly node: string | undefined;
+
+  constructor(message: string, node?: string, options: SymphonizerErrorOptions = {}) {
+    super('invalid_chain', message, options);
+    this.node = node;
+  }
+}
+
+/** A chain run ended without completing; holds what was done before the end. */
+export class ChainRunError extends SymphonizerError {
+  /** `error` (a node failed) or `cancelled` (stopped or aborted). */
+  readonly status: 'error' | 'cancelled';
+  /** The node that failed, when one did. */
+  readonly node: string | undefined;
+  /** Outputs of the nodes that completed. */
+  readonly outputs: Readonly<Record<string, unknown>>;
+  readonly trace: readonly NodeRecord[];
+  readonly usage: UsageTotals;
+
+  constructor(init: {
+    chain: string;
+    status: 'error' | 'cancelled';
+    node: string | undefined;
+    cause: unknown;
+    outputs: Readonly<Record<string, unknown>>;
+    trace: readonly NodeRecord[];
+    usage: UsageTotals;
+  }) {
+    const why = init.cause instanceof Error ? init.cause.message : String(init.cause);
+    super(
+      init.status === 'error' ? 'chain_failed' : 'chain_cancelled',
+      init.status === 'error'
+        ? `Chain "${init.chain}" failed${init.node === undefined ? '' : ` at node "${init.node}"`}: ${why}`
+        : `Chain "${init.chain}" was cancelled${init.cause === undefined ? '' : `: ${why}`}`,
+      { cause: init.cause },
+    );
+    this.status = init.status;
+    this.node = init.node;
+    this.outputs = init.outputs;
+    this.trace = init.trace;
+    this.usage = init.usage;
+  }
+}

@@ -1,0 +1,31 @@
+/**
+ * Typed chains of prompt and agent nodes, run as Compositions; streaming events and server-sent events.
+ * @packageDocumentation
+ */
+
+export {
+  Chain,
+  ChainBuilder,
+  chain,
+  defaultModelClient,
+  formatTrace,
+  type ChainOptions,
+  type ChainRun,
+  type ChainRunOptions,
+  type ChainStream,
+} from './chain.ts';
+export { ChainDefinitionError, ChainRunError, InputValidationError } from './errors.ts';
+export { formatServerSentEvent, toServerSentEvents } from './sse.ts';
+export { tool, toolDefinition, type Tool } from './tool.ts';
+export type {
+  AgentSpec,
+  AgentStep,
+  AgentToolCall,
+  ChainEvent,
+  ChainResult,
+  NodeContext,
+  NodeOverride,
+  PromptFunction,
+  PromptSpec,
+  SpecOutput,
+} from './types.ts';
