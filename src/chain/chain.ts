@@ -62,6 +62,8 @@ export interface ChainRunOptions<O = Record<string, unknown>> {
   readonly signal?: AbortSignal | undefined;
   /** Receives every event of the run. Must not throw. */
   readonly onEvent?: ((event: ChainEvent<O>) => void) | undefined;
+  /** Model for every node of this run (per-node `overrides` still win). */
+  readonly model?: string | undefined;
   /** Per-node overrides of model, template and parameters (prompt experiments, eval variants). */
   readonly overrides?: Readonly<Record<string, NodeOverride>> | undefined;
   /** Stream text nodes token by token (`token` events). @default true for `stream()`, false for `run()` */
@@ -507,7 +509,10 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     options: ChainRunOptions<O>,
   ): NodeRunner {
     const entry = this.#entries.get(name) as Entry;
-    const override = options.overrides?.[name];
+    const override: NodeOverride | undefined =
+      options.model === undefined
+        ? options.overrides?.[name]
+        : { model: options.model, ...options.overrides?.[name] };
     const labels = { nodeKey: name, compositionId: composition.instanceId };
     const build = (context: RunContext): CallSpec => {
       const spec = this.#callSpec(entry, input, context.inputs, override);

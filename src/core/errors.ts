@@ -40,6 +40,17 @@ export type ErrorCode =
   | 'retries_exhausted'
   | 'budget_exceeded'
   | 'output_validation'
+  // prompts
+  | 'template_not_found'
+  | 'template_variable'
+  | 'template_syntax'
+  | 'template_render'
+  | 'partial_not_found'
+  // chains
+  | 'invalid_input'
+  | 'invalid_chain'
+  | 'chain_failed'
+  | 'chain_cancelled'
   | (string & {});
 
 /** Options common to every {@link SymphonizerError}. */

@@ -139,6 +139,20 @@ describe('chain.run()', () => {
     );
   });
 
+  it('runs every node on a run-wide model, unless a node override says otherwise', async () => {
+    const { client, provider } = clientWith((request) => request.model);
+    const c = chain({ input: z.object({}), model: 'fake:base', client })
+      .prompt('a', { template: 'first one' })
+      .prompt('b', { template: 'second one' })
+      .build();
+    const { outputs } = await c.run(
+      {},
+      { model: 'fake:everyone', overrides: { b: { model: 'fake:special' } } },
+    );
+    expect(outputs).toEqual({ a: 'everyone', b: 'special' });
+    expect(provider.requests).toHaveLength(2);
+  });
+
   it('runs many inputs through one Perform', async () => {
     const { client } = clientWith((request) => lastUser(request).toUpperCase());
     const c = chain({ input: z.object({ word: z.string() }), model: 'fake:m', client })
