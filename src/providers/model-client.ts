@@ -12,6 +12,7 @@ import { createDefaultRegistry, type ProviderRegistry } from './registry.ts';
 import {
   RetriesExhaustedError,
   RetryPolicy,
+  abortableSleep,
   retryWithRunners,
   type RetryDecision,
   type RetryPolicyOptions,
@@ -358,7 +359,7 @@ export class ModelClient {
         const decision = this.#policy.shouldRetry(error, failures, performance.now() - startedAt);
         if (!decision.retry) throw error;
         this.#emitRetry(spec.model, labels, error, failures, decision.delayMs, decision.reason);
-        await sleep(decision.delayMs, options.signal);
+        await abortableSleep(decision.delayMs, options.signal);
       } finally {
         unreserve();
         // The consumer stopped early (break / return): free the slot and count what was streamed.
@@ -729,20 +730,4 @@ function releaseInfo(
       typeof fields.retryAfterMs === 'number' ? fields.retryAfterMs : policy.backoffMs(failure);
   }
   return info;
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
-  if (ms <= 0) return Promise.resolve();
-  return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => {
-      clearTimeout(timer);
-      reject(signal?.reason as Error);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }

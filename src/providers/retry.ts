@@ -395,7 +395,8 @@ export function tryAgainFor(
 }
 
 /** Sleep that an abort ends at once (rejecting with `signal.reason`); its listener is removed when it settles. */
-function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+/** @internal A sleep that an abort ends at once (rejecting with `signal.reason`); its listener is removed when it settles. */
+export function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
   if (ms <= 0) return Promise.resolve();
   return new Promise<void>((resolve, reject) => {
