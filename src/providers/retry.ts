@@ -394,7 +394,6 @@ export function tryAgainFor(
   return new TryAgainError(`Retrying: ${decision.reason}.`, { delayMs: decision.delayMs, cause: error });
 }
 
-/** Sleep that an abort ends at once (rejecting with `signal.reason`); its listener is removed when it settles. */
 /** @internal A sleep that an abort ends at once (rejecting with `signal.reason`); its listener is removed when it settles. */
 export function abortableSleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
   if (signal?.aborted === true) return Promise.reject(signal.reason as Error);
