@@ -9,7 +9,8 @@
  *
  *   PORT=3000 node examples/chatbot-server.ts    (without PORT, a free port is picked; the URL is printed)
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
+import { json } from 'node:stream/consumers';
 import { z } from 'zod';
 import { chain, toServerSentEvents, type ModelClient } from '../src/index.ts';
 import { exampleClient, modelBanner, pickModel } from './model.ts';
@@ -54,7 +55,7 @@ export function createChatServer(options: ChatServerOptions = {}): Server {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
         return;
       }
-      const body = ChatRequest.safeParse(await readJson(req));
+      const body = ChatRequest.safeParse(await json(req).catch(() => undefined)); // invalid JSON → 400
       if (!body.success) {
         res
           .writeHead(400, { 'content-type': 'text/plain' })
@@ -88,19 +89,6 @@ export function createChatServer(options: ChatServerOptions = {}): Server {
       res.end();
     });
   });
-}
-
-async function readJson(req: IncomingMessage): Promise<unknown> {
-  let text = '';
-  for await (const chunk of req) {
-    text += String(chunk);
-    if (text.length > 64_000) return undefined;
-  }
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return undefined;
-  }
 }
 
 // The page: a log of messages and a form. It reads the SSE stream with fetch + ReadableStream (EventSource

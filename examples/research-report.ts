@@ -111,7 +111,6 @@ for (const name of ['history', 'science', 'outlook'] as const) {
 console.log(`outline: "${outputs.outline.title}" — ${outputs.outline.sections.join(' / ')}`);
 console.log(`draft: ${outputs.draft.length} chars: "${brief(outputs.draft)}"`);
 console.log(`critique: score ${outputs.critique.score}/10, ${outputs.critique.issues.length} issue(s)`);
-for (const issue of outputs.critique.issues) console.log(`  [${issue.severity}] ${brief(issue.problem, 80)}`);
 console.log(`revise: ${outputs.revise.length} chars`);
 
 console.log('\n=== Trace (one line per node attempt) ===');

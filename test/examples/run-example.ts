@@ -19,12 +19,17 @@ export const offlineEnv: NodeJS.ProcessEnv = {
   OPENAI_BASE_URL: '',
 };
 
-export function runExample(script: string, args: readonly string[] = []): Promise<Outcome> {
+/** Runs `script` with `args`; `env` is laid over {@link offlineEnv} (e.g. a key and a base URL). */
+export function runExample(
+  script: string,
+  args: readonly string[] = [],
+  env: Readonly<Record<string, string>> = {},
+): Promise<Outcome> {
   return new Promise((done) => {
     execFile(
       process.execPath,
       [script, ...args],
-      { cwd: root, env: offlineEnv, maxBuffer: 10 * 1024 * 1024 },
+      { cwd: root, env: { ...offlineEnv, ...env }, maxBuffer: 10 * 1024 * 1024 },
       (error, stdout, stderr) => {
         const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
         done({ code, stdout, stderr });
