@@ -72,6 +72,12 @@ export interface ChainRunOptions<O = Record<string, unknown>> {
   readonly nodeTimeoutMs?: number | undefined;
 }
 
+/** The outputs type of a chain: `ChainOutputs<typeof report>['outline']`. */
+export type ChainOutputs<C> = C extends Chain<z.ZodType, infer O> ? O : never;
+
+/** The input type of a chain (what `run()` accepts). */
+export type ChainInput<C> = C extends Chain<infer S, Record<string, unknown>> ? z.input<S> : never;
+
 /** A started run: its Composition (add it to a Perform) and its result. */
 export interface ChainRun<O> {
   readonly runId: string;
@@ -247,7 +253,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     this.inputSchema = options.input;
     this.nodes = Object.freeze(entries.map((e) => e.name));
     this.#entries = new Map(entries.map((e) => [e.name, e]));
-    this.#model = options.model ?? process.env.SYMPHONIZER_MODEL ?? 'sim:default';
+    this.#model = options.model ?? (process.env.SYMPHONIZER_MODEL?.trim() || 'sim:default');
     this.#client = options.client;
     this.#templates = options.templates;
     // One graph of notes for every run: per-run state lives in each Composition.
@@ -418,6 +424,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
         steps: Object.fromEntries(state.steps),
         elapsedMs: composition.elapsedMs,
         simulated: state.simulated,
+        cachedCalls: state.cachedCalls,
       };
       state.emit({
         type: 'chain-done',
@@ -643,6 +650,7 @@ class RunState<O> {
   readonly usageByNode = new Map<string, UsageTotals>();
   readonly steps = new Map<string, AgentStep[]>();
   simulated = false;
+  cachedCalls = 0;
   started = false;
   readonly #chain: string;
   readonly #onEvent: ((event: ChainEvent<O>) => void) | undefined;
@@ -668,6 +676,7 @@ class RunState<O> {
     switch (event.type) {
       case 'call': {
         if (event.simulated) this.simulated = true;
+        if (event.cached) this.cachedCalls += 1;
         const before = this.usageByNode.get(node) ?? zeroUsage();
         this.usageByNode.set(
           node,

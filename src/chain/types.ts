@@ -134,6 +134,8 @@ export interface ChainResult<O> {
   readonly elapsedMs: number;
   /** True when any answer came from the offline simulated model. */
   readonly simulated: boolean;
+  /** Model calls answered by a response cache (they cost nothing). */
+  readonly cachedCalls: number;
 }
 
 /** Per-run overrides, e.g. for prompt experiments: a model, template or parameters for named nodes. */

@@ -116,6 +116,8 @@ export type CallEvent =
       readonly simulated: boolean;
       /** True when the usage was estimated because the call was cut short (an aborted stream). */
       readonly estimated: boolean;
+      /** True when a response cache answered. */
+      readonly cached: boolean;
     };
 
 /** Options of a {@link ModelClient}. */
@@ -579,6 +581,7 @@ export class ModelClient {
       requestId: response.requestId,
       simulated: response.simulated === true,
       estimated,
+      cached: response.cached === true,
     });
     return costUsd;
   }
@@ -606,6 +609,7 @@ export class ModelClient {
       requestId: undefined,
       simulated: false,
       estimated: true,
+      cached: false,
     });
   }
 

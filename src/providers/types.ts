@@ -100,6 +100,8 @@ export interface ModelResponse {
   readonly rateLimit?: RateLimitInfo | undefined;
   /** True when the offline simulated model produced this answer. */
   readonly simulated?: boolean | undefined;
+  /** True when a response cache answered (the provider was not called; usage is zero). */
+  readonly cached?: boolean | undefined;
 }
 
 /** One event of a streamed call. A stream ends with exactly one `finish` event (unless it throws). */

@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-unused-expressions -- expressions here exist to be type-checked */
 import { describe, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
-import { chain, type ChainResult } from '../../src/index.ts';
+import { chain, type ChainInput, type ChainOutputs, type ChainResult } from '../../src/index.ts';
 
 const Outline = z.object({ title: z.string(), sections: z.array(z.string()) });
 const Verdict = z.object({ score: z.number(), reasons: z.array(z.string()) });
@@ -43,6 +43,8 @@ describe('typed chains', () => {
     expectTypeOf<Result>().toExtend<ChainResult<{ readonly outline: unknown; readonly draft: string }>>();
     // @ts-expect-error — the input must match the input schema
     void c.run({ subject: 'x' });
+    expectTypeOf<ChainOutputs<typeof c>['outline']>().toEqualTypeOf<{ title: string; sections: string[] }>();
+    expectTypeOf<ChainInput<typeof c>>().toEqualTypeOf<{ topic: string }>();
   });
 
   it('refuses an `after` that names a node not added yet', () => {
