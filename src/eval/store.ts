@@ -1,0 +1,522 @@
+/**
+ * The run store: every finished row of a batch, committed to SQLite the moment it finishes, so a batch that
+ * is interrupted (Ctrl-C, crash, power loss) resumes where it stopped and never stores a row twice.
+ *
+ * Uses `node:sqlite` (built into Node 24): no native build, no dependency.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import type { SQLInputValue, StatementSync } from 'node:sqlite';
+import { SymphonizerError } from '../core/errors.ts';
+import type { Json } from '../core/json.ts';
+import type { UsageTotals } from '../providers/usage.ts';
+import type { RowRecord, RowStatus, ScoreResult } from './types.ts';
+
+/** Version of the schema below, kept in `PRAGMA user_version`. */
+const SCHEMA_VERSION = 1;
+
+const schema = `
+CREATE TABLE IF NOT EXISTS runs (
+  name       TEXT PRIMARY KEY,
+  chain      TEXT NOT NULL,
+  variants   TEXT NOT NULL,          -- JSON array of variant names, in the order they were first seen
+  dataset    TEXT,
+  config     TEXT,                   -- JSON
+  created_at INTEGER NOT NULL,       -- epoch ms
+  updated_at INTEGER NOT NULL        -- epoch ms
+) STRICT;
+CREATE TABLE IF NOT EXISTS rows (
+  run         TEXT NOT NULL REFERENCES runs (name) ON DELETE CASCADE,
+  variant     TEXT NOT NULL,
+  row_id      TEXT NOT NULL,
+  line        INTEGER NOT NULL,
+  status      TEXT NOT NULL CHECK (status IN ('pass', 'fail', 'error')),
+  input       TEXT NOT NULL,         -- JSON
+  expected    TEXT,                  -- JSON, NULL when absent
+  outputs     TEXT,                  -- JSON, NULL when absent
+  scores      TEXT NOT NULL,         -- JSON
+  usage       TEXT NOT NULL,         -- JSON (UsageTotals)
+  error       TEXT,                  -- JSON, NULL when absent
+  latency_ms  REAL NOT NULL,
+  cost_usd    REAL NOT NULL,
+  tokens      INTEGER NOT NULL,
+  attempts    INTEGER NOT NULL,
+  cached      INTEGER NOT NULL,
+  finished_at INTEGER NOT NULL,      -- epoch ms
+  PRIMARY KEY (run, variant, row_id)
+) STRICT;
+CREATE INDEX IF NOT EXISTS rows_by_status ON rows (run, status);
+CREATE INDEX IF NOT EXISTS rows_by_latency ON rows (run, latency_ms);
+CREATE INDEX IF NOT EXISTS rows_by_cost ON rows (run, cost_usd);
+CREATE INDEX IF NOT EXISTS rows_by_tokens ON rows (run, tokens);
+`;
+
+/** A run store or response cache file could not be opened, or holds a schema this version does not know. */
+export class StoreOpenError extends SymphonizerError {
+  /** Path of the store file. */
+  readonly path: string;
+
+  constructor(path: string, message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super('store_open', `Cannot open the SQLite database at ${path}: ${message}`, options);
+    this.path = path;
+  }
+}
+
+/** A run was resumed with a different chain than the one it was created with. */
+export class RunMismatchError extends SymphonizerError {
+  /** Name of the run. */
+  readonly run: string;
+  /** Chain the stored run was created with. */
+  readonly storedChain: string;
+  /** Chain of the batch that tried to resume it. */
+  readonly chain: string;
+
+  constructor(run: string, storedChain: string, chain: string) {
+    super(
+      'run_mismatch',
+      `Run "${run}" was created with chain "${storedChain}" and cannot be resumed with chain "${chain}".`,
+      { hint: 'pick another run name, or delete the old run first' },
+    );
+    this.run = run;
+    this.storedChain = storedChain;
+    this.chain = chain;
+  }
+}
+
+/** A row was written for a run that {@link RunStore.beginRun} never created (or that was deleted). */
+export class UnknownRunError extends SymphonizerError {
+  /** Name of the run. */
+  readonly run: string;
+
+  constructor(run: string) {
+    super('unknown_run', `No run named "${run}" in the store.`, {
+      hint: 'call beginRun() before putRow()',
+    });
+    this.run = run;
+  }
+}
+
+/** What {@link RunStore.beginRun} records about a run. */
+export interface RunInfo {
+  /** Unique name of the run; beginning a run with a stored name resumes it. */
+  readonly run: string;
+  /** Name of the chain; a run can only be resumed with the same chain. */
+  readonly chain: string;
+  /** Variant names; new ones are added to a resumed run. */
+  readonly variants: readonly string[];
+  /** Where the rows came from (a path), for reports. */
+  readonly dataset?: string | undefined;
+  /** Anything else worth keeping (options, scorers), as JSON. */
+  readonly config?: Json | undefined;
+}
+
+/** Row counts of a run, by status. */
+export interface RowCounts {
+  readonly total: number;
+  readonly pass: number;
+  readonly fail: number;
+  readonly error: number;
+}
+
+/** One run as listed by {@link RunStore.runs}. */
+export interface RunSummary {
+  readonly name: string;
+  readonly chain: string;
+  /** In the order they were first recorded. */
+  readonly variants: readonly string[];
+  readonly dataset?: string | undefined;
+  readonly config?: Json | undefined;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  /** Epoch milliseconds of the last `beginRun` or `putRow`. */
+  readonly updatedAt: number;
+  readonly counts: RowCounts;
+  /** Sum of the rows' `usage.costUsd`. */
+  readonly costUsd: number;
+  /** Sum of the rows' `usage.totalTokens`. */
+  readonly tokens: number;
+}
+
+/** Options of {@link RunStore.finishedKeys}. */
+export interface FinishedKeysOptions {
+  /** Include rows stored with status `error`. @default true */
+  readonly includeErrors?: boolean | undefined;
+}
+
+/** Options of {@link RunStore.rows}. */
+export interface RowsOptions {
+  /** Only this variant's rows. @default every variant */
+  readonly variant?: string | undefined;
+}
+
+/**
+ * The key of one row of one variant in {@link RunStore.finishedKeys} and {@link RunStore.errorKeys}:
+ * `${variant}\u0000${rowId}`.
+ */
+export function rowKey(variant: string, rowId: string): string {
+  return `${variant}\u0000${rowId}`;
+}
+
+type DbRow = Record<string, unknown>;
+
+/**
+ * Runs and their rows in one SQLite file. Each row is committed in its own transaction as it finishes, and
+ * re-putting a row replaces it, so a resumed batch never duplicates rows.
+ *
+ * @example
+ * ```ts
+ * const store = RunStore.open('.symphonizer/runs.db');
+ * const { resumed } = store.beginRun({ run: 'nightly', chain: 'summarize', variants: ['base'] });
+ * const done = store.finishedKeys('nightly');
+ * for (const row of dataset) if (!done.has(rowKey('base', row.id))) store.putRow(await runRow(row));
+ * store.close();
+ * ```
+ */
+export class RunStore {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  private constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  /**
+   * Open (creating if needed) the store at `path`; `:memory:` gives a private in-memory store. Parent
+   * directories are created.
+   *
+   * @throws {StoreOpenError} when the file cannot be opened or was written by a newer version.
+   */
+  static open(path: string): RunStore {
+    const db = openDatabase(path);
+    try {
+      const version = Number(db.prepare('PRAGMA user_version').get()?.['user_version'] ?? 0);
+      if (version > SCHEMA_VERSION) {
+        throw new StoreOpenError(
+          path,
+          `its schema version is ${version}, this version reads ${SCHEMA_VERSION}`,
+          {
+            hint: 'upgrade symphonizer, or use another store file',
+          },
+        );
+      }
+      db.exec('BEGIN IMMEDIATE');
+      try {
+        db.exec(schema);
+        db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
+        db.exec('COMMIT');
+      } catch (err) {
+        db.exec('ROLLBACK');
+        throw err;
+      }
+    } catch (err) {
+      db.close();
+      if (SymphonizerError.isInstance(err)) throw err;
+      throw new StoreOpenError(path, errorMessage(err), { cause: err });
+    }
+    return new RunStore(db);
+  }
+
+  /**
+   * Create the run, or resume the stored run of that name. Variants not yet recorded are added; `dataset`
+   * and `config`, when given, replace the stored ones (the latest invocation wins).
+   *
+   * @returns `resumed: true` when the run already existed.
+   * @throws {RunMismatchError} when the stored run has another chain.
+   */
+  beginRun(info: RunInfo): { resumed: boolean } {
+    return this.#transaction(() => {
+      const now = Date.now();
+      const existing = this.#stmt('SELECT chain, variants FROM runs WHERE name = ?').get(info.run);
+      if (existing === undefined) {
+        this.#stmt(
+          `INSERT INTO runs (name, chain, variants, dataset, config, created_at, updated_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        ).run(
+          info.run,
+          info.chain,
+          JSON.stringify(unique(info.variants)),
+          info.dataset ?? null,
+          toJsonColumn(info.config),
+          now,
+          now,
+        );
+        return { resumed: false };
+      }
+      const storedChain = String(existing['chain']);
+      if (storedChain !== info.chain) throw new RunMismatchError(info.run, storedChain, info.chain);
+      const variants = unique([...parseStringArray(existing['variants']), ...info.variants]);
+      this.#stmt(
+        `UPDATE runs SET variants = ?, dataset = coalesce(?, dataset), config = coalesce(?, config),
+         updated_at = max(updated_at, ?) WHERE name = ?`,
+      ).run(JSON.stringify(variants), info.dataset ?? null, toJsonColumn(info.config), now, info.run);
+      return { resumed: true };
+    });
+  }
+
+  /**
+   * Keys ({@link rowKey}) of the rows already stored for `run`. Error rows are included by default, so a
+   * plain resume does not redo them; use {@link RunStore.errorKeys} to retry only the errors.
+   */
+  finishedKeys(run: string, options: FinishedKeysOptions = {}): Set<string> {
+    const sql =
+      options.includeErrors === false
+        ? "SELECT variant, row_id FROM rows WHERE run = ? AND status != 'error'"
+        : 'SELECT variant, row_id FROM rows WHERE run = ?';
+    return this.#keys(sql, run);
+  }
+
+  /** Keys ({@link rowKey}) of the rows of `run` stored with status `error`. */
+  errorKeys(run: string): Set<string> {
+    return this.#keys("SELECT variant, row_id FROM rows WHERE run = ? AND status = 'error'", run);
+  }
+
+  /**
+   * Store one finished row in its own transaction, replacing any row with the same run, variant and row id.
+   * A variant the run did not list yet is added to it.
+   *
+   * @throws {UnknownRunError} when the run was never begun.
+   */
+  putRow(record: RowRecord): void {
+    this.#transaction(() => {
+      const run = this.#stmt('SELECT variants FROM runs WHERE name = ?').get(record.run);
+      if (run === undefined) throw new UnknownRunError(record.run);
+      const variants = parseStringArray(run['variants']);
+      const newVariants = variants.includes(record.variant)
+        ? null
+        : JSON.stringify([...variants, record.variant]);
+      this.#stmt(
+        `UPDATE runs SET variants = coalesce(?, variants), updated_at = max(updated_at, ?) WHERE name = ?`,
+      ).run(newVariants, Date.now(), record.run);
+      const values: SQLInputValue[] = [
+        record.run,
+        record.variant,
+        record.rowId,
+        record.line,
+        record.status,
+        JSON.stringify(record.input),
+        toJsonColumn(record.expected),
+        toJsonColumn(record.outputs),
+        JSON.stringify(record.scores),
+        JSON.stringify(record.usage),
+        toJsonColumn(record.error),
+        record.latencyMs,
+        record.usage.costUsd,
+        Math.round(record.usage.totalTokens),
+        Math.round(record.attempts),
+        record.cached ? 1 : 0,
+        Math.round(record.finishedAt),
+      ];
+      this.#stmt(
+        `INSERT OR REPLACE INTO rows (run, variant, row_id, line, status, input, expected, outputs, scores,
+           usage, error, latency_ms, cost_usd, tokens, attempts, cached, finished_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(...values);
+    });
+  }
+
+  /**
+   * The stored rows of `run`, streamed from the database (not loaded all at once): by variant in the run's
+   * order, then by line, then by row id.
+   */
+  *rows(run: string, options: RowsOptions = {}): IterableIterator<RowRecord> {
+    const filter = options.variant === undefined ? '' : 'AND r.variant = ?';
+    const params: SQLInputValue[] = options.variant === undefined ? [run, run] : [run, run, options.variant];
+    // A fresh statement (not the cached one): two iterations may be open at the same time.
+    const statement = this.#db.prepare(
+      `SELECT r.* FROM rows r
+       LEFT JOIN json_each((SELECT variants FROM runs WHERE name = ?)) v ON v.value = r.variant
+       WHERE r.run = ? ${filter}
+       ORDER BY coalesce(v.key, 1e18), r.variant, r.line, r.row_id`,
+    );
+    for (const row of statement.iterate(...params)) yield toRecord(row);
+  }
+
+  /** How many rows of `run` are stored, by status (all zero for an unknown run). */
+  countRows(run: string): RowCounts {
+    return toCounts(
+      this.#stmt(
+        `SELECT count(*) AS total,
+           coalesce(sum(status = 'pass'), 0) AS pass,
+           coalesce(sum(status = 'fail'), 0) AS fail,
+           coalesce(sum(status = 'error'), 0) AS error
+         FROM rows WHERE run = ?`,
+      ).get(run),
+    );
+  }
+
+  /** Every stored run, most recently updated first. */
+  runs(): RunSummary[] {
+    return this.#stmt(`${summarySelect} ORDER BY r.updated_at DESC, r.name`).all().map(toSummary);
+  }
+
+  /** The stored run named `name`, if any. */
+  run(name: string): RunSummary | undefined {
+    const row = this.#stmt(`${summarySelect} WHERE r.name = ?`).get(name);
+    return row === undefined ? undefined : toSummary(row);
+  }
+
+  /** Delete a run and all its rows. Returns false when there was no such run. */
+  deleteRun(name: string): boolean {
+    return this.#transaction(() => {
+      this.#stmt('DELETE FROM rows WHERE run = ?').run(name);
+      return Number(this.#stmt('DELETE FROM runs WHERE name = ?').run(name).changes) > 0;
+    });
+  }
+
+  /** Close the database. The store cannot be used afterwards; closing twice does nothing. */
+  close(): void {
+    if (!this.#db.isOpen) return;
+    this.#statements.clear();
+    this.#db.close();
+  }
+
+  #keys(sql: string, run: string): Set<string> {
+    const keys = new Set<string>();
+    for (const row of this.#stmt(sql).iterate(run))
+      keys.add(rowKey(String(row['variant']), String(row['row_id'])));
+    return keys;
+  }
+
+  #stmt(sql: string): StatementSync {
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+
+  // BEGIN IMMEDIATE takes the write lock up front, so two processes sharing the file wait on busy_timeout
+  // instead of failing to upgrade a read lock midway.
+  #transaction<T>(body: () => T): T {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      const result = body();
+      this.#db.exec('COMMIT');
+      return result;
+    } catch (err) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+}
+
+const summarySelect = `
+  SELECT r.name, r.chain, r.variants, r.dataset, r.config, r.created_at, r.updated_at,
+    (SELECT count(*) FROM rows WHERE run = r.name) AS total,
+    (SELECT count(*) FROM rows WHERE run = r.name AND status = 'pass') AS pass,
+    (SELECT count(*) FROM rows WHERE run = r.name AND status = 'fail') AS fail,
+    (SELECT count(*) FROM rows WHERE run = r.name AND status = 'error') AS error,
+    (SELECT coalesce(sum(cost_usd), 0) FROM rows WHERE run = r.name) AS cost_usd,
+    (SELECT coalesce(sum(tokens), 0) FROM rows WHERE run = r.name) AS tokens
+  FROM runs r`;
+
+/**
+ * Opens a SQLite file with the settings every symphonizer store uses (the run store and the response
+ * cache). Not part of the public API.
+ *
+ * @internal
+ */
+export function openDatabase(path: string): DatabaseSync {
+  let db: DatabaseSync;
+  try {
+    if (path !== ':memory:' && path !== '' && !path.startsWith('file:'))
+      mkdirSync(dirname(path), { recursive: true });
+    db = new DatabaseSync(path);
+  } catch (err) {
+    throw new StoreOpenError(path, errorMessage(err), { cause: err });
+  }
+  try {
+    // Another process (a second batch, a report) may hold the write lock for a moment: wait, don't fail.
+    db.exec('PRAGMA busy_timeout = 5000');
+    // WAL: readers never block the writer, and a commit is one append to the log. synchronous=NORMAL fsyncs
+    // the log at checkpoints rather than at every commit, so each row commit stays cheap. A killed process
+    // loses nothing it committed (the log is in the OS cache); an OS crash or power loss may lose the last
+    // few transactions, but never corrupts the file (WAL at NORMAL stays consistent). A lost row is simply
+    // run again on resume.
+    db.exec('PRAGMA journal_mode = WAL');
+    db.exec('PRAGMA synchronous = NORMAL');
+    db.exec('PRAGMA foreign_keys = ON');
+  } catch (err) {
+    db.close();
+    throw new StoreOpenError(path, errorMessage(err), {
+      cause: err,
+      hint: 'is it a SQLite database, and is its directory writable?',
+    });
+  }
+  return db;
+}
+
+function toRecord(row: DbRow): RowRecord {
+  const status = String(row['status']);
+  if (status !== 'pass' && status !== 'fail' && status !== 'error')
+    throw new SymphonizerError('store_corrupt', `Stored row has an unknown status "${status}".`);
+  const expected = fromJsonColumn(row['expected']);
+  const outputs = fromJsonColumn(row['outputs']);
+  const error = fromJsonColumn(row['error']) as RowRecord['error'];
+  return {
+    run: String(row['run']),
+    variant: String(row['variant']),
+    rowId: String(row['row_id']),
+    line: Number(row['line']),
+    status: status satisfies RowStatus,
+    input: JSON.parse(String(row['input'])) as Json,
+    ...(expected === undefined ? {} : { expected }),
+    ...(outputs === undefined ? {} : { outputs }),
+    scores: JSON.parse(String(row['scores'])) as Record<string, ScoreResult>,
+    usage: JSON.parse(String(row['usage'])) as UsageTotals,
+    latencyMs: Number(row['latency_ms']),
+    attempts: Number(row['attempts']),
+    ...(error === undefined ? {} : { error }),
+    cached: Number(row['cached']) === 1,
+    finishedAt: Number(row['finished_at']),
+  };
+}
+
+function toCounts(row: DbRow | undefined): RowCounts {
+  return {
+    total: Number(row?.['total'] ?? 0),
+    pass: Number(row?.['pass'] ?? 0),
+    fail: Number(row?.['fail'] ?? 0),
+    error: Number(row?.['error'] ?? 0),
+  };
+}
+
+function toSummary(row: DbRow): RunSummary {
+  const config = fromJsonColumn(row['config']);
+  const dataset = row['dataset'];
+  return {
+    name: String(row['name']),
+    chain: String(row['chain']),
+    variants: parseStringArray(row['variants']),
+    ...(typeof dataset === 'string' ? { dataset } : {}),
+    ...(config === undefined ? {} : { config }),
+    createdAt: Number(row['created_at']),
+    updatedAt: Number(row['updated_at']),
+    counts: toCounts(row),
+    costUsd: Number(row['cost_usd']),
+    tokens: Number(row['tokens']),
+  };
+}
+
+function toJsonColumn(value: unknown): string | null {
+  return value === undefined ? null : JSON.stringify(value);
+}
+
+function fromJsonColumn(value: unknown): Json | undefined {
+  return typeof value === 'string' ? (JSON.parse(value) as Json) : undefined;
+}
+
+function parseStringArray(value: unknown): string[] {
+  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : [];
+  return Array.isArray(parsed) ? parsed.map(String) : [];
+}
+
+function unique(values: readonly string[]): string[] {
+  return [...new Set(values)];
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
