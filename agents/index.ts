@@ -31,6 +31,7 @@ export {
   type JudgeScale,
   type JudgmentSchema,
 } from './judge.ts';
+export { judgeScorer, type JudgeScorerOptions } from './judge-scorer.ts';
 export { reviser, type ReviserOptions } from './reviser.ts';
 export { routeSchema, router, type RouteChoice, type RouteSchema, type RouterOptions } from './router.ts';
 export { Summary, summarizer, type SummarizerOptions } from './summarizer.ts';

@@ -1,0 +1,772 @@
+/**
+ * Dataset readers for eval batches: JSONL, CSV and JSON-array files, streamed row by row (a million-row file
+ * is never held in memory), each row validated against the chain's input schema. A bad row becomes a row
+ * error with its line number and never stops the batch.
+ */
+import { createReadStream, type ReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { extname } from 'node:path';
+import { createInterface } from 'node:readline';
+import type { z } from 'zod';
+import { InvalidOptionError, SymphonizerError, type SymphonizerErrorOptions } from '../core/index.ts';
+import type { OutputIssue } from '../providers/index.ts';
+import type { DatasetItem, DatasetRow } from './types.ts';
+
+/** The file formats {@link readDataset} reads. */
+export type DatasetFormat = 'jsonl' | 'csv' | 'json';
+
+/** How a row is split into id, expected value and input (every format, and {@link datasetFromArray}). */
+export interface DatasetShapeOptions {
+  /** The field holding the row id. @default 'id' */
+  readonly idField?: string | undefined;
+  /** The field holding the expected value. @default 'expected' */
+  readonly expectedField?: string | undefined;
+  /** When set, the row's input is `row[inputField]`; otherwise the row without its id and expected fields. */
+  readonly inputField?: string | undefined;
+}
+
+/** Options of {@link readDataset}. */
+export interface ReadDatasetOptions<I> extends DatasetShapeOptions {
+  /** The chain's input schema (`chain.inputSchema`); each row's input is validated (and coerced) with it. */
+  readonly schema: z.ZodType<I>;
+  /** @default from the extension: `.jsonl`/`.ndjson` → jsonl, `.csv` → csv, `.json` → json */
+  readonly format?: DatasetFormat | undefined;
+}
+
+/**
+ * A dataset file could not be read: it is missing, unreadable or not a file, its format is unknown, a CSV
+ * header is unusable, or a JSON file is not an array. Code `dataset_error`. Bad rows are never thrown: they
+ * are row errors ({@link DatasetItem} with `ok: false`).
+ */
+export class DatasetError extends SymphonizerError {
+  /** The dataset's path. */
+  readonly path: string;
+
+  constructor(message: string, path: string, options: SymphonizerErrorOptions = {}) {
+    super('dataset_error', message, options);
+    this.path = path;
+  }
+}
+
+/** Raw row text kept in a row error is cut to this many characters. */
+export const maxRawLength = 10_000;
+
+/** zod issues as {@link OutputIssue}s (`path` like `items[2].title`, empty for the root), at most `max`. */
+export function zodIssues(error: z.ZodError, max = 10): OutputIssue[] {
+  return error.issues.slice(0, max).map((issue) => ({
+    path: formatPath(issue.path),
+    message: issue.message,
+    code: issue.code,
+  }));
+}
+
+/**
+ * Reads a dataset file row by row, streamed: JSONL line by line, CSV record by record, a JSON array element
+ * by element, so memory stays flat however large the file (only the set of row ids seen so far is kept, to
+ * find duplicates).
+ *
+ * Each row becomes a {@link DatasetRow}: `id` is the row's `idField` (a string or a number) or else its
+ * `line`; `expected` its `expectedField`; `input` its `inputField`, or else the row without those two fields,
+ * validated with `schema` (its output, so defaults and coercions apply). A JSON value that is not an object
+ * (a string, a number, an array) is the input itself.
+ *
+ * - **JSONL** (`.jsonl`, `.ndjson`): one JSON value per line; blank lines are skipped; `line` is the
+ *   physical line.
+ * - **CSV** (`.csv`): RFC 4180 — a header row, `,` separators, fields in `"…"` may hold commas, newlines and
+ *   `""` (an escaped quote); `\n`, `\r\n` or `\r` end records; blank lines are skipped. Values stay
+ *   **strings**: the schema sees strings, so use `z.coerce.number()`, `z.coerce.boolean()` or `z.preprocess`
+ *   for other types. An empty id or expected cell counts as absent. `line` is the record's first line.
+ * - **JSON** (`.json`): a top-level array, parsed element by element by a small incremental scanner;
+ *   `line` is the element's index + 1 (its physical line is in row errors' messages).
+ *
+ * A bad row (invalid JSON, a CSV record with the wrong number of fields or a stray quote, an input failing
+ * the schema, a duplicate id) is yielded as `{ ok: false, id, line, error, issues?, raw }`; iteration goes
+ * on. A duplicate keeps the first row valid; the later ones get the id `<id>#<line>`, so every yielded id is
+ * unique. Each iteration reads the file anew; breaking out of a `for await` closes the file.
+ *
+ * @example
+ * ```ts
+ * for await (const item of readDataset('cases.jsonl', { schema: myChain.inputSchema })) {
+ *   if (item.ok) await myChain.run(item.row.input);
+ *   else console.error(`line ${item.line}: ${item.error}`);
+ * }
+ * ```
+ * @throws {DatasetError} (when iterated) for a missing, unreadable or non-regular file, an unusable CSV header,
+ *   or a JSON file that is not an array; (at once) for an unknown format.
+ * @throws {InvalidOptionError} (at once) for a missing schema or an empty field name.
+ */
+export function readDataset<I>(path: string, options: ReadDatasetOptions<I>): AsyncIterable<DatasetItem<I>> {
+  const format = options.format ?? formatOf(path);
+  if (format !== 'jsonl' && format !== 'csv' && format !== 'json') {
+    throw new DatasetError(`Unknown dataset format ${JSON.stringify(format)} for ${path}.`, path, {
+      hint: "use a .jsonl, .csv or .json file, or pass format: 'jsonl' | 'csv' | 'json'",
+    });
+  }
+  const shape = checkShape(options);
+  const schema = checkSchema(options.schema);
+  return {
+    [Symbol.asyncIterator]: () => {
+      const rows = new RowMaker(schema, shape, format === 'csv');
+      switch (format) {
+        case 'jsonl':
+          return readJsonl(path, rows);
+        case 'csv':
+          return readCsv(path, rows);
+        case 'json':
+          return readJsonArray(path, rows);
+      }
+    },
+  };
+}
+
+/**
+ * An in-memory dataset: each element of `rows` is a row as {@link readDataset} reads it (`line` and the
+ * fallback id are the index + 1). Row errors carry the row as JSON in `raw`.
+ *
+ * @example
+ * ```ts
+ * const items = datasetFromArray([{ id: 'a', topic: 'tides', expected: 'moon' }], z.object({ topic: z.string() }));
+ * ```
+ * @throws {InvalidOptionError} for a missing schema or an empty field name.
+ */
+export function datasetFromArray<I>(
+  rows: Iterable<unknown>,
+  schema: z.ZodType<I>,
+  options: DatasetShapeOptions = {},
+): AsyncIterable<DatasetItem<I>> {
+  const shape = checkShape(options);
+  const checked = checkSchema(schema);
+  return {
+    [Symbol.asyncIterator]: async function* () {
+      const maker = new RowMaker(checked, shape, false);
+      let line = 0;
+      for (const value of rows) {
+        line++;
+        yield await maker.fromValue(value, line, () => jsonText(value));
+      }
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Rows: id, expected and input of a parsed value; duplicate ids; schema validation.
+
+interface Shape {
+  readonly idField: string;
+  readonly expectedField: string;
+  readonly inputField: string | undefined;
+}
+
+class RowMaker<I> {
+  /** Ids seen so far, with the line of their first row. */
+  readonly #ids = new Map<string, number>();
+  readonly #schema: z.ZodType<I>;
+  readonly #shape: Shape;
+  /** CSV: empty id and expected cells count as absent. */
+  readonly #emptyIsAbsent: boolean;
+
+  constructor(schema: z.ZodType<I>, shape: Shape, emptyIsAbsent: boolean) {
+    this.#schema = schema;
+    this.#shape = shape;
+    this.#emptyIsAbsent = emptyIsAbsent;
+  }
+
+  /** A row error for a row with no usable id: its id is its line. */
+  error(line: number, error: string, raw: string, issues?: readonly OutputIssue[]): DatasetItem<I> {
+    return this.#error(this.#claim(String(line), line), line, error, raw, issues);
+  }
+
+  async fromValue(value: unknown, line: number, raw: () => string): Promise<DatasetItem<I>> {
+    const { idField, expectedField, inputField } = this.#shape;
+    const record = isRecord(value) ? value : undefined;
+    let id = String(line);
+    const rawId = record?.[idField];
+    if (rawId !== undefined && rawId !== null && !(this.#emptyIsAbsent && rawId === '')) {
+      if (typeof rawId === 'string') id = rawId;
+      else if (typeof rawId === 'number' && Number.isFinite(rawId)) id = String(rawId);
+      else return this.error(line, `The "${idField}" field must be a string or a number.`, raw());
+    }
+    const first = this.#ids.get(id);
+    if (first !== undefined) {
+      return this.#error(
+        this.#claim(`${id}#${line}`, line),
+        line,
+        `duplicate id ${JSON.stringify(id)} (first at line ${first})`,
+        raw(),
+      );
+    }
+    this.#ids.set(id, line);
+
+    let input: unknown = value;
+    let expected: unknown;
+    if (record !== undefined) {
+      const cell = record[expectedField];
+      if (cell !== undefined && !(this.#emptyIsAbsent && cell === '')) expected = cell;
+      if (inputField !== undefined) input = record[inputField];
+      else {
+        const rest: Record<string, unknown> = {};
+        for (const [key, cell] of Object.entries(record)) {
+          if (key !== idField && key !== expectedField) rest[key] = cell;
+        }
+        input = rest;
+      }
+    } else if (inputField !== undefined) {
+      return this.#error(id, line, `The row is not an object, so it has no "${inputField}" field.`, raw());
+    }
+
+    let parsed: z.ZodSafeParseResult<I>;
+    try {
+      parsed = await this.#schema.safeParseAsync(input);
+    } catch (error) {
+      return this.#error(id, line, `The input schema threw: ${messageOf(error)}`, raw());
+    }
+    if (!parsed.success) {
+      const issues = zodIssues(parsed.error);
+      const shown = issues
+        .slice(0, 3)
+        .map((i) => `${i.path === '' ? '(root)' : i.path}: ${i.message}`)
+        .join('; ');
+      return this.#error(id, line, `The input does not match the schema: ${shown}`, raw(), issues);
+    }
+    const row: DatasetRow<I> =
+      expected === undefined ? { id, line, input: parsed.data } : { id, line, input: parsed.data, expected };
+    return { ok: true, row };
+  }
+
+  /** Registers `id` (with `#<line>` suffixes until it is unused) and returns it. */
+  #claim(id: string, line: number): string {
+    let unique = id;
+    while (this.#ids.has(unique)) unique = `${unique}#${line}`;
+    this.#ids.set(unique, line);
+    return unique;
+  }
+
+  #error(
+    id: string,
+    line: number,
+    error: string,
+    raw: string,
+    issues?: readonly OutputIssue[],
+  ): DatasetItem<I> {
+    const clipped = raw.length > maxRawLength ? `${raw.slice(0, maxRawLength)}…` : raw;
+    return issues === undefined
+      ? { ok: false, id, line, error, raw: clipped }
+      : { ok: false, id, line, error, issues, raw: clipped };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// JSONL
+
+async function* readJsonl<I>(path: string, rows: RowMaker<I>): AsyncGenerator<DatasetItem<I>> {
+  const stream = await openStream(path);
+  const lines = createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY });
+  const iterator = lines[Symbol.asyncIterator]();
+  let line = 0;
+  try {
+    for (;;) {
+      let next: IteratorResult<string>;
+      try {
+        next = await iterator.next();
+      } catch (error) {
+        throw readError(path, error);
+      }
+      if (next.done === true) return;
+      line++;
+      const text = line === 1 ? stripBom(next.value) : next.value;
+      if (text.trim() === '') continue;
+      let value: unknown;
+      try {
+        value = JSON.parse(text);
+      } catch (error) {
+        yield rows.error(line, `Invalid JSON: ${messageOf(error)}`, text);
+        continue;
+      }
+      yield await rows.fromValue(value, line, () => text);
+    }
+  } finally {
+    lines.close();
+    stream.destroy();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// CSV
+
+async function* readCsv<I>(path: string, rows: RowMaker<I>): AsyncGenerator<DatasetItem<I>> {
+  const stream = await openStream(path);
+  const parser = new CsvParser();
+  let header: readonly string[] | undefined;
+  try {
+    const records = async function* (): AsyncGenerator<CsvRecord> {
+      for await (const chunk of chunks(path, stream)) yield* parser.push(chunk);
+      yield* parser.end();
+    };
+    for await (const record of records()) {
+      if (header === undefined) {
+        header = checkHeader(path, record);
+        continue;
+      }
+      if (record.error !== undefined) {
+        yield rows.error(record.line, record.error, record.raw);
+        continue;
+      }
+      if (record.fields.length !== header.length) {
+        yield rows.error(
+          record.line,
+          `Expected ${header.length} fields (as the header), got ${record.fields.length}.`,
+          record.raw,
+        );
+        continue;
+      }
+      const value: Record<string, string> = {};
+      header.forEach((name, i) => {
+        value[name] = record.fields[i] as string;
+      });
+      yield await rows.fromValue(value, record.line, () => record.raw);
+    }
+  } finally {
+    stream.destroy();
+  }
+}
+
+function checkHeader(path: string, record: CsvRecord): readonly string[] {
+  const problem =
+    record.error ??
+    (record.fields.some((f) => f.trim() === '')
+      ? 'a column has an empty name'
+      : record.fields.find((f, i) => record.fields.indexOf(f) !== i) !== undefined
+        ? `two columns are named ${JSON.stringify(record.fields.find((f, i) => record.fields.indexOf(f) !== i))}`
+        : undefined);
+  if (problem !== undefined) {
+    throw new DatasetError(`The CSV header of ${path} (line ${record.line}) is unusable: ${problem}.`, path, {
+      hint: 'the first record must name every column, each name once',
+    });
+  }
+  return record.fields;
+}
+
+/** One CSV record: its fields, its first line, its raw text, and what is wrong with it, if anything. */
+interface CsvRecord {
+  readonly fields: readonly string[];
+  readonly line: number;
+  readonly raw: string;
+  readonly error?: string | undefined;
+}
+
+const QUOTE = 34;
+const COMMA = 44;
+const CR = 13;
+const LF = 10;
+
+const csvState = { start: 0, unquoted: 1, quoted: 2, quoteSeen: 3 } as const;
+type CsvState = (typeof csvState)[keyof typeof csvState];
+
+/** An incremental RFC 4180 parser: feed it chunks, get whole records. */
+class CsvParser {
+  #state: CsvState = csvState.start;
+  #fields: string[] = [];
+  #field = '';
+  #segStart = 0;
+  #line = 1;
+  #recordLine = 1;
+  #rawPrefix = '';
+  #recordStart = 0;
+  #prevCr = false;
+  #error: string | undefined;
+  #first = true;
+
+  *push(input: string): Generator<CsvRecord> {
+    let chunk = input;
+    if (this.#first && chunk.length > 0) {
+      this.#first = false;
+      chunk = stripBom(chunk);
+    }
+    this.#segStart = 0;
+    this.#recordStart = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk.charCodeAt(i);
+      const afterCr = this.#prevCr;
+      this.#prevCr = c === CR;
+      const newline = c === CR || c === LF;
+      if (newline && !(c === LF && afterCr)) this.#line++;
+      switch (this.#state) {
+        case csvState.quoted:
+          if (c === QUOTE) {
+            this.#field += chunk.slice(this.#segStart, i);
+            this.#state = csvState.quoteSeen;
+          }
+          continue;
+        case csvState.quoteSeen:
+          if (c === QUOTE) {
+            this.#field += '"';
+            this.#segStart = i + 1;
+            this.#state = csvState.quoted;
+            continue;
+          }
+          if (c !== COMMA && !newline) {
+            this.#error ??= `Unexpected character ${JSON.stringify(chunk[i])} after a closing quote.`;
+            this.#segStart = i;
+            this.#state = csvState.unquoted;
+            continue;
+          }
+          break;
+        case csvState.unquoted:
+          if (c !== COMMA && !newline) continue;
+          this.#field += chunk.slice(this.#segStart, i);
+          break;
+        case csvState.start:
+          if (c === QUOTE) {
+            this.#segStart = i + 1;
+            this.#state = csvState.quoted;
+            continue;
+          }
+          if (c === LF && afterCr) {
+            // The LF of a CRLF whose CR ended the record.
+            this.#recordStart = i + 1;
+            this.#rawPrefix = '';
+            continue;
+          }
+          if (c !== COMMA && !newline) {
+            this.#segStart = i;
+            this.#state = csvState.unquoted;
+            continue;
+          }
+          break;
+      }
+      // A comma or a newline outside quotes ends the field.
+      this.#fields.push(this.#field);
+      this.#field = '';
+      this.#state = csvState.start;
+      if (newline) {
+        const raw = this.#rawPrefix + chunk.slice(this.#recordStart, i);
+        const record = this.#finish(raw);
+        this.#recordStart = i + 1;
+        this.#recordLine = this.#line;
+        if (record !== undefined) yield record;
+      }
+    }
+    if (this.#state === csvState.unquoted || this.#state === csvState.quoted) {
+      this.#field += chunk.slice(this.#segStart);
+    }
+    this.#rawPrefix += chunk.slice(this.#recordStart);
+  }
+
+  *end(): Generator<CsvRecord> {
+    if (this.#state === csvState.quoted) {
+      this.#error ??= 'A quoted field is not closed before the end of the file.';
+    }
+    if (this.#state !== csvState.start || this.#fields.length > 0 || this.#rawPrefix !== '') {
+      this.#fields.push(this.#field);
+      const record = this.#finish(this.#rawPrefix);
+      if (record !== undefined) yield record;
+    }
+  }
+
+  #finish(raw: string): CsvRecord | undefined {
+    const record: CsvRecord =
+      this.#error === undefined
+        ? { fields: this.#fields, line: this.#recordLine, raw }
+        : { fields: this.#fields, line: this.#recordLine, raw, error: this.#error };
+    this.#fields = [];
+    this.#field = '';
+    this.#rawPrefix = '';
+    this.#error = undefined;
+    return raw === '' ? undefined : record; // a blank line
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// JSON arrays
+
+async function* readJsonArray<I>(path: string, rows: RowMaker<I>): AsyncGenerator<DatasetItem<I>> {
+  const stream = await openStream(path);
+  const splitter = new JsonArraySplitter(path);
+  try {
+    const elements = async function* (): AsyncGenerator<JsonElement> {
+      for await (const chunk of chunks(path, stream)) yield* splitter.push(chunk);
+      yield* splitter.end();
+    };
+    for await (const element of elements()) {
+      const line = element.index + 1;
+      const where = `element ${element.index} (line ${element.line})`;
+      if (element.error !== undefined) {
+        yield rows.error(line, `${where}: ${element.error}`, element.text);
+        continue;
+      }
+      let value: unknown;
+      try {
+        value = JSON.parse(element.text);
+      } catch (error) {
+        yield rows.error(line, `${where}: invalid JSON: ${messageOf(error)}`, element.text);
+        continue;
+      }
+      yield await rows.fromValue(value, line, () => element.text);
+    }
+  } finally {
+    stream.destroy();
+  }
+}
+
+/** One element of the top-level array: its text, index, first physical line and what is wrong with it. */
+interface JsonElement {
+  readonly text: string;
+  readonly index: number;
+  readonly line: number;
+  readonly error?: string | undefined;
+}
+
+const jsonState = { before: 0, between: 1, element: 2, after: 3 } as const;
+type JsonState = (typeof jsonState)[keyof typeof jsonState];
+
+/**
+ * Splits a top-level JSON array into its elements' texts, chunk by chunk, by tracking strings, escapes and
+ * bracket depth; each element is then `JSON.parse`d on its own. An element with bad JSON is a row error; the
+ * next `,` at depth 0 starts the next element.
+ */
+class JsonArraySplitter {
+  readonly #path: string;
+  #state: JsonState = jsonState.before;
+  #text = '';
+  #segStart = 0;
+  #depth = 0;
+  #inString = false;
+  #escape = false;
+  #index = 0;
+  #line = 1;
+  #elementLine = 1;
+  #afterComma = false;
+  #first = true;
+
+  constructor(path: string) {
+    this.#path = path;
+  }
+
+  *push(input: string): Generator<JsonElement> {
+    let chunk = input;
+    if (this.#first && chunk.length > 0) {
+      this.#first = false;
+      chunk = stripBom(chunk);
+    }
+    this.#segStart = 0;
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i] as string;
+      if (c === '\n') this.#line++;
+      switch (this.#state) {
+        case jsonState.before:
+          if (c === '[') this.#state = jsonState.between;
+          else if (!isSpace(c)) this.#notAnArray(c);
+          continue;
+        case jsonState.after:
+          if (!isSpace(c)) {
+            throw new DatasetError(
+              `${this.#path} has text after its JSON array (line ${this.#line}).`,
+              this.#path,
+              { hint: 'a JSON dataset is one array of rows' },
+            );
+          }
+          continue;
+        case jsonState.between:
+          if (isSpace(c)) continue;
+          if (c === ']' || c === ',') {
+            if (c === ',' || this.#afterComma) yield this.#empty();
+            this.#afterComma = c === ',';
+            if (c === ']') this.#state = jsonState.after;
+            continue;
+          }
+          this.#state = jsonState.element;
+          this.#segStart = i;
+          this.#elementLine = this.#line;
+          this.#depth = 0;
+          this.#inString = false;
+          this.#escape = false;
+          break;
+        case jsonState.element:
+          break;
+      }
+      // Inside an element.
+      if (this.#inString) {
+        if (this.#escape) this.#escape = false;
+        else if (c === '\\') this.#escape = true;
+        else if (c === '"') this.#inString = false;
+        continue;
+      }
+      if (c === '"') this.#inString = true;
+      else if (c === '{' || c === '[') this.#depth++;
+      else if ((c === ']' && this.#depth === 0) || (c === ',' && this.#depth === 0)) {
+        this.#text += chunk.slice(this.#segStart, i);
+        yield this.#element();
+        this.#afterComma = c === ',';
+        this.#state = c === ']' ? jsonState.after : jsonState.between;
+      } else if (c === '}' || c === ']') this.#depth = Math.max(0, this.#depth - 1);
+    }
+    if (this.#state === jsonState.element) this.#text += chunk.slice(this.#segStart);
+  }
+
+  *end(): Generator<JsonElement> {
+    // A truncated file: the element in progress (or the missing one after `[` or `,`) is a row error.
+    if (this.#state === jsonState.element || this.#state === jsonState.between) {
+      if (this.#state === jsonState.between) this.#elementLine = this.#line;
+      yield this.#element('The file ends before the array is closed.');
+    }
+  }
+
+  #element(error?: string): JsonElement {
+    const text = this.#text.trim();
+    this.#text = '';
+    const element: JsonElement =
+      error === undefined
+        ? { text, index: this.#index, line: this.#elementLine }
+        : { text, index: this.#index, line: this.#elementLine, error };
+    this.#index++;
+    return element;
+  }
+
+  #empty(): JsonElement {
+    this.#elementLine = this.#line;
+    return this.#element('An empty element (two commas, or a comma before the end of the array).');
+  }
+
+  #notAnArray(c: string): never {
+    throw new DatasetError(
+      `${this.#path} is not a JSON array (it starts with ${JSON.stringify(c)}).`,
+      this.#path,
+      { hint: 'a JSON dataset is an array of rows; for one row per line, use JSONL' },
+    );
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Files
+
+/** Checks the path is a readable regular file and opens it as a UTF-8 stream. */
+async function openStream(path: string): Promise<ReadStream> {
+  let info;
+  try {
+    info = await stat(path);
+  } catch (error) {
+    throw readError(path, error);
+  }
+  if (!info.isFile()) {
+    throw new DatasetError(`Dataset ${path} is not a file.`, path, {
+      hint: 'give the path of a dataset file',
+    });
+  }
+  return new Promise((resolve, reject) => {
+    const stream = createReadStream(path, { encoding: 'utf8', highWaterMark: 64 * 1024 });
+    const onError = (error: unknown): void => {
+      reject(readError(path, error));
+    };
+    stream.once('error', onError);
+    stream.once('ready', () => {
+      stream.off('error', onError);
+      resolve(stream);
+    });
+  });
+}
+
+/** The stream's chunks as strings; a read error becomes a {@link DatasetError}. */
+async function* chunks(path: string, stream: ReadStream): AsyncGenerator<string> {
+  const iterator = (stream as AsyncIterable<string>)[Symbol.asyncIterator]();
+  for (;;) {
+    let next: IteratorResult<string>;
+    try {
+      next = await iterator.next();
+    } catch (error) {
+      throw readError(path, error);
+    }
+    if (next.done === true) return;
+    yield next.value;
+  }
+}
+
+function readError(path: string, error: unknown): DatasetError {
+  if (error instanceof DatasetError) return error;
+  const code = (error as { code?: unknown } | null)?.code;
+  const message =
+    code === 'ENOENT'
+      ? `Dataset ${path} does not exist.`
+      : code === 'EACCES' || code === 'EPERM'
+        ? `Dataset ${path} cannot be read (permission denied).`
+        : code === 'EISDIR'
+          ? `Dataset ${path} is a directory.`
+          : `Dataset ${path} cannot be read: ${messageOf(error)}`;
+  return new DatasetError(message, path, { cause: error });
+}
+
+function formatOf(path: string): string {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.jsonl' || ext === '.ndjson') return 'jsonl';
+  if (ext === '.csv') return 'csv';
+  if (ext === '.json') return 'json';
+  return ext === '' ? '(no extension)' : ext;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+
+function checkShape(options: DatasetShapeOptions): Shape {
+  const field = (name: string, value: string | undefined, fallback: string): string => {
+    const v = value ?? fallback;
+    if (typeof v !== 'string' || v === '') throw new InvalidOptionError(name, value, 'a non-empty string');
+    return v;
+  };
+  const shape = {
+    idField: field('idField', options.idField, 'id'),
+    expectedField: field('expectedField', options.expectedField, 'expected'),
+    inputField:
+      options.inputField === undefined ? undefined : field('inputField', options.inputField, 'input'),
+  };
+  if (shape.expectedField === shape.idField) {
+    throw new InvalidOptionError('expectedField', shape.expectedField, 'a field other than idField');
+  }
+  if (shape.inputField === shape.idField || shape.inputField === shape.expectedField) {
+    throw new InvalidOptionError(
+      'inputField',
+      shape.inputField,
+      'a field other than idField and expectedField',
+    );
+  }
+  return shape;
+}
+
+function checkSchema<I>(schema: z.ZodType<I>): z.ZodType<I> {
+  const candidate = schema as Partial<z.ZodType<I>> | undefined;
+  if (typeof candidate?.safeParseAsync !== 'function') {
+    throw new InvalidOptionError('schema', schema, "a zod schema (e.g. the chain's inputSchema)");
+  }
+  return schema;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isSpace(c: string): boolean {
+  return c === ' ' || c === '\n' || c === '\r' || c === '\t';
+}
+
+function stripBom(text: string): string {
+  return text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+}
+
+function jsonText(value: unknown): string {
+  try {
+    // JSON.stringify returns undefined for undefined, functions and symbols, despite its declared `string`.
+    const json: unknown = JSON.stringify(value);
+    return typeof json === 'string' ? json : String(value);
+  } catch {
+    return String(value);
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path)
+    out += typeof part === 'number' ? `[${part}]` : out === '' ? String(part) : `.${String(part)}`;
+  return out;
+}

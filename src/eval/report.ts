@@ -1,0 +1,633 @@
+/**
+ * Eval reports from row records: per-variant summaries (pass rate, mean scores with 95% CIs, latency, tokens,
+ * cost), paired comparisons of two variants, and renderings as Markdown, a self-contained HTML file, and a
+ * plain-text table for the terminal.
+ *
+ * Errors are never scores: a row whose status is `error` counts in `error`, is listed apart, and is left out
+ * of the pass rate's denominator and of every mean.
+ */
+import { InvalidOptionError } from '../core/index.ts';
+import type { UsageTotals } from '../providers/index.ts';
+import {
+  ci95,
+  pairedComparison,
+  percentile,
+  type ConfidenceInterval,
+  type PairedComparison,
+} from './stats.ts';
+import type { RowRecord, ScoreResult } from './types.ts';
+
+/** Options of {@link summarize}. */
+export interface SummarizeOptions {
+  /** The scorers to report, in column order. */
+  readonly scorers: readonly string[];
+}
+
+/** A row that ended in error, as listed in reports. */
+export interface RowErrorSummary {
+  readonly rowId: string;
+  readonly line: number;
+  readonly node?: string | undefined;
+  readonly code?: string | undefined;
+  readonly message: string;
+}
+
+/** A row that ran but failed a threshold, with its scores, as listed in reports. */
+export interface RowFailureSummary {
+  readonly rowId: string;
+  readonly line: number;
+  /** The row's results of the reported scorers. */
+  readonly scores: Readonly<Record<string, ScoreResult>>;
+}
+
+/** Latency percentiles of a variant's rows that ran (not errors, not answered wholly from the cache). */
+export interface LatencySummary {
+  readonly p50: number;
+  readonly p95: number;
+  /** How many rows the percentiles are over. */
+  readonly n: number;
+}
+
+/** One variant's results. */
+export interface VariantSummary {
+  readonly variant: string;
+  /** Rows in all: `pass + fail + error`. */
+  readonly rows: number;
+  readonly pass: number;
+  readonly fail: number;
+  readonly error: number;
+  /** Rows answered wholly from the response cache. */
+  readonly cached: number;
+  /** `pass / (pass + fail)`: errors are not in the denominator. `NaN` when no row was scored. */
+  readonly passRate: number;
+  /** Per scorer: the mean score with its 95% CI over the rows that are not errors and have that score. */
+  readonly scores: Readonly<Record<string, ConfidenceInterval>>;
+  readonly latencyMs: LatencySummary;
+  /** Tokens and cost of every row, errors included (they spent them too). */
+  readonly usage: UsageTotals;
+  /** The rows that ended in error, in line order. */
+  readonly errors: readonly RowErrorSummary[];
+  /** The rows that ran and failed, in line order. */
+  readonly failures: readonly RowFailureSummary[];
+}
+
+/** What {@link summarize} returns. */
+export interface EvalSummary {
+  readonly scorers: readonly string[];
+  /** One per variant, in the order the variants first appear in the records. */
+  readonly variants: readonly VariantSummary[];
+}
+
+/** What {@link compareVariants} returns: a {@link PairedComparison} of variant `a` against `b` on one scorer. */
+export interface VariantComparison extends PairedComparison {
+  readonly a: string;
+  readonly b: string;
+  readonly scorer: string;
+  /** Rows of `a` or `b` left out of the pairs: missing in the other variant, an error on either side, or unscored. */
+  readonly unpaired: number;
+}
+
+/** Options of the renderers. */
+export interface RenderOptions {
+  /** @default 'Eval report' */
+  readonly title?: string | undefined;
+  /** Most error rows listed (over all variants); the rest are counted. @default 200 */
+  readonly maxErrors?: number | undefined;
+  /** Most failed rows listed (over all variants); the rest are counted. @default 200 (text: 0) */
+  readonly maxFailures?: number | undefined;
+}
+
+/**
+ * Summarizes row records per variant. When records repeat a (variant, row) pair, e.g. after a re-run of
+ * failed rows, the one that finished last counts.
+ *
+ * @example
+ * ```ts
+ * const summary = summarize(records, { scorers: ['exactMatch', 'judge'] });
+ * console.log(renderTextTable(summary));
+ * ```
+ */
+export function summarize(records: Iterable<RowRecord>, options: SummarizeOptions): EvalSummary {
+  const scorers = [...options.scorers];
+  const byVariant = latestRecords(records);
+  const variants: VariantSummary[] = [];
+  for (const [variant, rows] of byVariant) {
+    const list = [...rows.values()].sort((x, y) => x.line - y.line);
+    let pass = 0;
+    let fail = 0;
+    let cached = 0;
+    const errors: RowErrorSummary[] = [];
+    const failures: RowFailureSummary[] = [];
+    const latencies: number[] = [];
+    const scoreValues = new Map<string, number[]>(scorers.map((s) => [s, []]));
+    const usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, costUsd: 0, calls: 0, unpricedCalls: 0 };
+    for (const record of list) {
+      addUsage(usage, record.usage);
+      if (record.cached) cached++;
+      if (record.status === 'error') {
+        errors.push(errorOf(record));
+        continue;
+      }
+      if (record.status === 'pass') pass++;
+      else {
+        fail++;
+        const shown: Record<string, ScoreResult> = {};
+        for (const name of scorers) {
+          const result = record.scores[name];
+          if (result !== undefined) shown[name] = result;
+        }
+        failures.push({ rowId: record.rowId, line: record.line, scores: shown });
+      }
+      if (!record.cached && Number.isFinite(record.latencyMs)) latencies.push(record.latencyMs);
+      for (const name of scorers) {
+        const score = record.scores[name]?.score;
+        if (typeof score === 'number' && Number.isFinite(score)) scoreValues.get(name)?.push(score);
+      }
+    }
+    const scores: Record<string, ConfidenceInterval> = {};
+    for (const name of scorers) scores[name] = ci95(scoreValues.get(name) ?? []);
+    variants.push({
+      variant,
+      rows: list.length,
+      pass,
+      fail,
+      error: errors.length,
+      cached,
+      passRate: pass + fail === 0 ? Number.NaN : pass / (pass + fail),
+      scores,
+      latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), n: latencies.length },
+      usage,
+      errors,
+      failures,
+    });
+  }
+  return { scorers, variants };
+}
+
+/**
+ * Compares variant `a` with `b` on one scorer, row by row: only rows both variants ran without error and
+ * scored are paired; wins are rows where `a` scored higher. The test is the exact sign test below 20 untied
+ * pairs and the Wilcoxon signed-rank test from there on (see {@link pairedComparison}).
+ * @throws {InvalidOptionError} when `a` or `b` has no record.
+ */
+export function compareVariants(
+  records: Iterable<RowRecord>,
+  a: string,
+  b: string,
+  scorer: string,
+): VariantComparison {
+  const byVariant = latestRecords(records);
+  const rowsA = byVariant.get(a);
+  const rowsB = byVariant.get(b);
+  if (rowsA === undefined)
+    throw new InvalidOptionError('a', a, `a variant of the records (${known(byVariant)})`);
+  if (rowsB === undefined)
+    throw new InvalidOptionError('b', b, `a variant of the records (${known(byVariant)})`);
+  const scoreOf = (record: RowRecord | undefined): number | undefined => {
+    if (record === undefined || record.status === 'error') return undefined;
+    const score = record.scores[scorer]?.score;
+    return typeof score === 'number' && Number.isFinite(score) ? score : undefined;
+  };
+  const xs: number[] = [];
+  const ys: number[] = [];
+  for (const [rowId, recordA] of rowsA) {
+    const x = scoreOf(recordA);
+    const y = scoreOf(rowsB.get(rowId));
+    if (x === undefined || y === undefined) continue;
+    xs.push(x);
+    ys.push(y);
+  }
+  const result = pairedComparison(xs, ys);
+  return { a, b, scorer, ...result, unpaired: rowsA.size + rowsB.size - 2 * xs.length };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Renderers
+
+interface Table {
+  readonly head: readonly string[];
+  readonly rows: readonly (readonly string[])[];
+  /** Columns aligned right (numbers). */
+  readonly numeric: ReadonlySet<number>;
+}
+
+function summaryTable(summary: EvalSummary): Table {
+  const head = [
+    'Variant',
+    'Rows',
+    'Pass',
+    'Fail',
+    'Error',
+    'Pass rate',
+    ...summary.scorers.map((s) => `${s} (mean, 95% CI)`),
+    'p50 latency',
+    'p95 latency',
+    'Tokens',
+    'Cost',
+  ];
+  const rows = summary.variants.map((v) => [
+    v.variant,
+    String(v.rows),
+    String(v.pass),
+    String(v.fail),
+    String(v.error),
+    formatRate(v.passRate),
+    ...summary.scorers.map((s) => formatCi(v.scores[s])),
+    formatMs(v.latencyMs.p50),
+    formatMs(v.latencyMs.p95),
+    formatInt(v.usage.totalTokens),
+    formatCost(v.usage),
+  ]);
+  return { head, rows, numeric: new Set(head.map((_, i) => i).filter((i) => i > 0)) };
+}
+
+function comparisonTable(comparisons: readonly VariantComparison[]): Table {
+  const head = [
+    'A',
+    'B',
+    'Scorer',
+    'Pairs',
+    'A wins',
+    'B wins',
+    'Ties',
+    'Mean diff (A − B)',
+    'p-value',
+    'Test',
+  ];
+  const rows = comparisons.map((c) => [
+    c.a,
+    c.b,
+    c.scorer,
+    String(c.n),
+    String(c.wins),
+    String(c.losses),
+    String(c.ties),
+    formatSigned(c.meanDiff),
+    formatP(c.pValue),
+    c.test === 'sign' ? 'sign (exact)' : 'Wilcoxon signed-rank',
+  ]);
+  return { head, rows, numeric: new Set([3, 4, 5, 6, 7, 8]) };
+}
+
+function errorTable(summary: EvalSummary, max: number): { table: Table; omitted: number } {
+  const all = summary.variants.flatMap((v) => v.errors.map((e) => ({ variant: v.variant, ...e })));
+  const rows = all
+    .slice(0, max)
+    .map((e) => [e.variant, e.rowId, String(e.line), e.node ?? '', e.code ?? '', e.message]);
+  return {
+    table: { head: ['Variant', 'Row', 'Line', 'Node', 'Code', 'Message'], rows, numeric: new Set([2]) },
+    omitted: all.length - rows.length,
+  };
+}
+
+function failureTable(summary: EvalSummary, max: number): { table: Table; omitted: number } {
+  const all = summary.variants.flatMap((v) => v.failures.map((f) => ({ variant: v.variant, ...f })));
+  const rows = all.slice(0, max).map((f) => [
+    f.variant,
+    f.rowId,
+    String(f.line),
+    ...summary.scorers.map((name) => {
+      const result = f.scores[name];
+      if (result === undefined) return dash;
+      return result.reason === undefined
+        ? formatNumber(result.score)
+        : `${formatNumber(result.score)}: ${result.reason}`;
+    }),
+  ]);
+  return {
+    table: { head: ['Variant', 'Row', 'Line', ...summary.scorers], rows, numeric: new Set([2]) },
+    omitted: all.length - rows.length,
+  };
+}
+
+/**
+ * The report as Markdown: the summary table, the comparisons, and the rows that ended in error. Cell text
+ * is escaped (`|`, newlines, `<`, `>`), so outputs cannot break the tables or inject HTML.
+ */
+export function renderMarkdownReport(
+  summary: EvalSummary,
+  comparisons: readonly VariantComparison[] = [],
+  options: RenderOptions = {},
+): string {
+  const { title, maxErrors, maxFailures } = checkRender(options);
+  const md = (table: Table): string => {
+    const cell = (s: string): string => escapeMarkdown(s);
+    const align = table.head.map((_, i) => (table.numeric.has(i) ? '--:' : '---'));
+    return [
+      `| ${table.head.map(cell).join(' | ')} |`,
+      `| ${align.join(' | ')} |`,
+      ...table.rows.map((r) => `| ${r.map(cell).join(' | ')} |`),
+    ].join('\n');
+  };
+  const parts = [`# ${escapeMarkdown(title)}`, '', '## Summary', '', md(summaryTable(summary)), ''];
+  parts.push(
+    'Pass rate = pass / (pass + fail): rows that ended in error are counted apart, never as a score of 0.',
+    '',
+  );
+  if (comparisons.length > 0) parts.push('## Comparisons', '', md(comparisonTable(comparisons)), '');
+  const failures = failureTable(summary, maxFailures);
+  if (failures.table.rows.length > 0) {
+    parts.push('## Failed rows', '', md(failures.table), '');
+    if (failures.omitted > 0) parts.push(`… and ${failures.omitted} more.`, '');
+  }
+  const errors = errorTable(summary, maxErrors);
+  if (errors.table.rows.length > 0) {
+    parts.push('## Errors', '', md(errors.table), '');
+    if (errors.omitted > 0) parts.push(`… and ${errors.omitted} more.`, '');
+  }
+  return parts.join('\n');
+}
+
+/**
+ * The report as one self-contained HTML file (inline CSS, no scripts, no external assets): the summary
+ * table, an inline SVG bar chart per scorer of the mean score per variant with its 95% CI as whiskers, the
+ * comparison table, and the errors table. All text is HTML-escaped.
+ */
+export function renderHtmlReport(
+  summary: EvalSummary,
+  comparisons: readonly VariantComparison[] = [],
+  options: RenderOptions = {},
+): string {
+  const { title, maxErrors, maxFailures } = checkRender(options);
+  const html = (table: Table, className: string): string => {
+    const cell = (tag: 'th' | 'td', text: string, i: number): string =>
+      `<${tag}${table.numeric.has(i) ? ' class="num"' : ''}>${escapeHtml(text)}</${tag}>`;
+    return [
+      `<table class="${className}">`,
+      `<thead><tr>${table.head.map((h, i) => cell('th', h, i)).join('')}</tr></thead>`,
+      '<tbody>',
+      ...table.rows.map((r) => `<tr>${r.map((c, i) => cell('td', c, i)).join('')}</tr>`),
+      '</tbody>',
+      '</table>',
+    ].join('\n');
+  };
+  const body: string[] = [
+    `<h1>${escapeHtml(title)}</h1>`,
+    '<section>',
+    '<h2>Summary</h2>',
+    html(summaryTable(summary), 'summary'),
+    '<p class="note">Pass rate = pass / (pass + fail): rows that ended in error are counted apart, never as a score of 0.</p>',
+    '</section>',
+  ];
+  if (summary.scorers.length > 0 && summary.variants.length > 0) {
+    body.push('<section>', '<h2>Mean score per variant (95% CI)</h2>');
+    for (const scorer of summary.scorers) body.push(barChart(summary, scorer));
+    body.push('</section>');
+  }
+  if (comparisons.length > 0) {
+    body.push(
+      '<section>',
+      '<h2>Comparisons</h2>',
+      html(comparisonTable(comparisons), 'comparisons'),
+      '</section>',
+    );
+  }
+  const failures = failureTable(summary, maxFailures);
+  if (failures.table.rows.length > 0) {
+    body.push('<section>', '<h2>Failed rows</h2>', html(failures.table, 'failures'));
+    if (failures.omitted > 0) body.push(`<p class="note">… and ${failures.omitted} more.</p>`);
+    body.push('</section>');
+  }
+  const errors = errorTable(summary, maxErrors);
+  body.push('<section>', '<h2>Errors</h2>');
+  if (errors.table.rows.length === 0) body.push('<p class="note">No row ended in error.</p>');
+  else body.push(html(errors.table, 'errors'));
+  if (errors.omitted > 0) body.push(`<p class="note">… and ${errors.omitted} more.</p>`);
+  body.push('</section>');
+  return [
+    '<!doctype html>',
+    '<html lang="en">',
+    '<head>',
+    '<meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    `<title>${escapeHtml(title)}</title>`,
+    `<style>${css}</style>`,
+    '</head>',
+    '<body>',
+    ...body,
+    '</body>',
+    '</html>',
+    '',
+  ].join('\n');
+}
+
+/** The summary (and comparisons) as plain-text tables with aligned columns, for the terminal. */
+export function renderTextTable(
+  summary: EvalSummary,
+  comparisons: readonly VariantComparison[] = [],
+  options: Pick<RenderOptions, 'maxErrors' | 'maxFailures'> = {},
+): string {
+  const { maxErrors, maxFailures } = checkRender(options, { maxErrors: 10, maxFailures: 0 });
+  const text = (table: Table): string => {
+    const clean = (s: string): string => s.replace(/[\r\n\t]+/g, ' ');
+    const rows = [table.head, ...table.rows].map((r) => r.map(clean));
+    const widths = table.head.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+    const line = (r: readonly string[]): string =>
+      r
+        .map((c, i) => (table.numeric.has(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0)))
+        .join('  ')
+        .trimEnd();
+    const [head, ...rest] = rows;
+    return [line(head ?? []), widths.map((w) => '-'.repeat(w)).join('  '), ...rest.map(line)].join('\n');
+  };
+  const parts = [text(summaryTable(summary))];
+  if (comparisons.length > 0) parts.push('', text(comparisonTable(comparisons)));
+  const failures = failureTable(summary, maxFailures);
+  if (failures.table.rows.length > 0) {
+    const total = failures.table.rows.length + failures.omitted;
+    parts.push(
+      '',
+      `Failed rows (${total}${failures.omitted > 0 ? `, first ${failures.table.rows.length}` : ''}):`,
+    );
+    parts.push(text(failures.table));
+  }
+  const errors = errorTable(summary, maxErrors);
+  if (errors.table.rows.length > 0) {
+    const total = errors.table.rows.length + errors.omitted;
+    parts.push('', `Errors (${total}${errors.omitted > 0 ? `, first ${errors.table.rows.length}` : ''}):`);
+    parts.push(text(errors.table));
+  }
+  return `${parts.join('\n')}\n`;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Chart
+
+const chart = { width: 640, label: 170, bar: 380, rowHeight: 28, top: 8, axis: 24 } as const;
+
+function barChart(summary: EvalSummary, scorer: string): string {
+  const { width, label, bar, rowHeight, top, axis } = chart;
+  const height = top + summary.variants.length * rowHeight + axis;
+  const x = (v: number): number => label + Math.min(1, Math.max(0, v)) * bar;
+  const parts = [
+    `<figure><figcaption>${escapeHtml(scorer)}</figcaption>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-label="${escapeHtml(`Mean ${scorer} per variant`)}">`,
+  ];
+  summary.variants.forEach((v, i) => {
+    const ci = v.scores[scorer];
+    const y = top + i * rowHeight;
+    const mid = y + rowHeight / 2;
+    const name = v.variant.length > 24 ? `${v.variant.slice(0, 23)}…` : v.variant;
+    parts.push(
+      `<text x="${label - 8}" y="${mid + 4}" text-anchor="end"><title>${escapeHtml(v.variant)}</title>${escapeHtml(name)}</text>`,
+    );
+    if (ci === undefined || !Number.isFinite(ci.mean)) {
+      parts.push(`<text x="${label + 4}" y="${mid + 4}" class="muted">no scores</text>`);
+      return;
+    }
+    parts.push(
+      `<rect x="${label}" y="${y + 5}" width="${fixed(x(ci.mean) - label)}" height="${rowHeight - 10}" class="bar"><title>${escapeHtml(`${v.variant}: ${formatCi(ci)} (n = ${ci.n})`)}</title></rect>`,
+    );
+    if (Number.isFinite(ci.low) && Number.isFinite(ci.high)) {
+      const [lo, hi] = [fixed(x(ci.low)), fixed(x(ci.high))];
+      parts.push(
+        `<line x1="${lo}" x2="${hi}" y1="${mid}" y2="${mid}" class="whisker"/>`,
+        `<line x1="${lo}" x2="${lo}" y1="${mid - 6}" y2="${mid + 6}" class="whisker"/>`,
+        `<line x1="${hi}" x2="${hi}" y1="${mid - 6}" y2="${mid + 6}" class="whisker"/>`,
+      );
+    }
+    parts.push(`<text x="${label + bar + 8}" y="${mid + 4}">${escapeHtml(formatNumber(ci.mean))}</text>`);
+  });
+  const axisY = top + summary.variants.length * rowHeight;
+  parts.push(`<line x1="${label}" x2="${label + bar}" y1="${axisY}" y2="${axisY}" class="axis"/>`);
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    parts.push(
+      `<line x1="${fixed(x(tick))}" x2="${fixed(x(tick))}" y1="${axisY}" y2="${axisY + 4}" class="axis"/>`,
+      `<text x="${fixed(x(tick))}" y="${axisY + 16}" text-anchor="middle" class="muted">${tick}</text>`,
+    );
+  }
+  parts.push('</svg></figure>');
+  return parts.join('\n');
+}
+
+const css = [
+  'body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem;color:#1f2328}',
+  'h1{font-size:1.6rem}h2{font-size:1.2rem;margin-top:2rem}',
+  'table{border-collapse:collapse;margin:.5rem 0;font-variant-numeric:tabular-nums}',
+  'th,td{border:1px solid #d0d7de;padding:.3rem .6rem;text-align:left;vertical-align:top}',
+  'th{background:#f6f8fa}td.num,th.num{text-align:right}',
+  'table.errors td:last-child,table.failures td{white-space:pre-wrap;word-break:break-word;max-width:40rem}',
+  '.note,.muted{color:#656d76}figure{margin:1rem 0}figcaption{font-weight:600;margin-bottom:.25rem}',
+  'svg text{font:12px system-ui,sans-serif;fill:#1f2328}svg text.muted{fill:#656d76}',
+  '.bar{fill:#4c8bf5}.whisker{stroke:#1f2328;stroke-width:1.5}.axis{stroke:#8c959f}',
+].join('\n');
+
+// ---------------------------------------------------------------------------------------------------------
+// Helpers
+
+/** Latest record per (variant, row), variants in order of first appearance. */
+function latestRecords(records: Iterable<RowRecord>): Map<string, Map<string, RowRecord>> {
+  const byVariant = new Map<string, Map<string, RowRecord>>();
+  for (const record of records) {
+    let rows = byVariant.get(record.variant);
+    if (rows === undefined) byVariant.set(record.variant, (rows = new Map<string, RowRecord>()));
+    const previous = rows.get(record.rowId);
+    if (previous === undefined || record.finishedAt >= previous.finishedAt) rows.set(record.rowId, record);
+  }
+  return byVariant;
+}
+
+function known(byVariant: ReadonlyMap<string, unknown>): string {
+  return [...byVariant.keys()].map((k) => JSON.stringify(k)).join(', ') || 'none';
+}
+
+function errorOf(record: RowRecord): RowErrorSummary {
+  const e = record.error;
+  return {
+    rowId: record.rowId,
+    line: record.line,
+    node: e?.node,
+    code: e?.code,
+    message: e?.message ?? 'unknown error',
+  };
+}
+
+function addUsage(sum: { -readonly [K in keyof UsageTotals]: number }, usage: UsageTotals | undefined): void {
+  if (usage === undefined) return;
+  sum.inputTokens += usage.inputTokens;
+  sum.outputTokens += usage.outputTokens;
+  sum.totalTokens += usage.totalTokens;
+  sum.costUsd += usage.costUsd;
+  sum.calls += usage.calls;
+  sum.unpricedCalls += usage.unpricedCalls;
+}
+
+function checkRender(
+  options: RenderOptions,
+  defaults = { maxErrors: 200, maxFailures: 200 },
+): { title: string; maxErrors: number; maxFailures: number } {
+  const count = (option: string, value: number): number => {
+    if (!(Number.isInteger(value) && value >= 0))
+      throw new InvalidOptionError(option, value, 'an integer >= 0');
+    return value;
+  };
+  return {
+    title: options.title ?? 'Eval report',
+    maxErrors: count('maxErrors', options.maxErrors ?? defaults.maxErrors),
+    maxFailures: count('maxFailures', options.maxFailures ?? defaults.maxFailures),
+  };
+}
+
+/** Escapes text for HTML content and attribute values. */
+export function escapeHtml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => htmlEntities[c] ?? c);
+}
+
+const htmlEntities: Readonly<Record<string, string>> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  '"': '&quot;',
+  "'": '&#39;',
+};
+
+function escapeMarkdown(text: string): string {
+  return text
+    .replace(/\\/g, '\\\\')
+    .replace(/\|/g, '\\|')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/\r?\n|\r/g, ' ');
+}
+
+const dash = '–';
+
+function formatNumber(n: number): string {
+  return Number.isFinite(n) ? n.toFixed(3) : dash;
+}
+
+function formatSigned(n: number): string {
+  return Number.isFinite(n) ? `${n > 0 ? '+' : ''}${n.toFixed(3)}` : dash;
+}
+
+function formatCi(ci: ConfidenceInterval | undefined): string {
+  if (ci === undefined || !Number.isFinite(ci.mean)) return dash;
+  if (!Number.isFinite(ci.low)) return formatNumber(ci.mean);
+  return `${formatNumber(ci.mean)} [${formatNumber(ci.low)}, ${formatNumber(ci.high)}]`;
+}
+
+function formatRate(rate: number): string {
+  return Number.isFinite(rate) ? `${(rate * 100).toFixed(1)}%` : dash;
+}
+
+function formatMs(ms: number): string {
+  return Number.isFinite(ms) ? `${Math.round(ms)} ms` : dash;
+}
+
+function formatInt(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+function formatCost(usage: UsageTotals): string {
+  const cost = `$${usage.costUsd.toFixed(usage.costUsd >= 1 ? 2 : 4)}`;
+  return usage.unpricedCalls > 0 ? `≥ ${cost}` : cost;
+}
+
+function formatP(p: number): string {
+  if (!Number.isFinite(p)) return dash;
+  return p < 0.0001 ? '< 0.0001' : p.toFixed(4);
+}
+
+function fixed(n: number): string {
+  return String(Math.round(n * 10) / 10);
+}
