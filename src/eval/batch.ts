@@ -1,0 +1,549 @@
+/**
+ * Evaluation batches: every dataset row × every variant runs as a chain Composition through one Perform,
+ * is scored, and is committed to the run store as it finishes, so a crashed or stopped batch resumes without
+ * redoing finished rows.
+ */
+import type { z } from 'zod';
+import { InvalidOptionError, Perform, SymphonizerError, type Json } from '../core/index.ts';
+import { ChainRunError, type Chain, type ChainResult } from '../chain/index.ts';
+import {
+  BudgetExceededError,
+  ModelClient,
+  PriceTable,
+  createDefaultRegistry,
+  type ProviderRegistry,
+  type UsageTotals,
+} from '../providers/index.ts';
+import type { ResponseCache } from './cache.ts';
+import { datasetFromArray, readDataset } from './dataset.ts';
+import { summarize, type EvalSummary } from './report.ts';
+import { RunStore } from './store.ts';
+import type { DatasetItem, DatasetRow, RowRecord, RowStatus, ScoreResult, Scorer, Variant } from './types.ts';
+
+/** Progress of a batch, reported after every finished row. */
+export interface EvalProgress {
+  readonly run: string;
+  /** Row × variant units finished in this invocation (skipped ones not included). */
+  readonly done: number;
+  /** Units to do in this invocation, when known (file datasets are counted first). */
+  readonly total: number | undefined;
+  /** Units already finished by an earlier invocation and skipped. */
+  readonly skipped: number;
+  readonly pass: number;
+  readonly fail: number;
+  readonly errors: number;
+  readonly tokens: number;
+  readonly costUsd: number;
+  /** Units per second so far. */
+  readonly rate: number;
+  /** Estimated milliseconds left, when `total` is known. */
+  readonly etaMs: number | undefined;
+}
+
+/** Options of {@link evaluate}. */
+export interface EvaluateOptions<S extends z.ZodType, O extends Record<string, unknown>> {
+  readonly chain: Chain<S, O>;
+  /** A JSONL, CSV or JSON file (streamed), or rows in memory (`{ id?, expected?, ...input }`). */
+  readonly dataset: string | readonly Readonly<Record<string, unknown>>[];
+  readonly scorers: readonly Scorer<z.output<S>, O>[];
+  /** Variants to compare on the same rows. @default [{ name: 'default' }] */
+  readonly variants?: readonly Variant[] | undefined;
+  /** The run's name: re-running with the same name resumes it. @default `${chain.name}` */
+  readonly runName?: string | undefined;
+  /** The run store, or its file path. @default an in-memory store (nothing survives the process) */
+  readonly store?: RunStore | string | undefined;
+  /** A response cache: answers are replayed from it (read-only mode needs no provider at all). */
+  readonly cache?: ResponseCache | undefined;
+  /** The registry to call providers through (wrapped by `cache` when given). @default createDefaultRegistry() */
+  readonly registry?: ProviderRegistry | undefined;
+  /** Prices for cost accounting and the cost ceiling. @default PriceTable.default */
+  readonly prices?: PriceTable | undefined;
+  /** The client for model calls; not combinable with `cache` (the cache wraps the registry). */
+  readonly client?: ModelClient | undefined;
+  /** Most row × variant units running at once (Perform's high-water mark). @default 16 */
+  readonly concurrency?: number | undefined;
+  /**
+   * A cost ceiling in USD. The batch first runs one row per variant, extrapolates, and refuses to go on if
+   * the estimate for the whole batch is above it; while running, a call that would pass it is refused and the
+   * batch stops cleanly (finished rows stay stored; resume after raising the ceiling).
+   */
+  readonly maxCostUsd?: number | undefined;
+  /** Re-run only the rows stored as ERROR (after a fix or an outage). @default false */
+  readonly retryErrors?: boolean | undefined;
+  /** Called after each finished unit. Must not throw. */
+  readonly onProgress?: ((progress: EvalProgress) => void) | undefined;
+  /** Aborting it stops the batch cleanly: running rows are cancelled and not stored. */
+  readonly signal?: AbortSignal | undefined;
+}
+
+/** The result of {@link evaluate}. */
+export interface EvalResult {
+  readonly run: string;
+  /** Per-variant summary over every stored row of the run (earlier invocations included). */
+  readonly summary: EvalSummary;
+  readonly done: number;
+  readonly skipped: number;
+  /** Dataset rows that could not be read or failed the input schema (stored as ERROR rows). */
+  readonly rowErrors: number;
+  /** Tokens and cost of this invocation. */
+  readonly usage: UsageTotals;
+  /** Why the batch stopped early, if it did. */
+  readonly stopped: 'budget' | 'estimate' | 'aborted' | undefined;
+  /** The extrapolated cost of the whole batch, when a ceiling was given. */
+  readonly estimatedCostUsd: number | undefined;
+}
+
+const keyOf = (variant: string, rowId: string): string => `${variant}\u0000${rowId}`;
+
+/**
+ * Runs a chain over a dataset, scores every row, stores every finished row durably, and summarises.
+ *
+ * Rows whose chain or scorer failed (after their retries) are ERROR rows, reported apart from rows that ran
+ * and scored low (FAIL); errors never count as a score of 0.
+ *
+ * @example
+ * ```ts
+ * const result = await evaluate({ chain: classify, dataset: 'tickets.jsonl', scorers: [exactMatch({ node: 'label' })],
+ *   variants: [{ name: 'a' }, { name: 'b', overrides: { label: { template: 'classify-v2' } } }], store: 'runs.sqlite' });
+ * console.log(renderTextTable(result.summary));
+ * ```
+ * @throws {InvalidOptionError} for bad options (duplicate variant or scorer names, client with cache).
+ */
+export async function evaluate<S extends z.ZodType, O extends Record<string, unknown>>(
+  options: EvaluateOptions<S, O>,
+): Promise<EvalResult> {
+  const { chain } = options;
+  const variants = options.variants ?? [{ name: 'default' }];
+  checkUnique(
+    'variants',
+    variants.map((v) => v.name),
+  );
+  checkUnique(
+    'scorers',
+    options.scorers.map((s) => s.name),
+  );
+  if (options.client !== undefined && options.cache !== undefined) {
+    throw new InvalidOptionError('cache', 'a ResponseCache', 'left out when `client` is given', {
+      hint: 'give `registry` (the cache wraps it) instead of `client`',
+    });
+  }
+  const concurrency = options.concurrency ?? 16;
+  if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
+    throw new InvalidOptionError('concurrency', concurrency, 'an integer >= 1');
+  }
+  const maxCost = options.maxCostUsd;
+  if (maxCost !== undefined && !(typeof maxCost === 'number' && maxCost > 0)) {
+    throw new InvalidOptionError('maxCostUsd', maxCost, 'a number > 0');
+  }
+  const run = options.runName ?? chain.name;
+  const ownsStore = !(options.store instanceof RunStore);
+  const store =
+    options.store instanceof RunStore ? options.store : RunStore.open(options.store ?? ':memory:');
+  try {
+    store.beginRun({
+      run,
+      chain: chain.name,
+      variants: variants.map((v) => v.name),
+      dataset: typeof options.dataset === 'string' ? options.dataset : undefined,
+    });
+    const skip =
+      options.retryErrors === true
+        ? without(store.finishedKeys(run), store.errorKeys(run))
+        : store.finishedKeys(run);
+
+    const registry = options.registry ?? createDefaultRegistry();
+    const client =
+      options.client ??
+      new ModelClient({
+        registry: options.cache === undefined ? registry : options.cache.wrapRegistry(registry),
+        budget: maxCost === undefined ? undefined : { maxUsd: maxCost },
+        prices: options.prices,
+      });
+
+    const total = typeof options.dataset === 'string' ? await countUnits(options, variants, skip) : undefined;
+    const batch = new Batch(options, run, store, client, variants, skip, total, concurrency);
+    await batch.run();
+    return {
+      run,
+      summary: summarize([...store.rows(run)], { scorers: options.scorers.map((s) => s.name) }),
+      done: batch.done,
+      skipped: batch.skipped,
+      rowErrors: batch.rowErrors,
+      usage: batch.usage,
+      stopped: batch.stopped,
+      estimatedCostUsd: batch.estimatedCostUsd,
+    };
+  } finally {
+    if (ownsStore) store.close();
+  }
+}
+
+class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
+  done = 0;
+  skipped = 0;
+  rowErrors = 0;
+  pass = 0;
+  fail = 0;
+  errors = 0;
+  usage: UsageTotals = {
+    inputTokens: 0,
+    outputTokens: 0,
+    totalTokens: 0,
+    costUsd: 0,
+    calls: 0,
+    unpricedCalls: 0,
+  };
+  stopped: EvalResult['stopped'];
+  estimatedCostUsd: number | undefined;
+  readonly #options: EvaluateOptions<S, O>;
+  readonly #run: string;
+  readonly #store: RunStore;
+  readonly #client: ModelClient;
+  readonly #variants: readonly Variant[];
+  readonly #skip: ReadonlySet<string>;
+  readonly #total: number | undefined;
+  readonly #perform: Perform;
+  readonly #concurrency: number;
+  readonly #controller = new AbortController();
+  readonly #startedAt = performance.now();
+  #inFlight = 0;
+  #slot: (() => void) | undefined;
+  #idle: (() => void) | undefined;
+
+  constructor(
+    options: EvaluateOptions<S, O>,
+    run: string,
+    store: RunStore,
+    client: ModelClient,
+    variants: readonly Variant[],
+    skip: ReadonlySet<string>,
+    total: number | undefined,
+    concurrency: number,
+  ) {
+    this.#options = options;
+    this.#run = run;
+    this.#store = store;
+    this.#client = client;
+    this.#variants = variants;
+    this.#skip = skip;
+    this.#total = total;
+    this.#concurrency = concurrency;
+    this.#perform = new Perform({
+      highWater: concurrency,
+      lowWater: Math.max(1, Math.floor(concurrency / 2)),
+    });
+    options.signal?.addEventListener(
+      'abort',
+      () => {
+        this.#stop('aborted');
+      },
+      { once: true },
+    );
+  }
+
+  async run(): Promise<void> {
+    const dataset = this.#dataset();
+    let piloted = this.#options.maxCostUsd === undefined;
+    const pilot: Promise<void>[] = [];
+    for await (const item of dataset) {
+      if (this.#halted()) break;
+      if (!item.ok) {
+        this.#rowError(item);
+        continue;
+      }
+      for (const variant of this.#variants) {
+        if (this.#halted()) break;
+        if (this.#skip.has(keyOf(variant.name, item.row.id))) {
+          this.skipped += 1;
+          continue;
+        }
+        // Backpressure: never more than `concurrency` units in flight, so memory stays flat however big the dataset.
+        while (this.#inFlight >= this.#concurrency) {
+          await new Promise<void>((resolve) => {
+            this.#slot = resolve;
+          });
+        }
+        const unit = this.#unit(item.row, variant);
+        if (!piloted) pilot.push(unit);
+      }
+      if (!piloted) {
+        // The pilot: one row per variant, then extrapolate the whole batch's cost before going on.
+        await Promise.all(pilot);
+        piloted = true;
+        this.#estimate();
+      }
+    }
+    while (this.#inFlight > 0) {
+      await new Promise<void>((resolve) => {
+        this.#idle = resolve;
+      });
+    }
+  }
+
+  #dataset(): AsyncIterable<DatasetItem<z.output<S>>> | Iterable<DatasetItem<z.output<S>>> {
+    const { dataset, chain } = this.#options;
+    if (typeof dataset === 'string')
+      return readDataset(dataset, { schema: chain.inputSchema as z.ZodType<z.output<S>> });
+    return datasetFromArray(dataset, chain.inputSchema as z.ZodType<z.output<S>>);
+  }
+
+  #estimate(): void {
+    const maxCost = this.#options.maxCostUsd;
+    if (maxCost === undefined || this.#total === undefined || this.done === 0) return;
+    const perUnit = this.usage.costUsd / this.done;
+    this.estimatedCostUsd = perUnit * (this.#total + this.skipped);
+    if (this.usage.costUsd + perUnit * (this.#total - this.done) > maxCost) this.#stop('estimate');
+  }
+
+  async #unit(row: DatasetRow<z.output<S>>, variant: Variant): Promise<void> {
+    this.#inFlight += 1;
+    const started = performance.now();
+    let record: RowRecord;
+    try {
+      const run = this.#options.chain.compose(row.input as z.input<S>, {
+        client: this.#client,
+        model: variant.model,
+        overrides: variant.overrides,
+        signal: this.#controller.signal,
+      });
+      void this.#perform.add(run.composition);
+      const result = await run.result;
+      record = await this.#scored(row, variant, result, performance.now() - started);
+    } catch (error) {
+      if (this.stopped === 'aborted' || this.stopped === 'estimate') {
+        this.#release();
+        return; // cancelled rows are not stored: a resume redoes them
+      }
+      if (causeIs(error, BudgetExceededError)) this.#stop('budget');
+      if (this.stopped === 'budget') {
+        this.#release();
+        return;
+      }
+      record = this.#errorRecord(row, variant, error, performance.now() - started);
+    }
+    this.#store.putRow(record);
+    this.#count(record);
+    this.#release();
+  }
+
+  async #scored(
+    row: DatasetRow<z.output<S>>,
+    variant: Variant,
+    result: ChainResult<O>,
+    latencyMs: number,
+  ): Promise<RowRecord> {
+    const { chain, scorers } = this.#options;
+    const last = chain.nodes.at(-1) as string;
+    const scores: Record<string, ScoreResult> = {};
+    let status: RowStatus = 'pass';
+    try {
+      for (const scorer of scorers) {
+        const node = scorer.node ?? last;
+        const score = await scorer.score({
+          input: row.input,
+          outputs: result.outputs,
+          output: result.outputs[node],
+          expected: row.expected,
+          row,
+          signal: this.#controller.signal,
+        });
+        if (!(typeof score.score === 'number' && score.score >= 0 && score.score <= 1)) {
+          throw new SymphonizerError(
+            'invalid_score',
+            `Scorer "${scorer.name}" returned ${String(score.score)}, not a number in [0, 1].`,
+          );
+        }
+        scores[scorer.name] = score;
+        if (score.score < (scorer.threshold ?? 1)) status = 'fail';
+      }
+    } catch (error) {
+      return this.#errorRecord(row, variant, error, latencyMs, result);
+    }
+    return {
+      run: this.#run,
+      variant: variant.name,
+      rowId: row.id,
+      line: row.line,
+      status,
+      input: toJson(row.input),
+      expected: row.expected === undefined ? undefined : toJson(row.expected),
+      outputs: toJson(result.outputs),
+      scores,
+      usage: result.usage,
+      latencyMs,
+      attempts: result.trace.length,
+      cached: result.usage.calls > 0 && result.cachedCalls === result.usage.calls,
+      finishedAt: Date.now(),
+    };
+  }
+
+  #errorRecord(
+    row: DatasetRow<z.output<S>>,
+    variant: Variant,
+    error: unknown,
+    latencyMs: number,
+    result?: ChainResult<O>,
+  ): RowRecord {
+    const failure = error instanceof ChainRunError ? error : undefined;
+    const cause = failure?.cause ?? error;
+    const usage = result?.usage ??
+      failure?.usage ?? {
+        inputTokens: 0,
+        outputTokens: 0,
+        totalTokens: 0,
+        costUsd: 0,
+        calls: 0,
+        unpricedCalls: 0,
+      };
+    const outputs = result?.outputs ?? failure?.outputs;
+    return {
+      run: this.#run,
+      variant: variant.name,
+      rowId: row.id,
+      line: row.line,
+      status: 'error',
+      input: toJson(row.input),
+      expected: row.expected === undefined ? undefined : toJson(row.expected),
+      outputs: outputs === undefined ? undefined : toJson(outputs),
+      scores: {},
+      usage,
+      latencyMs,
+      attempts: result?.trace.length ?? failure?.trace.length ?? 0,
+      error: {
+        code: SymphonizerError.isInstance(cause) ? cause.code : undefined,
+        message: cause instanceof Error ? cause.message : String(cause),
+        node: failure?.node,
+      },
+      cached: false,
+      finishedAt: Date.now(),
+    };
+  }
+
+  #rowError(item: Extract<DatasetItem, { ok: false }>): void {
+    this.rowErrors += 1;
+    for (const variant of this.#variants) {
+      if (this.#skip.has(keyOf(variant.name, item.id))) {
+        this.skipped += 1;
+        continue;
+      }
+      const record: RowRecord = {
+        run: this.#run,
+        variant: variant.name,
+        rowId: item.id,
+        line: item.line,
+        status: 'error',
+        input: item.raw,
+        scores: {},
+        usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0, costUsd: 0, calls: 0, unpricedCalls: 0 },
+        latencyMs: 0,
+        attempts: 0,
+        error: { code: 'invalid_row', message: `line ${item.line}: ${item.error}` },
+        cached: false,
+        finishedAt: Date.now(),
+      };
+      this.#store.putRow(record);
+      this.#count(record);
+    }
+  }
+
+  #count(record: RowRecord): void {
+    this.done += 1;
+    if (record.status === 'pass') this.pass += 1;
+    else if (record.status === 'fail') this.fail += 1;
+    else this.errors += 1;
+    const u = record.usage;
+    this.usage = {
+      inputTokens: this.usage.inputTokens + u.inputTokens,
+      outputTokens: this.usage.outputTokens + u.outputTokens,
+      totalTokens: this.usage.totalTokens + u.totalTokens,
+      costUsd: this.usage.costUsd + u.costUsd,
+      calls: this.usage.calls + u.calls,
+      unpricedCalls: this.usage.unpricedCalls + u.unpricedCalls,
+    };
+    const elapsed = performance.now() - this.#startedAt;
+    const rate = elapsed > 0 ? (this.done / elapsed) * 1000 : 0;
+    const left = this.#total === undefined ? undefined : Math.max(0, this.#total - this.done);
+    try {
+      this.#options.onProgress?.({
+        run: this.#run,
+        done: this.done,
+        total: this.#total,
+        skipped: this.skipped,
+        pass: this.pass,
+        fail: this.fail,
+        errors: this.errors,
+        tokens: this.usage.totalTokens,
+        costUsd: this.usage.costUsd,
+        rate,
+        etaMs: left === undefined || rate === 0 ? undefined : (left / rate) * 1000,
+      });
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  #release(): void {
+    this.#inFlight -= 1;
+    const slot = this.#slot;
+    this.#slot = undefined;
+    slot?.();
+    if (this.#inFlight === 0) {
+      const idle = this.#idle;
+      this.#idle = undefined;
+      idle?.();
+    }
+  }
+
+  /** A method, not a field read, so TypeScript does not narrow it away across awaits. */
+  #halted(): boolean {
+    return this.stopped !== undefined;
+  }
+
+  #stop(reason: NonNullable<EvalResult['stopped']>): void {
+    if (this.stopped !== undefined) return;
+    this.stopped = reason;
+    this.#controller.abort(new SymphonizerError('batch_stopped', `The batch stopped (${reason}).`));
+  }
+}
+
+async function countUnits<S extends z.ZodType, O extends Record<string, unknown>>(
+  options: EvaluateOptions<S, O>,
+  variants: readonly Variant[],
+  skip: ReadonlySet<string>,
+): Promise<number> {
+  let units = 0;
+  for await (const item of readDataset(options.dataset as string, { schema: options.chain.inputSchema })) {
+    const id = item.ok ? item.row.id : item.id;
+    for (const variant of variants) if (!skip.has(keyOf(variant.name, id))) units += 1;
+  }
+  return units;
+}
+
+function without(all: ReadonlySet<string>, remove: ReadonlySet<string>): Set<string> {
+  const out = new Set(all);
+  for (const key of remove) out.delete(key);
+  return out;
+}
+
+function checkUnique(option: string, names: readonly string[]): void {
+  const seen = new Set<string>();
+  for (const name of names) {
+    if (seen.has(name))
+      throw new InvalidOptionError(option, name, 'unique names', { hint: `"${name}" appears twice` });
+    seen.add(name);
+  }
+}
+
+function causeIs(error: unknown, type: abstract new (...args: never[]) => Error): boolean {
+  for (let e: unknown = error, depth = 0; e !== undefined && depth < 5; depth++) {
+    if (e instanceof type) return true;
+    e = e instanceof Error ? e.cause : undefined;
+  }
+  return false;
+}
+
+function toJson(value: unknown): Json {
+  return JSON.parse(JSON.stringify(value ?? null)) as Json;
+}

@@ -1,0 +1,82 @@
+/**
+ * Evaluation batches: datasets through chains, scorers, durable resumable runs (SQLite), a response cache,
+ * statistics and reports.
+ * @packageDocumentation
+ */
+
+export { evaluate, type EvalProgress, type EvalResult, type EvaluateOptions } from './batch.ts';
+export {
+  CacheClosedError,
+  CacheMissError,
+  ResponseCache,
+  cacheKey,
+  isCachedResponse,
+  type CacheMode,
+  type CacheStats,
+  type CachedModelResponse,
+} from './cache.ts';
+export {
+  DatasetError,
+  datasetFromArray,
+  readDataset,
+  type DatasetFormat,
+  type DatasetShapeOptions,
+  type ReadDatasetOptions,
+} from './dataset.ts';
+export {
+  compareVariants,
+  renderHtmlReport,
+  renderMarkdownReport,
+  renderTextTable,
+  summarize,
+  type EvalSummary,
+  type LatencySummary,
+  type RowErrorSummary,
+  type SummarizeOptions,
+  type VariantComparison,
+  type VariantSummary,
+} from './report.ts';
+export {
+  ScorerError,
+  contains,
+  exactMatch,
+  numericTolerance,
+  regex,
+  schemaValid,
+  scorer,
+  stringSimilarity,
+  type ContainsOptions,
+  type ExactMatchOptions,
+  type NumericToleranceOptions,
+  type ScorerOptions,
+  type StringSimilarityOptions,
+} from './scorers.ts';
+export {
+  ci95,
+  mean,
+  pairedComparison,
+  percentile,
+  signTest,
+  stdev,
+  type ConfidenceInterval,
+  type PairedComparison,
+} from './stats.ts';
+export {
+  RunMismatchError,
+  RunStore,
+  StoreOpenError,
+  UnknownRunError,
+  type RowCounts,
+  type RunInfo,
+  type RunSummary,
+} from './store.ts';
+export type {
+  DatasetItem,
+  DatasetRow,
+  RowRecord,
+  RowStatus,
+  ScoreResult,
+  Scorer,
+  ScorerContext,
+  Variant,
+} from './types.ts';

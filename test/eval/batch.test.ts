@@ -1,0 +1,265 @@
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ModelClient, PriceTable, ProviderRegistry, chain } from '../../src/index.ts';
+import { evaluate } from '../../src/eval/batch.ts';
+import { ResponseCache } from '../../src/eval/cache.ts';
+import { exactMatch } from '../../src/eval/scorers.ts';
+import { RunStore } from '../../src/eval/store.ts';
+import { ScriptedProvider } from '../helpers/scripted-provider.ts';
+import { classifierChain, scorers, writeDataset } from './fixtures/eval-chain.ts';
+
+const dirs: string[] = [];
+function tempDir(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'symphonizer-batch-'));
+  dirs.push(dir);
+  return dir;
+}
+afterEach(() => {
+  dirs.length = 0;
+});
+
+/** A classifier on a scripted provider: answers "spam" when the text says so; "boom" makes the call fail. */
+function scripted() {
+  const provider = new ScriptedProvider('fake', (request) => {
+    const text = request.messages.at(-1)?.content ?? '';
+    if (text.includes('boom')) return Object.assign(new Error('bad request'), { status: 400 });
+    return { json: { label: text.includes('spam') ? 'spam' : 'ham' } };
+  });
+  const registry = new ProviderRegistry().register(provider);
+  const c = chain({
+    name: 'cls',
+    input: z.object({ text: z.string().min(1) }),
+    model: 'fake:m',
+    client: new ModelClient({ registry }),
+  })
+    .prompt('classify', {
+      prompt: ({ input }) => input.text,
+      output: z.object({ label: z.enum(['spam', 'ham']) }),
+    })
+    .build();
+  return { provider, registry, chain: c };
+}
+
+const rows = [
+  { id: 'a', text: 'buy spam now', expected: { label: 'spam' } },
+  { id: 'b', text: 'hello friend', expected: { label: 'ham' } },
+  { id: 'c', text: 'hello spam', expected: { label: 'ham' } }, // the model gets this one wrong: FAIL
+  { id: 'd', text: 'boom', expected: { label: 'ham' } }, // the call fails: ERROR
+  { id: 'e', text: '', expected: { label: 'ham' } }, // fails the input schema: ERROR, no call
+];
+
+describe('evaluate()', () => {
+  it('scores rows, and keeps errors apart from failures (an error is never a 0)', async () => {
+    const { chain: c, registry, provider } = scripted();
+    const result = await evaluate({
+      chain: c,
+      dataset: rows,
+      scorers: [exactMatch({ name: 'correct', node: 'classify' })],
+      registry,
+    });
+    const summary = result.summary.variants[0]!;
+    expect({ pass: summary.pass, fail: summary.fail, error: summary.error }).toEqual({
+      pass: 2,
+      fail: 1,
+      error: 2,
+    });
+    expect(summary.passRate).toBeCloseTo(2 / 3);
+    expect(summary.scores.correct?.mean).toBeCloseTo(2 / 3);
+    expect(result.rowErrors).toBe(1);
+    expect(summary.errors.map((e) => e.rowId).sort()).toEqual(['d', 'e']);
+    expect(provider.requests).toHaveLength(4);
+  });
+
+  it('resumes a run by name without redoing finished rows, and --retry-errors redoes only the errors', async () => {
+    const store = join(tempDir(), 'runs.sqlite');
+    const first = scripted();
+    await evaluate({
+      chain: first.chain,
+      dataset: rows,
+      scorers: [exactMatch({ name: 'correct', node: 'classify' })],
+      registry: first.registry,
+      store,
+      runName: 'r1',
+    });
+    const again = scripted();
+    const resumed = await evaluate({
+      chain: again.chain,
+      dataset: rows,
+      scorers: [exactMatch({ name: 'correct', node: 'classify' })],
+      registry: again.registry,
+      store,
+      runName: 'r1',
+    });
+    expect(resumed.done).toBe(0);
+    expect(resumed.skipped).toBe(5);
+    expect(again.provider.requests).toHaveLength(0);
+    const retry = scripted();
+    const retried = await evaluate({
+      chain: retry.chain,
+      dataset: rows,
+      scorers: [exactMatch({ name: 'correct', node: 'classify' })],
+      registry: retry.registry,
+      store,
+      runName: 'r1',
+      retryErrors: true,
+    });
+    expect(retried.done).toBe(2);
+    expect(retry.provider.requests).toHaveLength(1); // only "boom"; the empty row fails its schema again
+    const db = RunStore.open(store);
+    expect(db.countRows('r1')).toEqual({ total: 5, pass: 2, fail: 1, error: 2 });
+    db.close();
+  });
+
+  it('compares variants on the same rows', async () => {
+    const { chain: c, registry } = scripted();
+    const result = await evaluate({
+      chain: c,
+      dataset: rows.slice(0, 3),
+      scorers: [exactMatch({ name: 'correct', node: 'classify' })],
+      registry,
+      variants: [{ name: 'a' }, { name: 'b', model: 'fake:other' }],
+    });
+    expect(result.summary.variants.map((v) => [v.variant, v.rows])).toEqual([
+      ['a', 3],
+      ['b', 3],
+    ]);
+  });
+
+  it('replays a recorded run from the cache with no provider at all, at no cost', async () => {
+    const dir = tempDir();
+    const recorded = scripted();
+    const cacheFile = join(dir, 'cache.sqlite');
+    const rw = ResponseCache.open(cacheFile, 'read-write');
+    const first = await evaluate({
+      chain: recorded.chain,
+      dataset: rows.slice(0, 3),
+      scorers,
+      registry: recorded.registry,
+      cache: rw,
+    });
+    rw.close();
+    const dead = new ScriptedProvider('fake', () => new Error('the provider must not be called'));
+    const ro = ResponseCache.open(cacheFile, 'read-only');
+    const { chain: replayChain } = scripted();
+    const replay = await evaluate({
+      chain: replayChain,
+      dataset: rows.slice(0, 3),
+      scorers,
+      registry: new ProviderRegistry().register(dead),
+      cache: ro,
+    });
+    ro.close();
+    expect(dead.requests).toHaveLength(0);
+    expect(replay.summary.variants[0]?.cached).toBe(3);
+    expect(replay.usage.totalTokens).toBe(0);
+    expect(replay.summary.variants[0]?.scores).toEqual(first.summary.variants[0]?.scores);
+  });
+
+  it('refuses to go on when the pilot extrapolates above maxCostUsd, having spent only the pilot', async () => {
+    const { chain: c, registry, provider } = scripted();
+    const prices = PriceTable.default.withPrices({
+      'fake:m': { inputPerMillion: 1000, outputPerMillion: 1000 },
+    });
+    const file = join(tempDir(), 'many.jsonl');
+    writeFileSync(
+      file,
+      Array.from({ length: 50 }, (_, i) => JSON.stringify({ id: `x${i}`, text: `hello ${i}` })).join('\n'),
+    );
+    const result = await evaluate({
+      chain: c,
+      dataset: file,
+      scorers: [exactMatch({ name: 'correct', node: 'classify' })],
+      registry,
+      prices,
+      maxCostUsd: 0.5, // each row costs 15 tokens × $0.001 = $0.015: 50 rows = $0.75
+      variants: [{ name: 'small', overrides: { classify: { maxTokens: 10 } } }],
+    });
+    expect(result.stopped).toBe('estimate');
+    expect(result.estimatedCostUsd).toBeCloseTo(0.75);
+    expect(provider.requests).toHaveLength(1);
+  });
+
+  it('stops cleanly when a call would pass the cost ceiling', async () => {
+    const { chain: c, registry, provider } = scripted();
+    const prices = PriceTable.default.withPrices({
+      'fake:m': { inputPerMillion: 1e6, outputPerMillion: 1e6 },
+    });
+    const result = await evaluate({
+      chain: c,
+      dataset: rows.slice(0, 2),
+      scorers,
+      registry,
+      prices,
+      maxCostUsd: 1,
+    });
+    expect(result.stopped).toBe('budget');
+    expect(provider.requests).toHaveLength(0);
+    expect(result.done).toBe(0);
+  });
+
+  it('survives SIGKILL mid-batch: the resumed run has every row exactly once, scored as an uninterrupted run', async () => {
+    const dir = tempDir();
+    const dataset = writeDataset(join(dir, 'rows.jsonl'), 120);
+    const storePath = join(dir, 'killed.sqlite');
+    const child = spawn(process.execPath, ['test/eval/fixtures/batch-child.ts', storePath, dataset], {
+      stdio: 'ignore',
+    });
+    // Kill it once some rows are committed (polled through a second connection, as WAL allows).
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      let count: number;
+      try {
+        const probe = RunStore.open(storePath);
+        count = probe.countRows('killed').total;
+        probe.close();
+      } catch {
+        count = 0;
+      }
+      if (count >= 20) break;
+      if (child.exitCode !== null) throw new Error('the child finished before it could be killed');
+    }
+    child.kill('SIGKILL');
+    await new Promise((resolve) => child.once('exit', resolve));
+    const partial = RunStore.open(storePath);
+    const before = partial.countRows('killed').total;
+    partial.close();
+    expect(before).toBeGreaterThanOrEqual(20);
+    expect(before).toBeLessThan(120);
+
+    const { chain: c, registry } = classifierChain();
+    const resumed = await evaluate({
+      chain: c,
+      dataset,
+      scorers,
+      store: storePath,
+      runName: 'killed',
+      registry,
+    });
+    expect(resumed.skipped).toBe(before);
+    expect(resumed.done).toBe(120 - before);
+
+    const clean = classifierChain();
+    const reference = await evaluate({
+      chain: clean.chain,
+      dataset,
+      scorers,
+      registry: clean.registry,
+      store: join(dir, 'clean.sqlite'),
+      runName: 'killed',
+    });
+    const db = RunStore.open(storePath);
+    const stored = [...db.rows('killed')];
+    db.close();
+    expect(stored).toHaveLength(120);
+    expect(new Set(stored.map((r) => r.rowId)).size).toBe(120);
+    const ref = RunStore.open(join(dir, 'clean.sqlite'));
+    const expected = new Map([...ref.rows('killed')].map((r) => [r.rowId, r.scores]));
+    ref.close();
+    for (const row of stored) expect(row.scores).toEqual(expected.get(row.rowId));
+    expect(resumed.summary.variants[0]?.scores).toEqual(reference.summary.variants[0]?.scores);
+  }, 60_000);
+});
