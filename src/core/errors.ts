@@ -51,6 +51,17 @@ export type ErrorCode =
   | 'invalid_chain'
   | 'chain_failed'
   | 'chain_cancelled'
+  // eval
+  | 'dataset_error'
+  | 'invalid_row'
+  | 'scorer_error'
+  | 'invalid_score'
+  | 'store_open'
+  | 'run_mismatch'
+  | 'unknown_run'
+  | 'cache_miss'
+  | 'cache_closed'
+  | 'batch_stopped'
   | (string & {});
 
 /** Options common to every {@link SymphonizerError}. */

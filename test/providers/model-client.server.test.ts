@@ -107,6 +107,7 @@ describe.each(models)('ModelClient through the $provider SDK', ({ provider, mode
         requestId: result.requestId,
         simulated: false,
         estimated: false,
+        cached: false,
       },
     ]);
     expect(client.usage.total).toMatchObject({ calls: 1, inputTokens: result.usage.inputTokens });
