@@ -11,7 +11,14 @@ export type CliErrorCode =
   | 'no_chain'
   | 'input_file_not_found'
   | 'missing_input'
-  | 'invalid_json';
+  | 'invalid_json'
+  | 'dataset_not_found'
+  | 'no_scorers'
+  | 'no_variants'
+  | 'store_not_found'
+  | 'unknown_run'
+  | 'unknown_scorer'
+  | 'unknown_variant';
 
 /** Options of {@link CliError}. */
 export interface CliErrorOptions extends SymphonizerErrorOptions {

@@ -8,6 +8,9 @@ export const mainHelp = `Usage: symphonizer <command> [options]
 Commands:
   run <chain module>      run a chain and print its outputs, trace, usage and cost
   graph <chain module>    print a chain's graph (Mermaid or Graphviz DOT)
+  eval <chain module>     run a chain over a dataset, score every row, store the run and report
+  runs                    list the stored eval runs
+  compare <run> [<run>]   compare two runs (or two variants of one run) row by row
   help [command]          show help
 
 Options:
@@ -18,7 +21,8 @@ Chain modules are .ts or .js files exporting a chain built with chain({ input })
 Models are provider:model (openai:…, anthropic:…, sim:… offline); keys come from OPENAI_API_KEY and
 ANTHROPIC_API_KEY. Nodes without a model use $SYMPHONIZER_MODEL, else the offline simulated model.
 
-Exit codes: 0 ok, 1 the chain failed, 2 usage error (arguments, module, input).
+Exit codes: 0 ok, 1 the chain failed (eval: stopped by --max-cost or Ctrl+C), 2 usage error (arguments,
+module, input, dataset, store).
 `;
 
 /** Help of `symphonizer run`. */
@@ -53,4 +57,82 @@ Options:
 Examples:
   symphonizer graph ./chains/report.ts
   symphonizer graph ./chains/report.ts --format dot | dot -Tsvg > report.svg
+`;
+
+/** Help of `symphonizer eval`. */
+export const evalHelp = `Usage: symphonizer eval <chain module> --dataset <file> [options]
+
+Runs the chain over every row of a dataset (and every variant), scores each row, commits each finished row
+to a run store as it finishes, and prints a summary table: pass/fail/error counts, pass rate, mean scores
+with 95% CIs, latency, tokens and cost. Running the same run again resumes it: finished rows are not redone.
+
+Dataset rows (.jsonl, .csv or .json array) are the chain input, with optional "id" and "expected" fields.
+A row that cannot be read or fails the input schema is stored as an ERROR row; it does not stop the batch.
+
+Options:
+  --dataset <file>        the rows to evaluate (required)
+  --export <name>         the export holding the chain (default: the module's only chain export)
+  --scorers <module>      scorers: the module's "scorers" array, else every export shaped like a scorer
+                          ({ name, score() }). Default: the chain module's "scorers" export, else
+                          exactMatch() on the last node when rows have "expected", else none (a row passes
+                          when the chain runs)
+  --variants <module>     variants to compare: the module's "variants" array ({ name, model?, overrides? }),
+                          else every export shaped like a variant (default: one variant, "default")
+  --model <provider:model> one variant, named after the model, running every node on it
+  --run <name>            the run's name; the same name resumes it (default: the chain's name)
+  --store <file>          the run store, SQLite (default: .symphonizer/runs.sqlite)
+  --report <file>         also write a report: .html (self-contained) or .md (Markdown)
+  --concurrency <n>       rows running at once (default: 16)
+  --max-cost <usd>        cost ceiling: stop cleanly before the batch would cost more (resume after raising it)
+  --retry-errors          run again the rows stored as ERROR
+  --cache <file>          replay model answers from a response cache, and record new ones
+  --cache-mode <mode>     read-write (default with --cache), read-only (replay only: a miss is an ERROR row,
+                          no provider is called) or off. Without --cache, the cache lives in the store file
+  --json                  print one JSON object at the end: run, summary, stopped (progress stays on stderr)
+  -h, --help              show this help
+
+Progress goes to stderr: a bar on a terminal (rows, rate, ETA, errors, tokens, cost), else a line every
+second or every 10%. Ctrl+C stops cleanly: finished rows stay stored, and the command to resume is printed.
+
+Exit codes: 0 the batch completed (FAIL and ERROR rows are results), 1 stopped by --max-cost or Ctrl+C,
+2 usage error (arguments, missing dataset or module, no chain, bad scorers or variants, store).
+
+Examples:
+  symphonizer eval ./chains/classify.ts --dataset tickets.jsonl --report report.html
+  symphonizer eval ./chains/classify.ts --dataset tickets.jsonl --variants ./variants.ts --max-cost 2
+  symphonizer eval ./chains/classify.ts --dataset tickets.jsonl --run offline --cache-mode read-only
+`;
+
+/** Help of `symphonizer runs`. */
+export const runsHelp = `Usage: symphonizer runs [options]
+
+Lists the eval runs of a run store, most recently updated first: name, chain, variants, rows by status,
+cost and when it was last updated.
+
+Options:
+  --store <file>          the run store (default: .symphonizer/runs.sqlite)
+  --json                  print one JSON object: { store, runs }
+  -h, --help              show this help
+`;
+
+/** Help of `symphonizer compare`. */
+export const compareHelp = `Usage: symphonizer compare <run A> <run B> [options]
+       symphonizer compare <run> --variant <a>,<b> [options]
+
+Compares two stored runs (or two variants of one run) row by row on one scorer: rows where A scored higher
+(A wins), lower (B wins) or the same (ties), the mean difference A − B, and the p-value of a paired test
+(exact sign test below 20 untied pairs, Wilcoxon signed-rank from there). Only rows both sides ran without
+error and scored are paired. Prints the summary table of each side too.
+
+Options:
+  --scorer <name>         the scorer to compare on (default: the first scorer of the run)
+  --variant <a>[,<b>]     with one run: the two variants to compare; with two runs: the variant of each
+                          (one name for both, or a,b); default: each run's first variant
+  --store <file>          the run store (default: .symphonizer/runs.sqlite)
+  --json                  print one JSON object: sides, scorer, comparison, summary
+  -h, --help              show this help
+
+Examples:
+  symphonizer compare baseline candidate
+  symphonizer compare nightly --variant gpt-4.1-mini,claude-sonnet --scorer correct
 `;

@@ -40,6 +40,18 @@ export interface LoadedModule {
   /** Name of the export the chain came from. */
   readonly exportName: string;
   readonly chain: LoadedChain;
+  /** The chain object as the module exported it (a `Chain`, or a lookalike from another copy). */
+  readonly raw: unknown;
+  /** Every export of the module, e.g. to find the `scorers` next to the chain. */
+  readonly exports: Readonly<Record<string, unknown>>;
+}
+
+/** A module that was found and imported, whatever it exports. */
+export interface ImportedModule {
+  /** Absolute path of the module file. */
+  readonly path: string;
+  /** Its exports. */
+  readonly exports: Readonly<Record<string, unknown>>;
 }
 
 const extensions = ['.ts', '.mts', '.js', '.mjs'];
@@ -51,10 +63,30 @@ const extensions = ['.ts', '.mts', '.js', '.mjs'];
  *   `no_chain` (see {@link pickChain}).
  */
 export async function loadChain(specifier: string, cwd: string, exportName?: string): Promise<LoadedModule> {
-  const path = await resolveModule(specifier, cwd);
-  let namespace: Record<string, unknown>;
+  const { path, exports } = await importModule(specifier, cwd);
+  const picked = pickChain(exports, path, exportName);
+  return {
+    path,
+    exportName: picked.exportName,
+    chain: picked.chain,
+    raw: exports[picked.exportName],
+    exports,
+  };
+}
+
+/**
+ * Resolves `specifier` against `cwd` as {@link loadChain} does and imports it, without looking at its exports.
+ * @param kind What the module is, for the not-found message (`Chain module`, `Scorers module`, ...).
+ * @throws {CliError} `module_not_found` (with every path tried) or `module_load_failed` (the import threw).
+ */
+export async function importModule(
+  specifier: string,
+  cwd: string,
+  kind = 'Chain module',
+): Promise<ImportedModule> {
+  const path = await resolveModule(specifier, cwd, kind);
   try {
-    namespace = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    return { path, exports: (await import(pathToFileURL(path).href)) as Record<string, unknown> };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     throw new CliError('module_load_failed', `Could not load ${path}: ${reason}`, {
@@ -62,8 +94,6 @@ export async function loadChain(specifier: string, cwd: string, exportName?: str
       hint: hintForLoadError(error, path),
     });
   }
-  const picked = pickChain(namespace, path, exportName);
-  return { path, exportName: picked.exportName, chain: picked.chain };
 }
 
 /**
@@ -183,7 +213,8 @@ function normalize(value: ChainLike): LoadedChain {
   };
 }
 
-function describeExport(value: unknown): string {
+/** What an export is, for listings in error messages: `a chain`, `a function`, `an array`, ... */
+export function describeExport(value: unknown): string {
   if (value === null) return 'null';
   if (isChain(value)) return 'a chain';
   if (isBuilder(value)) return 'a chain builder (call .build())';
@@ -200,7 +231,7 @@ function describeExport(value: unknown): string {
   return `a ${typeof value}`;
 }
 
-async function resolveModule(specifier: string, cwd: string): Promise<string> {
+async function resolveModule(specifier: string, cwd: string, kind: string): Promise<string> {
   const base = resolve(cwd, specifier);
   const tried = [base];
   if (await isFile(base)) return base;
@@ -210,7 +241,7 @@ async function resolveModule(specifier: string, cwd: string): Promise<string> {
       if (await isFile(base + ext)) return base + ext;
     }
   }
-  throw new CliError('module_not_found', `Chain module not found: ${base}`, {
+  throw new CliError('module_not_found', `${kind} not found: ${base}`, {
     hint: `paths are resolved against the working directory (${cwd})`,
     details: tried.length > 1 ? ['tried:', ...tried.map((p) => `  ${p}`)] : [],
   });

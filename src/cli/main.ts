@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `symphonizer` command: `run` a chain module, draw its `graph`. {@link main} is the testable entry;
+ * The `symphonizer` command: `run` a chain module, draw its `graph`, `eval` it over a dataset, list stored
+ * `runs`, `compare` two of them. {@link main} is the testable entry;
  * run as a script, this module calls it with the process's arguments and sets `process.exitCode`.
  * @packageDocumentation
  */
@@ -8,7 +9,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SymphonizerError } from '../core/index.ts';
 import { CliError } from './errors.ts';
-import { graphHelp, mainHelp, runHelp } from './help.ts';
+import { compareHelp, evalHelp, graphHelp, mainHelp, runHelp, runsHelp } from './help.ts';
 import { inputIssueLines, printError, scrubbed, type CliIO } from './output.ts';
 
 const commands: Readonly<
@@ -23,6 +24,18 @@ const commands: Readonly<
     help: graphHelp,
     run: async (args, io) => (await import('./commands/graph.ts')).graphCommand(args, io),
   },
+  eval: {
+    help: evalHelp,
+    run: async (args, io) => (await import('./commands/eval.ts')).evalCommand(args, io),
+  },
+  runs: {
+    help: runsHelp,
+    run: async (args, io) => (await import('./commands/runs.ts')).runsCommand(args, io),
+  },
+  compare: {
+    help: compareHelp,
+    run: async (args, io) => (await import('./commands/compare.ts')).compareCommand(args, io),
+  },
 };
 
 /** Error codes that are the user's to fix before anything runs: exit code 2. */
@@ -32,11 +45,16 @@ const usageCodes = new Set([
   'invalid_model_id',
   'unknown_provider',
   'invalid_option',
+  // eval: a dataset file that cannot be read, a run resumed with another chain, a store that cannot be opened
+  'dataset_error',
+  'run_mismatch',
+  'store_open',
 ]);
 
 /**
  * Runs the command line `argv` (without `node` and the script) and returns the exit code: 0 ok, 1 the chain
- * failed, 2 a usage error (bad arguments, missing module, no chain, bad JSON, invalid input). Never throws.
+ * failed (or an eval was stopped by its cost ceiling or interrupted), 2 a usage error (bad arguments, missing
+ * module or dataset, no chain, bad JSON, invalid input). Never throws.
  *
  * @example
  * ```ts

@@ -1,0 +1,477 @@
+/**
+ * `symphonizer eval <chain module> --dataset <file>`: run a chain over a dataset through `evaluate()`, with
+ * scorers and variants found in modules, a durable run store (re-running resumes), an optional response
+ * cache, progress, a summary table and an HTML or Markdown report.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, extname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import type { z } from 'zod';
+import { SymphonizerError, type Json } from '../../core/index.ts';
+import type { Chain } from '../../chain/index.ts';
+import { evaluate, type EvalResult } from '../../eval/batch.ts';
+import { ResponseCache, type CacheMode, type CacheStats } from '../../eval/cache.ts';
+import { readDataset } from '../../eval/dataset.ts';
+import {
+  compareVariants,
+  renderHtmlReport,
+  renderMarkdownReport,
+  renderTextTable,
+  type EvalSummary,
+  type VariantComparison,
+} from '../../eval/report.ts';
+import { exactMatch } from '../../eval/scorers.ts';
+import { RunStore } from '../../eval/store.ts';
+import type { Scorer, Variant } from '../../eval/types.ts';
+import { CliError } from '../errors.ts';
+import {
+  createEvalProgress,
+  exportListing,
+  isFile,
+  scorersOf,
+  shellQuote,
+  storePath,
+  variantsOf,
+} from '../eval-support.ts';
+import { evalHelp } from '../help.ts';
+import { importModule, loadChain } from '../load-chain.ts';
+import { formatCost, formatCount, printError, type CliIO } from '../output.ts';
+
+const modelId = /^[A-Za-z0-9_.-]+:\S+$/;
+const cacheModes: readonly CacheMode[] = ['read-write', 'read-only', 'off'];
+const datasetExtensions = new Set(['.jsonl', '.ndjson', '.csv', '.json']);
+
+/** A chain `evaluate()` can run: this package's `Chain`, or one of another copy with the same shape. */
+type EvalChain = Chain<z.ZodType, Record<string, unknown>>;
+
+/** Where the scorers came from, for the note printed before the batch. */
+type ScorerSource = 'option' | 'chain module' | 'default' | 'none';
+
+/**
+ * Runs `symphonizer eval`; returns the exit code: 0 the batch completed (FAIL and ERROR rows included),
+ * 1 it was stopped by the cost ceiling or interrupted, 2 a usage error.
+ */
+export async function evalCommand(args: readonly string[], io: CliIO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: [...args],
+    allowPositionals: true,
+    strict: true,
+    options: {
+      dataset: { type: 'string' },
+      export: { type: 'string' },
+      scorers: { type: 'string' },
+      variants: { type: 'string' },
+      run: { type: 'string' },
+      store: { type: 'string' },
+      report: { type: 'string' },
+      concurrency: { type: 'string' },
+      'max-cost': { type: 'string' },
+      'retry-errors': { type: 'boolean', default: false },
+      cache: { type: 'string' },
+      'cache-mode': { type: 'string' },
+      model: { type: 'string' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    io.stdout.write(evalHelp);
+    return 0;
+  }
+
+  // Every option is checked before anything is imported or opened: a typo should not wait for a slow import.
+  const [specifier, ...extra] = positionals;
+  if (specifier === undefined) {
+    throw new CliError('invalid_argument', 'symphonizer eval needs a chain module.', {
+      hint: 'symphonizer eval <chain module> --dataset <file>',
+    });
+  }
+  if (extra.length > 0) {
+    throw new CliError(
+      'invalid_argument',
+      `Unexpected argument${extra.length > 1 ? 's' : ''}: ${extra.join(' ')}`,
+      { hint: 'give one chain module; the rows come from --dataset <file>' },
+    );
+  }
+  if (values.dataset === undefined) {
+    throw new CliError('invalid_argument', 'symphonizer eval needs --dataset <file>.', {
+      hint: 'a .jsonl, .csv or .json file of rows: the chain input, with optional "id" and "expected" fields',
+    });
+  }
+  if (values.model !== undefined && !modelId.test(values.model)) {
+    throw new CliError(
+      'invalid_argument',
+      `--model must be provider:model, got ${JSON.stringify(values.model)}.`,
+      { hint: 'e.g. --model openai:gpt-4.1-mini, --model anthropic:claude-sonnet-4-5 or --model sim:demo' },
+    );
+  }
+  if (values.model !== undefined && values.variants !== undefined) {
+    throw new CliError('invalid_argument', '--model and --variants cannot be combined.', {
+      hint: '--model is one variant; to compare models, give each its variant in the --variants module',
+    });
+  }
+  const concurrency = positiveInteger('--concurrency', values.concurrency);
+  const maxCostUsd = positiveNumber('--max-cost', values['max-cost']);
+  const cacheMode = parseCacheMode(values['cache-mode'], values.cache);
+  const reportFormat = values.report === undefined ? undefined : reportFormatOf(values.report);
+  if (values.run?.trim() === '') throw new CliError('invalid_argument', '--run must not be empty.');
+
+  const dataset = resolve(io.cwd, values.dataset);
+  if (!datasetExtensions.has(extname(dataset).toLowerCase())) {
+    throw new CliError('invalid_argument', `Unknown dataset format: ${dataset}.`, {
+      hint: 'use a .jsonl (or .ndjson), .csv or .json file',
+    });
+  }
+  if (!(await isFile(dataset))) {
+    throw new CliError('dataset_not_found', `Dataset not found: ${dataset}`, {
+      hint: `paths are resolved against the working directory (${io.cwd})`,
+    });
+  }
+
+  const loaded = await loadChain(specifier, io.cwd, values.export);
+  const chain = evaluable(loaded.raw, loaded.chain.name, loaded.path);
+  const { scorers, source } = await findScorers(values.scorers, loaded, chain, dataset, io.cwd);
+  const variants = await findVariants(values.variants, values.model, io.cwd);
+  const runName = values.run ?? chain.name;
+  const store = storePath(values.store, io.cwd);
+  const reportPath = values.report === undefined ? undefined : resolve(io.cwd, values.report);
+
+  const err = io.stderr;
+  if (source === 'default') {
+    err.write(
+      `note: no scorers given: scoring exactMatch() of the last node against each row's "expected"\n`,
+    );
+  } else if (source === 'none') {
+    err.write('note: no scorers given and no row has "expected": a row passes when the chain runs\n');
+  }
+
+  const runStore = RunStore.open(store);
+  let cache: ResponseCache | undefined;
+  let result: EvalResult;
+  let comparisons: VariantComparison[];
+  let errorsThisTime = 0;
+  const progress = createEvalProgress(err, { live: err.isTTY === true });
+  try {
+    const previous = runStore.run(runName);
+    runStore.beginRun({
+      run: runName,
+      chain: chain.name,
+      variants: variants?.map((v) => v.name) ?? ['default'],
+      dataset,
+      config: config(scorers, variants, values),
+    });
+    if (previous !== undefined) {
+      const { total, error } = previous.counts;
+      const retry = values['retry-errors'] && error > 0 ? ` (${error} ERROR rows will be retried)` : '';
+      err.write(`resuming run "${runName}": ${formatCount(total)} rows already done${retry}\n`);
+      const before = storedScorers(previous.config);
+      const now = scorers.map((s) => s.name);
+      if (before !== undefined && before.join('\0') !== now.join('\0')) {
+        err.write(
+          `note: run "${runName}" was scored with ${before.join(', ') || 'no scorers'} before, now with ` +
+            `${now.join(', ') || 'no scorers'}: rows already done keep their scores (use another --run to rescore)\n`,
+        );
+      }
+    }
+    if (cacheMode !== undefined && cacheMode !== 'off') {
+      cache = ResponseCache.open(
+        values.cache === undefined ? store : resolve(io.cwd, values.cache),
+        cacheMode,
+      );
+    }
+    result = await evaluate({
+      chain,
+      dataset,
+      scorers,
+      variants,
+      runName,
+      store: runStore,
+      cache,
+      concurrency,
+      maxCostUsd,
+      retryErrors: values['retry-errors'],
+      onProgress: (p) => {
+        errorsThisTime = p.errors;
+        progress.update(p);
+      },
+      signal: io.signal,
+    });
+    progress.finish();
+    comparisons = variantComparisons(runStore, runName, result.summary);
+  } finally {
+    progress.finish();
+    cache?.close();
+    runStore.close();
+  }
+  const cacheStats = cache?.stats();
+
+  if (reportPath !== undefined && reportFormat !== undefined) {
+    const title = `Eval report: ${runName} (${chain.name})`;
+    const text =
+      reportFormat === 'html'
+        ? renderHtmlReport(result.summary, comparisons, { title })
+        : renderMarkdownReport(result.summary, comparisons, { title });
+    await mkdir(dirname(reportPath), { recursive: true });
+    await writeFile(reportPath, text);
+  }
+
+  if (values.json) {
+    io.stdout.write(
+      `${JSON.stringify({
+        run: result.run,
+        chain: chain.name,
+        store,
+        dataset,
+        stopped: result.stopped ?? null,
+        done: result.done,
+        skipped: result.skipped,
+        rowErrors: result.rowErrors,
+        usage: result.usage,
+        estimatedCostUsd: result.estimatedCostUsd ?? null,
+        summary: result.summary,
+        comparisons,
+        cache: cacheStats ?? null,
+        report: reportPath ?? null,
+      })}\n`,
+    );
+  } else {
+    io.stdout.write(`\nrun "${result.run}" · chain "${chain.name}" · ${describeWork(result)}\n\n`);
+    io.stdout.write(renderTextTable(result.summary, comparisons));
+    if (cacheStats !== undefined) err.write(`${describeCache(cacheStats, cacheMode)}\n`);
+    if (reportPath !== undefined) err.write(`report written to ${reportPath}\n`);
+    err.write(`stored in ${store}\n`);
+  }
+
+  if (result.stopped === undefined) return 0;
+  printError(err, stoppedError(result, maxCostUsd, args, errorsThisTime));
+  return 1;
+}
+
+/**
+ * The chain object `evaluate()` needs (a `Chain` has `compose`, `inputSchema` and `nodes`).
+ * @throws {CliError} `no_chain` for a chain-like export that cannot be composed (a lookalike without it).
+ */
+function evaluable(raw: unknown, name: string, path: string): EvalChain {
+  const v = raw as Record<string, unknown> | null;
+  const schema = v?.inputSchema as { safeParse?: unknown } | undefined;
+  if (
+    typeof v?.compose !== 'function' ||
+    typeof schema?.safeParse !== 'function' ||
+    !Array.isArray(v.nodes) ||
+    v.nodes.length === 0
+  ) {
+    throw new CliError(
+      'no_chain',
+      `Chain "${name}" of ${path} cannot be evaluated: it has no compose(), input schema or nodes.`,
+      {
+        hint: 'export a chain built with chain({ input }).prompt(...).build() by this version of symphonizer',
+      },
+    );
+  }
+  return raw as EvalChain;
+}
+
+/** The scorers, and where they came from (see the help of `--scorers`). */
+async function findScorers(
+  option: string | undefined,
+  chainModule: { readonly path: string; readonly exports: Readonly<Record<string, unknown>> },
+  chain: EvalChain,
+  dataset: string,
+  cwd: string,
+): Promise<{ scorers: Scorer[]; source: ScorerSource }> {
+  if (option !== undefined) {
+    const { path, exports } = await importModule(option, cwd, 'Scorers module');
+    const scorers = scorersOf(exports, path);
+    if (scorers === undefined || scorers.length === 0) {
+      throw new CliError('no_scorers', `${path} exports no scorers.`, {
+        hint: 'export const scorers = [exactMatch({ node: "answer" }), ...], or scorer objects { name, score() }',
+        details: exportListing(exports),
+      });
+    }
+    return { scorers, source: 'option' };
+  }
+  if ('scorers' in chainModule.exports) {
+    const scorers = scorersOf({ scorers: chainModule.exports.scorers }, chainModule.path) ?? [];
+    return { scorers, source: 'chain module' };
+  }
+  return (await hasExpected(dataset, chain))
+    ? { scorers: [exactMatch()], source: 'default' }
+    : { scorers: [], source: 'none' };
+}
+
+/** True when some valid row of the dataset has an `expected` value (read until the first one). */
+async function hasExpected(dataset: string, chain: EvalChain): Promise<boolean> {
+  for await (const item of readDataset(dataset, { schema: chain.inputSchema })) {
+    if (item.ok && item.row.expected !== undefined) return true;
+  }
+  return false;
+}
+
+/** The variants: from `--variants`, one from `--model`, or undefined (evaluate's single `default`). */
+async function findVariants(
+  option: string | undefined,
+  model: string | undefined,
+  cwd: string,
+): Promise<Variant[] | undefined> {
+  if (model !== undefined) return [{ name: model, model }];
+  if (option === undefined) return undefined;
+  const { path, exports } = await importModule(option, cwd, 'Variants module');
+  const variants = variantsOf(exports, path);
+  if (variants === undefined || variants.length === 0) {
+    throw new CliError('no_variants', `${path} exports no variants.`, {
+      hint: 'export const variants = [{ name: "a" }, { name: "b", model: "openai:gpt-4.1-mini" }]',
+      details: exportListing(exports),
+    });
+  }
+  for (const variant of variants) {
+    if (variant.model !== undefined && !modelId.test(variant.model)) {
+      throw new CliError(
+        'no_variants',
+        `Variant "${variant.name}" of ${path} has model ${JSON.stringify(variant.model)}, not provider:model.`,
+      );
+    }
+  }
+  return variants;
+}
+
+/** What the run records about this invocation (kept in the store: `runs` and `compare` read it). */
+function config(
+  scorers: readonly Scorer[],
+  variants: readonly Variant[] | undefined,
+  values: { readonly model?: string | undefined; readonly 'max-cost'?: string | undefined },
+): Json {
+  return {
+    scorers: scorers.map((s) => s.name),
+    variants: (variants ?? [{ name: 'default' }]).map((v) => ({
+      name: v.name,
+      ...(v.model === undefined ? {} : { model: v.model }),
+      ...(v.overrides === undefined ? {} : { nodes: Object.keys(v.overrides) }),
+    })),
+    ...(values['max-cost'] === undefined ? {} : { maxCost: values['max-cost'] }),
+  };
+}
+
+/** The scorer names an earlier invocation recorded in the run's config, if it did. */
+function storedScorers(config: Json | undefined): string[] | undefined {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return undefined;
+  const names = config.scorers;
+  return Array.isArray(names) && names.every((n) => typeof n === 'string') ? names : undefined;
+}
+
+/** Each variant after the first against the first, on every scorer (empty with one variant). */
+function variantComparisons(store: RunStore, run: string, summary: EvalSummary): VariantComparison[] {
+  const [first, ...others] = summary.variants;
+  if (first === undefined || others.length === 0 || summary.scorers.length === 0) return [];
+  const rows = [...store.rows(run)];
+  return others.flatMap((other) =>
+    summary.scorers.map((scorer) => compareVariants(rows, first.variant, other.variant, scorer)),
+  );
+}
+
+function describeWork(result: EvalResult): string {
+  const parts = [`${formatCount(result.done)} rows run`];
+  if (result.skipped > 0) parts.push(`${formatCount(result.skipped)} already done`);
+  if (result.rowErrors > 0)
+    parts.push(`${formatCount(result.rowErrors)} unreadable ${result.rowErrors === 1 ? 'row' : 'rows'}`);
+  parts.push(`${formatCount(result.usage.totalTokens)} tokens`, `cost ${formatCost(result.usage.costUsd)}`);
+  return parts.join(' · ');
+}
+
+function describeCache(stats: CacheStats, mode: CacheMode | undefined): string {
+  return `cache (${mode ?? 'read-write'}): ${stats.hits} hits, ${stats.misses} misses, ${stats.writes} answers stored`;
+}
+
+/** Why the batch stopped, with how to resume (the same command: the run name resumes it). */
+function stoppedError(
+  result: EvalResult,
+  maxCostUsd: number | undefined,
+  args: readonly string[],
+  errors: number,
+): SymphonizerError {
+  const again = `symphonizer eval ${args.map(shellQuote).join(' ')}`;
+  const raised = `symphonizer eval ${withMaxCost(args).map(shellQuote).join(' ')}`;
+  const ceiling = maxCostUsd === undefined ? '' : formatCost(maxCostUsd);
+  switch (result.stopped) {
+    case 'aborted':
+      return new SymphonizerError(
+        'eval_interrupted',
+        `Run "${result.run}" was interrupted; the ${formatCount(result.done)} rows finished this time are stored.`,
+        {
+          // A row cut off while it was being scored is stored as an ERROR row (evaluate() does so).
+          hint:
+            errors > 0 && !args.includes('--retry-errors')
+              ? `resume with: ${again} (add --retry-errors to redo the ${errors} rows stored as ERROR)`
+              : `resume with: ${again}`,
+        },
+      );
+    case 'budget':
+      return new SymphonizerError(
+        'cost_ceiling',
+        `Run "${result.run}" stopped at the cost ceiling (--max-cost ${ceiling}, spent ${formatCost(result.usage.costUsd)}); finished rows are stored.`,
+        { hint: `raise the ceiling to resume: ${raised}` },
+      );
+    default:
+      return new SymphonizerError(
+        'cost_estimate',
+        `Run "${result.run}" stopped after its first rows: the whole batch would cost about ${formatCost(result.estimatedCostUsd ?? 0)}, above --max-cost ${ceiling}.`,
+        { hint: `raise the ceiling to go on: ${raised}` },
+      );
+  }
+}
+
+/** The arguments with `--max-cost` replaced by a placeholder to fill in. */
+function withMaxCost(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    if (arg === '--max-cost') i++;
+    else if (!arg.startsWith('--max-cost=')) out.push(arg);
+  }
+  return [...out, '--max-cost', '<usd>'];
+}
+
+function positiveInteger(option: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (!(/^\d+$/.test(raw.trim()) && Number.isSafeInteger(n) && n >= 1)) {
+    throw new CliError('invalid_argument', `${option} must be an integer >= 1, got ${JSON.stringify(raw)}.`);
+  }
+  return n;
+}
+
+function positiveNumber(option: string, raw: string | undefined): number | undefined {
+  if (raw === undefined) return undefined;
+  const text = raw.trim().replace(/^\$/, '');
+  const n = Number(text);
+  if (text === '' || !(Number.isFinite(n) && n > 0)) {
+    throw new CliError(
+      'invalid_argument',
+      `${option} must be an amount in USD > 0, got ${JSON.stringify(raw)}.`,
+      {
+        hint: `e.g. ${option} 0.50`,
+      },
+    );
+  }
+  return n;
+}
+
+function parseCacheMode(raw: string | undefined, file: string | undefined): CacheMode | undefined {
+  if (raw === undefined) return file === undefined ? undefined : 'read-write';
+  const mode = cacheModes.find((m) => m === raw);
+  if (mode === undefined) {
+    throw new CliError(
+      'invalid_argument',
+      `--cache-mode must be ${cacheModes.join(', ')}, got ${JSON.stringify(raw)}.`,
+    );
+  }
+  return mode;
+}
+
+function reportFormatOf(path: string): 'html' | 'md' {
+  const ext = extname(path).toLowerCase();
+  if (ext === '.html' || ext === '.htm') return 'html';
+  if (ext === '.md' || ext === '.markdown') return 'md';
+  throw new CliError('invalid_argument', `--report must end in .html or .md, got ${JSON.stringify(path)}.`, {
+    hint: 'the extension picks the format: report.html (self-contained page) or report.md (Markdown)',
+  });
+}
