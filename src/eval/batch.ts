@@ -321,6 +321,11 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
       }
       record = this.#errorRecord(row, variant, error, performance.now() - started);
     }
+    if (record.status === 'error' && this.#controller.signal.aborted) {
+      // Failed because the batch is stopping (e.g. a scorer saw the abort): not a result; a resume redoes it.
+      this.#release();
+      return;
+    }
     this.#store.putRow(record);
     this.#count(record);
     this.#release();
