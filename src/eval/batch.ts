@@ -68,6 +68,8 @@ export interface EvaluateOptions<S extends z.ZodType, O extends Record<string, u
    * batch stops cleanly (finished rows stay stored; resume after raising the ceiling).
    */
   readonly maxCostUsd?: number | undefined;
+  /** Stored with the run (e.g. scorer and variant descriptions), for reports and audits. */
+  readonly config?: Json | undefined;
   /** Re-run only the rows stored as ERROR (after a fix or an outage). @default false */
   readonly retryErrors?: boolean | undefined;
   /** Called after each finished unit. Must not throw. */
@@ -145,6 +147,7 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
       chain: chain.name,
       variants: variants.map((v) => v.name),
       dataset: typeof options.dataset === 'string' ? options.dataset : undefined,
+      config: options.config,
     });
     const skip =
       options.retryErrors === true
@@ -242,6 +245,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
   }
 
   async run(): Promise<void> {
+    this.#report(); // a first progress report (0 done), so a progress bar shows before the first row ends
     const dataset = this.#dataset();
     let piloted = this.#options.maxCostUsd === undefined;
     const pilot: Promise<void>[] = [];
@@ -465,6 +469,10 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
       calls: this.usage.calls + u.calls,
       unpricedCalls: this.usage.unpricedCalls + u.unpricedCalls,
     };
+    this.#report();
+  }
+
+  #report(): void {
     const elapsed = performance.now() - this.#startedAt;
     const rate = elapsed > 0 ? (this.done / elapsed) * 1000 : 0;
     const left = this.#total === undefined ? undefined : Math.max(0, this.#total - this.done);
