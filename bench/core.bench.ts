@@ -438,4 +438,8 @@ if (args.child !== undefined) {
       [fileURLToPath(new URL('providers.bench.ts', import.meta.url)), '--time-scale', '10'],
       { stdio: 'inherit' },
     );
+  if (args.only === undefined && !args.json)
+    spawnSync(process.execPath, [fileURLToPath(new URL('eval.bench.ts', import.meta.url))], {
+      stdio: 'inherit',
+    });
 }
