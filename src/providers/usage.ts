@@ -186,6 +186,12 @@ export interface UsageSnapshot {
 export interface UsageMeterOptions {
   /** Prices to cost calls with. @default PriceTable.default */
   readonly prices?: PriceTable | undefined;
+  /**
+   * Keep totals per composition. A long-lived client (a chatbot, a 100k-row batch) should turn this off:
+   * it keeps one small entry per composition forever (chains report their own per-run usage anyway).
+   * @default true
+   */
+  readonly perComposition?: boolean | undefined;
 }
 
 type MutableTotals = { -readonly [K in keyof UsageTotals]: UsageTotals[K] };
@@ -211,9 +217,11 @@ export class UsageMeter {
   readonly #byComposition = new Map<string, MutableTotals>();
   readonly #byModel = new Map<string, MutableTotals>();
   readonly #unpriced = new Set<string>();
+  readonly #perComposition: boolean;
 
   constructor(options: UsageMeterOptions = {}) {
     this.#prices = options.prices ?? PriceTable.default;
+    this.#perComposition = options.perComposition ?? true;
   }
 
   /**
@@ -232,7 +240,9 @@ export class UsageMeter {
     if (!cost.priced) this.#unpriced.add(modelId);
     const targets = [this.#total, bucket(this.#byModel, modelId)];
     if (labels.nodeKey !== undefined) targets.push(bucket(this.#byNode, labels.nodeKey));
-    if (labels.compositionId !== undefined) targets.push(bucket(this.#byComposition, labels.compositionId));
+    if (labels.compositionId !== undefined && this.#perComposition) {
+      targets.push(bucket(this.#byComposition, labels.compositionId));
+    }
     for (const totals of targets) {
       totals.inputTokens += usage.inputTokens;
       totals.outputTokens += usage.outputTokens;
