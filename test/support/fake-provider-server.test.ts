@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startFakeProviderServer } from './fake-provider-server.ts';
 import type { FakeProviderServer } from './fake-provider-server.ts';
+import { fakeKey } from '../helpers/fake-keys.ts';
 
 let server: FakeProviderServer;
 
@@ -102,13 +103,13 @@ describe('fake provider server', () => {
   });
 
   it('rejects a missing key with 401 and echoes only a masked key', async () => {
-    server.options.apiKey = 'sk-right-key-123456';
+    server.options.apiKey = fakeKey('right', 'key', '123456');
     try {
-      const response = await openaiPost(chat('x'), { key: 'sk-wrong-key-abcdefgh' });
+      const response = await openaiPost(chat('x'), { key: fakeKey('wrong', 'key', 'abcdefgh') });
       expect(response.status).toBe(401);
       const body = (await response.json()) as { error: { message: string; code: string } };
       expect(body.error.code).toBe('invalid_api_key');
-      expect(body.error.message).not.toContain('sk-wrong-key-abcdefgh');
+      expect(body.error.message).not.toContain(fakeKey('wrong', 'key', 'abcdefgh'));
     } finally {
       server.options.apiKey = undefined;
     }
