@@ -22,6 +22,9 @@ import {
   type CallSpec,
   type ChatMessage,
   type UsageTotals,
+  addUsageTotals,
+  emptyUsage,
+  zodIssues,
 } from '../providers/index.ts';
 import { defaultTemplateLoader, type TemplateLoader } from '../prompts/index.ts';
 import { ChainDefinitionError, ChainRunError, InputValidationError } from './errors.ts';
@@ -336,12 +339,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
   compose(input: z.input<S>, options: ChainRunOptions<O> = {}): ChainRun<O> {
     const parsed = this.inputSchema.safeParse(input);
     if (!parsed.success) {
-      throw new InputValidationError(
-        this.name,
-        parsed.error.issues
-          .slice(0, 10)
-          .map((i) => ({ path: formatPath(i.path), message: i.message, code: i.code })),
-      );
+      throw new InputValidationError(this.name, zodIssues(parsed.error));
     }
     for (const key of Object.keys(options.overrides ?? {})) {
       if (!this.#entries.has(key)) {
@@ -677,10 +675,17 @@ class RunState<O> {
       case 'call': {
         if (event.simulated) this.simulated = true;
         if (event.cached) this.cachedCalls += 1;
-        const before = this.usageByNode.get(node) ?? zeroUsage();
+        const before = this.usageByNode.get(node) ?? emptyUsage();
         this.usageByNode.set(
           node,
-          addUsage(before, event.usage.inputTokens, event.usage.outputTokens, event.costUsd),
+          addUsageTotals(before, {
+            inputTokens: event.usage.inputTokens,
+            outputTokens: event.usage.outputTokens,
+            totalTokens: event.usage.inputTokens + event.usage.outputTokens,
+            costUsd: event.costUsd ?? 0,
+            calls: 1,
+            unpricedCalls: event.costUsd === undefined ? 1 : 0,
+          }),
         );
         return;
       }
@@ -705,17 +710,8 @@ class RunState<O> {
   }
 
   total(): UsageTotals {
-    let total = zeroUsage();
-    for (const u of this.usageByNode.values()) {
-      total = {
-        inputTokens: total.inputTokens + u.inputTokens,
-        outputTokens: total.outputTokens + u.outputTokens,
-        totalTokens: total.totalTokens + u.totalTokens,
-        costUsd: total.costUsd + u.costUsd,
-        calls: total.calls + u.calls,
-        unpricedCalls: total.unpricedCalls + u.unpricedCalls,
-      };
-    }
+    let total = emptyUsage();
+    for (const u of this.usageByNode.values()) total = addUsageTotals(total, u);
     return total;
   }
 }
@@ -772,8 +768,8 @@ async function runTool(
   }
   const parsed = t.input.safeParse(args);
   if (!parsed.success) {
-    const issues = parsed.error.issues
-      .map((i) => `${formatPath(i.path) || '(root)'}: ${i.message}`)
+    const issues = zodIssues(parsed.error, Infinity)
+      .map((i) => `${i.path || '(root)'}: ${i.message}`)
       .join('; ');
     return {
       id,
@@ -798,34 +794,12 @@ async function runTool(
   }
 }
 
-function zeroUsage(): UsageTotals {
-  return { inputTokens: 0, outputTokens: 0, totalTokens: 0, costUsd: 0, calls: 0, unpricedCalls: 0 };
-}
-
-function addUsage(u: UsageTotals, input: number, output: number, cost: number | undefined): UsageTotals {
-  return {
-    inputTokens: u.inputTokens + input,
-    outputTokens: u.outputTokens + output,
-    totalTokens: u.totalTokens + input + output,
-    costUsd: u.costUsd + (cost ?? 0),
-    calls: u.calls + 1,
-    unpricedCalls: u.unpricedCalls + (cost === undefined ? 1 : 0),
-  };
-}
-
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
 }
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path)
-    out += typeof part === 'number' ? `[${part}]` : out === '' ? String(part) : `.${String(part)}`;
-  return out;
 }
 
 /** Lists the NodeRecords of a run's trace as short lines, for logs and the CLI. */

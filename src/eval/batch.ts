@@ -11,7 +11,9 @@ import {
   ModelClient,
   PriceTable,
   UsageMeter,
+  addUsageTotals,
   createDefaultRegistry,
+  emptyUsage,
   type ProviderRegistry,
   type UsageTotals,
 } from '../providers/index.ts';
@@ -191,14 +193,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
   pass = 0;
   fail = 0;
   errors = 0;
-  usage: UsageTotals = {
-    inputTokens: 0,
-    outputTokens: 0,
-    totalTokens: 0,
-    costUsd: 0,
-    calls: 0,
-    unpricedCalls: 0,
-  };
+  usage: UsageTotals = emptyUsage();
   stopped: EvalResult['stopped'];
   estimatedCostUsd: number | undefined;
   readonly #options: EvaluateOptions<S, O>;
@@ -398,15 +393,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
   ): RowRecord {
     const failure = error instanceof ChainRunError ? error : undefined;
     const cause = failure?.cause ?? error;
-    const usage = result?.usage ??
-      failure?.usage ?? {
-        inputTokens: 0,
-        outputTokens: 0,
-        totalTokens: 0,
-        costUsd: 0,
-        calls: 0,
-        unpricedCalls: 0,
-      };
+    const usage = result?.usage ?? failure?.usage ?? emptyUsage();
     const outputs = result?.outputs ?? failure?.outputs;
     return {
       run: this.#run,
@@ -446,7 +433,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
         status: 'error',
         input: item.raw,
         scores: {},
-        usage: { inputTokens: 0, outputTokens: 0, totalTokens: 0, costUsd: 0, calls: 0, unpricedCalls: 0 },
+        usage: emptyUsage(),
         latencyMs: 0,
         attempts: 0,
         error: { code: 'invalid_row', message: `line ${item.line}: ${item.error}` },
@@ -463,15 +450,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
     if (record.status === 'pass') this.pass += 1;
     else if (record.status === 'fail') this.fail += 1;
     else this.errors += 1;
-    const u = record.usage;
-    this.usage = {
-      inputTokens: this.usage.inputTokens + u.inputTokens,
-      outputTokens: this.usage.outputTokens + u.outputTokens,
-      totalTokens: this.usage.totalTokens + u.totalTokens,
-      costUsd: this.usage.costUsd + u.costUsd,
-      calls: this.usage.calls + u.calls,
-      unpricedCalls: this.usage.unpricedCalls + u.unpricedCalls,
-    };
+    this.usage = addUsageTotals(this.usage, record.usage);
     this.#report();
   }
 

@@ -9,7 +9,7 @@ import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { z } from 'zod';
 import { InvalidOptionError, SymphonizerError, type SymphonizerErrorOptions } from '../core/index.ts';
-import type { OutputIssue } from '../providers/index.ts';
+import { zodIssues, type OutputIssue } from '../providers/index.ts';
 import type { DatasetItem, DatasetRow } from './types.ts';
 
 /** The file formats {@link readDataset} reads. */
@@ -50,15 +50,6 @@ export class DatasetError extends SymphonizerError {
 
 /** Raw row text kept in a row error is cut to this many characters. */
 export const maxRawLength = 10_000;
-
-/** zod issues as {@link OutputIssue}s (`path` like `items[2].title`, empty for the root), at most `max`. */
-export function zodIssues(error: z.ZodError, max = 10): OutputIssue[] {
-  return error.issues.slice(0, max).map((issue) => ({
-    path: formatPath(issue.path),
-    message: issue.message,
-    code: issue.code,
-  }));
-}
 
 /**
  * Reads a dataset file row by row, streamed: JSONL line by line, CSV record by record, a JSON array element
@@ -762,11 +753,4 @@ function jsonText(value: unknown): string {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path)
-    out += typeof part === 'number' ? `[${part}]` : out === '' ? String(part) : `.${String(part)}`;
-  return out;
 }

@@ -7,7 +7,7 @@
  * of the pass rate's denominator and of every mean.
  */
 import { InvalidOptionError } from '../core/index.ts';
-import type { UsageTotals } from '../providers/index.ts';
+import { addUsageTotals, emptyUsage, type UsageTotals } from '../providers/index.ts';
 import {
   ci95,
   pairedComparison,
@@ -120,9 +120,9 @@ export function summarize(records: Iterable<RowRecord>, options: SummarizeOption
     const failures: RowFailureSummary[] = [];
     const latencies: number[] = [];
     const scoreValues = new Map<string, number[]>(scorers.map((s) => [s, []]));
-    const usage = { inputTokens: 0, outputTokens: 0, totalTokens: 0, costUsd: 0, calls: 0, unpricedCalls: 0 };
+    let usage = emptyUsage();
     for (const record of list) {
-      addUsage(usage, record.usage);
+      usage = addUsageTotals(usage, record.usage);
       if (record.cached) cached++;
       if (record.status === 'error') {
         errors.push(errorOf(record));
@@ -540,16 +540,6 @@ function errorOf(record: RowRecord): RowErrorSummary {
     code: e?.code,
     message: e?.message ?? 'unknown error',
   };
-}
-
-function addUsage(sum: { -readonly [K in keyof UsageTotals]: number }, usage: UsageTotals | undefined): void {
-  if (usage === undefined) return;
-  sum.inputTokens += usage.inputTokens;
-  sum.outputTokens += usage.outputTokens;
-  sum.totalTokens += usage.totalTokens;
-  sum.costUsd += usage.costUsd;
-  sum.calls += usage.calls;
-  sum.unpricedCalls += usage.unpricedCalls;
 }
 
 function checkRender(

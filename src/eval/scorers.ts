@@ -9,7 +9,7 @@
 import type { z } from 'zod';
 import { InvalidOptionError, SymphonizerError } from '../core/index.ts';
 import { describe } from '../core/errors.ts';
-import { zodIssues } from './dataset.ts';
+import { zodIssues } from '../providers/index.ts';
 import type { ScoreResult, Scorer, ScorerContext } from './types.ts';
 
 /** Options every built-in scorer takes. */

@@ -77,8 +77,10 @@ export {
   BudgetExceededError,
   PriceTable,
   UsageMeter,
+  addUsageTotals,
   costOf,
   defaultPrices,
+  emptyUsage,
   type BudgetEstimate,
   type BudgetLimitKind,
   type BudgetOptions,
@@ -92,8 +94,10 @@ export {
 } from './usage.ts';
 export {
   OutputValidationError,
+  formatIssuePath,
   parseStructuredOutput,
   toJsonOutputSpec,
+  zodIssues,
   type OutputFailureKind,
   type OutputIssue,
   type ParsedOutput,

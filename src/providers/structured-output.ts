@@ -140,12 +140,7 @@ export function parseStructuredOutput<T>(
   }
   const result = schema.safeParse(value);
   if (result.success) return { ok: true, value: result.data };
-  const issues = result.error.issues.slice(0, maxReportedIssues).map((issue) => ({
-    path: formatPath(issue.path),
-    message: issue.message,
-    code: issue.code,
-  }));
-  return { ok: false, kind: 'schema', issues, cause: result.error };
+  return { ok: false, kind: 'schema', issues: zodIssues(result.error), cause: result.error };
 }
 
 /** The feedback sent with a re-ask, so the model can fix its reply. */
@@ -163,7 +158,20 @@ function stripFence(text: string): string {
   return fenced?.[1] ?? trimmed;
 }
 
-function formatPath(path: readonly PropertyKey[]): string {
+/**
+ * zod issues as {@link OutputIssue}s (`path` like `items[2].title`, empty for the root), at most `max`: the
+ * one shape every layer reports schema problems in (outputs, chain inputs, dataset rows, tool arguments).
+ */
+export function zodIssues(error: z.ZodError, max = maxReportedIssues): OutputIssue[] {
+  return error.issues.slice(0, max).map((issue) => ({
+    path: formatIssuePath(issue.path),
+    message: issue.message,
+    code: issue.code,
+  }));
+}
+
+/** A zod issue path as text: `items[2].title`, empty for the root. */
+export function formatIssuePath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;

@@ -200,6 +200,23 @@ function emptyTotals(): MutableTotals {
   return { inputTokens: 0, outputTokens: 0, totalTokens: 0, costUsd: 0, calls: 0, unpricedCalls: 0 };
 }
 
+/** The totals of no call at all. */
+export function emptyUsage(): UsageTotals {
+  return emptyTotals();
+}
+
+/** The sum of two usage totals (a new object). */
+export function addUsageTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
+  return {
+    inputTokens: a.inputTokens + b.inputTokens,
+    outputTokens: a.outputTokens + b.outputTokens,
+    totalTokens: a.totalTokens + b.totalTokens,
+    costUsd: a.costUsd + b.costUsd,
+    calls: a.calls + b.calls,
+    unpricedCalls: a.unpricedCalls + b.unpricedCalls,
+  };
+}
+
 /**
  * Records model calls and aggregates them per node, per composition, per model and in total.
  *
