@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
 import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import { SymphonizerError } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
@@ -414,6 +414,20 @@ const summarySelect = `
   FROM runs r`;
 
 /**
+ * `node:sqlite`, loaded on the first store or cache that opens a database, so that importing the package does
+ * not need it (it is built in from Node 22.13; earlier 22.x releases have it only behind a flag).
+ */
+function loadSqlite(path: string): typeof import('node:sqlite') {
+  const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite') | undefined;
+  if (sqlite === undefined) {
+    throw new StoreOpenError(path, `node:sqlite is not available on Node ${process.versions.node}`, {
+      hint: 'run store and cache features on Node 22.13 or later (the SQLite module is built in from there)',
+    });
+  }
+  return sqlite;
+}
+
+/**
  * Opens a SQLite file with the settings every symphonizer store uses (the run store and the response
  * cache). Not part of the public API.
  *
@@ -424,8 +438,9 @@ export function openDatabase(path: string): DatabaseSync {
   try {
     if (path !== ':memory:' && path !== '' && !path.startsWith('file:'))
       mkdirSync(dirname(path), { recursive: true });
-    db = new DatabaseSync(path);
+    db = new (loadSqlite(path).DatabaseSync)(path);
   } catch (err) {
+    if (err instanceof StoreOpenError) throw err;
     throw new StoreOpenError(path, errorMessage(err), { cause: err });
   }
   try {

@@ -11,7 +11,8 @@
  *   would be a TypeError; lookups are made null-safe, which keeps that a plain "false".
  * - `knownHelpersOnly: true`: an unknown helper is a compile error at load time, never a silent empty string.
  */
-import Handlebars from 'handlebars';
+import { createRequire } from 'node:module';
+import type HandlebarsModule from 'handlebars';
 import { SymphonizerError } from '../core/errors.ts';
 import {
   PartialNotFoundError,
@@ -23,7 +24,15 @@ import { HelperUsageError, eachWithNumber, promptHelpers } from './helpers.ts';
 import type { HelperFunction } from './helpers.ts';
 
 /** An isolated Handlebars instance, as `Handlebars.create()` returns it. */
-export type HandlebarsInstance = typeof Handlebars;
+export type HandlebarsInstance = typeof HandlebarsModule;
+
+// Handlebars (a CommonJS package) is required on the first compile, so that importing the package does not
+// load it; `require` keeps compiling synchronous.
+let handlebarsModule: typeof HandlebarsModule | undefined;
+function handlebars(): typeof HandlebarsModule {
+  handlebarsModule ??= createRequire(import.meta.url)('handlebars') as typeof HandlebarsModule;
+  return handlebarsModule;
+}
 
 /** Helpers whose first argument may be absent: they exist to test for presence. */
 const PRESENCE_TESTS: ReadonlySet<string> = new Set(['if', 'unless', 'with', 'default']);
@@ -78,45 +87,59 @@ interface HandlebarsCompilers {
   JavaScriptCompiler: new () => JavaScriptCompilerInstance;
 }
 
-const baseCompilers = Handlebars as unknown as HandlebarsCompilers;
+interface OurCompilers {
+  readonly Compiler: HandlebarsCompilers['Compiler'];
+  readonly JavaScriptCompiler: HandlebarsCompilers['JavaScriptCompiler'];
+}
 
-/** Passes a path's strict flag to block-param lookups (`{{item.name}}` in `{{#each items as |item|}}`). */
-class StrictCompiler extends baseCompilers.Compiler {
-  override opcode(name: string, ...args: unknown[]): void {
-    if (name === 'lookupBlockParam') {
-      const path = this.sourceNode[0] as { strict?: boolean } | undefined;
-      const parts = args[1] as readonly string[];
-      // `{{item}}` itself always exists; only a segment below it can be missing.
-      args.push(path?.strict === true && parts.length > 1);
+let ourCompilers: OurCompilers | undefined;
+
+/** Our compiler subclasses, defined once Handlebars is loaded. */
+function compilers(): OurCompilers {
+  if (ourCompilers !== undefined) return ourCompilers;
+  const baseCompilers = handlebars() as unknown as HandlebarsCompilers;
+
+  /** Passes a path's strict flag to block-param lookups (`{{item.name}}` in `{{#each items as |item|}}`). */
+  class StrictCompiler extends baseCompilers.Compiler {
+    override opcode(name: string, ...args: unknown[]): void {
+      if (name === 'lookupBlockParam') {
+        const path = this.sourceNode[0] as { strict?: boolean } | undefined;
+        const parts = args[1] as readonly string[];
+        // `{{item}}` itself always exists; only a segment below it can be missing.
+        args.push(path?.strict === true && parts.length > 1);
+      }
+      super.opcode(name, ...args);
     }
-    super.opcode(name, ...args);
   }
-}
-StrictCompiler.prototype.compiler = StrictCompiler;
+  StrictCompiler.prototype.compiler = StrictCompiler;
 
-/** Null-safe path segments (`a.b` with no `a` is `undefined`, not a TypeError) and strict block params. */
-class NullSafeJavaScriptCompiler extends baseCompilers.JavaScriptCompiler {
-  override nameLookup(parent: unknown, name: string, type: string): unknown {
-    if (type === 'context' || type === 'data') return super.nameLookup(['(', parent, ' ?? {})'], name, type);
-    return super.nameLookup(parent, name, type);
-  }
+  /** Null-safe path segments (`a.b` with no `a` is `undefined`, not a TypeError) and strict block params. */
+  class NullSafeJavaScriptCompiler extends baseCompilers.JavaScriptCompiler {
+    override nameLookup(parent: unknown, name: string, type: string): unknown {
+      if (type === 'context' || type === 'data')
+        return super.nameLookup(['(', parent, ' ?? {})'], name, type);
+      return super.nameLookup(parent, name, type);
+    }
 
-  override lookupBlockParam(
-    blockParamId: readonly [number, number],
-    parts: readonly string[],
-    strict = false,
-  ): void {
-    this.useBlockParams = true;
-    this.push(['blockParams[', blockParamId[0], '][', blockParamId[1], ']']);
-    this.resolvePath('context', parts, 1, false, strict);
+    override lookupBlockParam(
+      blockParamId: readonly [number, number],
+      parts: readonly string[],
+      strict = false,
+    ): void {
+      this.useBlockParams = true;
+      this.push(['blockParams[', blockParamId[0], '][', blockParamId[1], ']']);
+      this.resolvePath('context', parts, 1, false, strict);
+    }
   }
+  NullSafeJavaScriptCompiler.prototype.compiler = NullSafeJavaScriptCompiler;
+  ourCompilers = { Compiler: StrictCompiler, JavaScriptCompiler: NullSafeJavaScriptCompiler };
+  return ourCompilers;
 }
-NullSafeJavaScriptCompiler.prototype.compiler = NullSafeJavaScriptCompiler;
 
 /** A fresh, isolated Handlebars instance with our compilers and helpers; the global instance is never touched. */
 export function createHandlebars(): HandlebarsInstance {
-  const hb = Handlebars.create();
-  Object.assign(hb, { Compiler: StrictCompiler, JavaScriptCompiler: NullSafeJavaScriptCompiler });
+  const hb = handlebars().create();
+  Object.assign(hb, compilers());
   for (const [name, helper] of Object.entries(promptHelpers)) hb.registerHelper(name, helper);
   hb.registerHelper('each', eachWithNumber(hb.helpers['each'] as HelperFunction));
   return hb;
@@ -294,8 +317,9 @@ export function compileUnit(hb: HandlebarsInstance, unit: UnitSource): CompiledU
   try {
     const ast = hb.parse(padded, options);
     const analysis = analyse(ast);
-    const environment = new StrictCompiler().compile(ast, options);
-    const spec = new NullSafeJavaScriptCompiler().compile(environment, options, undefined, true);
+    const { Compiler, JavaScriptCompiler } = compilers();
+    const environment = new Compiler().compile(ast, options);
+    const spec = new JavaScriptCompiler().compile(environment, options, undefined, true);
     return {
       name: unit.name,
       kind: unit.kind,
@@ -351,7 +375,7 @@ export function translateRenderError(
   }
   if (SymphonizerError.isInstance(error)) return error;
   const message = error instanceof Error ? error.message : String(error);
-  if (error instanceof Handlebars.Exception) {
+  if (error instanceof handlebars().Exception) {
     const missing = /^"(.*)" not defined in /su.exec(message);
     if (missing !== null) {
       const line = errorLine(error);

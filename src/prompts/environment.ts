@@ -48,7 +48,12 @@ const PARTIAL_NAME = /^[\w$-]+(?:[/.][\w$-]+)*$/u;
  */
 export class PromptEnvironment {
   /** The isolated Handlebars instance; never exposed, so nothing outside can register on it. */
-  readonly #handlebars: HandlebarsInstance = createHandlebars();
+  // Created on first use, so that building the default loader at import loads no Handlebars.
+  #hb: HandlebarsInstance | undefined;
+  get #handlebars(): HandlebarsInstance {
+    this.#hb ??= createHandlebars();
+    return this.#hb;
+  }
   /** Registered partials by name; the Handlebars instance holds the same set. */
   readonly #partials = new Map<string, CompiledUnit>();
 

@@ -1,5 +1,3 @@
 /** The Anthropic adapter (Messages API over the official SDK). */
 export { createAnthropicProvider } from './anthropic-provider.ts';
 export type { AnthropicProviderSettings } from './anthropic-provider.ts';
-export { mapAnthropicError } from './map-anthropic-error.ts';
-export type { AnthropicErrorContext } from './map-anthropic-error.ts';

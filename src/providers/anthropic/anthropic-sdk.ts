@@ -1,0 +1,440 @@
+/**
+ * The Anthropic adapter: the Messages API through the official `@anthropic-ai/sdk`, with SDK retries off (our
+ * retry policy owns retries), tools, structured output (a forced tool call by default), streaming with usage,
+ * request ids and `anthropic-ratelimit-*` headers.
+ */
+import Anthropic from '@anthropic-ai/sdk';
+import type {
+  ContentBlockParam,
+  Message,
+  MessageCreateParamsNonStreaming,
+  MessageCreateParamsStreaming,
+  MessageParam,
+  Tool,
+} from '@anthropic-ai/sdk/resources/messages';
+import { AbortedError, ConnectionError, MissingApiKeyError } from '../errors.ts';
+import { parseRateLimitHeaders } from '../rate-limit-headers.ts';
+import type {
+  FinishReason,
+  ModelRequest,
+  ModelResponse,
+  Provider,
+  RateLimitInfo,
+  StreamEvent,
+  ToolCall,
+} from '../types.ts';
+import type { AnthropicProviderSettings } from './anthropic-provider.ts';
+import { mapAnthropicError } from './map-anthropic-error.ts';
+
+const PLACEHOLDER_API_KEY = 'no-key-required';
+
+interface ResolvedClient {
+  readonly client: Anthropic;
+  readonly secrets: readonly string[];
+}
+
+/** The adapter itself; loaded by {@link createAnthropicProvider} on the first call, with its SDK. */
+export class AnthropicProvider implements Provider {
+  readonly name: string;
+  readonly #settings: AnthropicProviderSettings;
+  // Built once, at the first call that finds a key; never rebuilt, so the key is read at most once.
+  #resolved: ResolvedClient | undefined;
+
+  constructor(settings: AnthropicProviderSettings) {
+    this.name = settings.name ?? 'anthropic';
+    this.#settings = settings;
+  }
+
+  async complete(request: ModelRequest): Promise<ModelResponse> {
+    const { client, secrets } = this.#resolve();
+    const context = { provider: this.name, model: request.model, secrets, signal: request.signal };
+    if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
+    const body: MessageCreateParamsNonStreaming = Object.assign(
+      this.#body(request),
+      extras(request, this.name),
+    );
+    let result: { data: Message; response: Response; request_id: string | null | undefined };
+    try {
+      result = await client.messages.create(body, { signal: request.signal }).withResponse();
+    } catch (error) {
+      throw mapAnthropicError(error, context);
+    }
+    const { data, response, request_id: requestId } = result;
+    const forced = this.#forcedToolName(request);
+    let text = '';
+    let json: unknown;
+    let jsonSeen = false;
+    const toolCalls: ToolCall[] = [];
+    for (const block of data.content) {
+      if (block.type === 'text') text += block.text;
+      else if (block.type === 'tool_use') {
+        if (forced !== undefined && block.name === forced && !jsonSeen) {
+          json = block.input;
+          jsonSeen = true;
+        } else toolCalls.push({ id: block.id, name: block.name, arguments: block.input });
+      }
+    }
+    return buildResponse({
+      provider: this.name,
+      request,
+      text: jsonSeen ? JSON.stringify(json) : text,
+      jsonFromTool: jsonSeen ? { value: json } : undefined,
+      toolCalls,
+      stopReason: data.stop_reason,
+      usage: data.usage,
+      requestId: requestId ?? undefined,
+      rateLimit: rateLimitOf(response.headers),
+    });
+  }
+
+  async *stream(request: ModelRequest): AsyncGenerator<StreamEvent, void, undefined> {
+    const { client, secrets } = this.#resolve();
+    const context = { provider: this.name, model: request.model, secrets, signal: request.signal };
+    if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
+    const body: MessageCreateParamsStreaming = Object.assign(
+      this.#body(request),
+      extras(request, this.name),
+      {
+        stream: true as const,
+      },
+    );
+    const forced = this.#forcedToolName(request);
+
+    let text = '';
+    let jsonText: string | undefined;
+    let stopReason: string | null = null;
+    let stopped = false;
+    const usage = {
+      input_tokens: 0,
+      output_tokens: 0,
+      cache_creation_input_tokens: 0,
+      cache_read_input_tokens: 0,
+    };
+    let requestId: string | undefined;
+    let rateLimit: RateLimitInfo | undefined;
+    const toolCalls: ToolCall[] = [];
+    // Content blocks by index: tool_use input arrives as partial JSON until its content_block_stop.
+    const blocks = new Map<
+      number,
+      { kind: 'text' | 'tool' | 'output' | 'other'; id: string; name: string; json: string }
+    >();
+    try {
+      const { data, response, request_id } = await client.messages
+        .create(body, { signal: request.signal })
+        .withResponse();
+      requestId = request_id ?? undefined;
+      rateLimit = rateLimitOf(response.headers);
+      for await (const event of data) {
+        // Events the SDK had already buffered keep coming after an abort; stop at once instead.
+        if (isAborted(request.signal)) break;
+        switch (event.type) {
+          case 'message_start':
+            usage.input_tokens = event.message.usage.input_tokens;
+            usage.cache_creation_input_tokens = event.message.usage.cache_creation_input_tokens ?? 0;
+            usage.cache_read_input_tokens = event.message.usage.cache_read_input_tokens ?? 0;
+            usage.output_tokens = event.message.usage.output_tokens;
+            break;
+          case 'content_block_start': {
+            const block = event.content_block;
+            if (block.type === 'text') blocks.set(event.index, { kind: 'text', id: '', name: '', json: '' });
+            else if (block.type === 'tool_use') {
+              const isOutput = forced !== undefined && block.name === forced && jsonText === undefined;
+              if (isOutput) jsonText = '';
+              blocks.set(event.index, {
+                kind: isOutput ? 'output' : 'tool',
+                id: block.id,
+                name: block.name,
+                json: '',
+              });
+            } else blocks.set(event.index, { kind: 'other', id: '', name: '', json: '' });
+            break;
+          }
+          case 'content_block_delta': {
+            const block = blocks.get(event.index);
+            const delta = event.delta;
+            if (delta.type === 'text_delta' && delta.text !== '') {
+              text += delta.text;
+              yield { type: 'text-delta', text: delta.text };
+            } else if (delta.type === 'input_json_delta' && block !== undefined) {
+              block.json += delta.partial_json;
+              // The forced output tool's JSON is the answer: stream it as text, like OpenAI's JSON mode.
+              if (block.kind === 'output' && delta.partial_json !== '') {
+                jsonText = (jsonText ?? '') + delta.partial_json;
+                yield { type: 'text-delta', text: delta.partial_json };
+              }
+            }
+            break;
+          }
+          case 'content_block_stop': {
+            const block = blocks.get(event.index);
+            if (block?.kind === 'tool') {
+              const toolCall = { id: block.id, name: block.name, arguments: parseJson(block.json, {}) };
+              toolCalls.push(toolCall);
+              yield { type: 'tool-call', toolCall };
+            }
+            break;
+          }
+          case 'message_delta':
+            stopReason = event.delta.stop_reason ?? stopReason;
+            // `usage.output_tokens` in message_delta is cumulative.
+            usage.output_tokens = event.usage.output_tokens;
+            if (typeof event.usage.input_tokens === 'number') usage.input_tokens = event.usage.input_tokens;
+            break;
+          case 'message_stop':
+            stopped = true;
+            break;
+          default:
+            break;
+        }
+      }
+    } catch (error) {
+      throw mapAnthropicError(error, { ...context, requestId });
+    }
+    const errorInit = { provider: this.name, model: request.model, secrets, requestId };
+    // The SDK ends the iteration quietly when the request is aborted, so check the signal ourselves.
+    if (isAborted(request.signal)) throw new AbortedError(errorInit);
+    if (!stopped) {
+      throw new ConnectionError({ ...errorInit, message: 'The stream ended before message_stop.' });
+    }
+    const json = jsonText === undefined ? undefined : tryParse(jsonText);
+    yield {
+      type: 'finish',
+      response: buildResponse({
+        provider: this.name,
+        request,
+        text: jsonText === undefined ? text : json === undefined ? jsonText : JSON.stringify(json.value),
+        jsonFromTool: jsonText === undefined ? undefined : { value: json?.value },
+        toolCalls,
+        stopReason,
+        usage,
+        requestId,
+        rateLimit,
+      }),
+    };
+  }
+
+  #forcedToolName(request: ModelRequest): string | undefined {
+    return request.output !== undefined && (this.#settings.structuredOutput ?? 'tool') === 'tool'
+      ? request.output.name
+      : undefined;
+  }
+
+  #body(request: ModelRequest): MessageCreateParamsNonStreaming {
+    const body: MessageCreateParamsNonStreaming = {
+      model: request.model,
+      max_tokens: request.maxTokens ?? this.#settings.defaultMaxTokens ?? 1024,
+      messages: toMessages(request),
+    };
+    if (request.system !== undefined && request.system !== '') body.system = request.system;
+    if (request.stop !== undefined && request.stop.length > 0) body.stop_sequences = [...request.stop];
+    const tools: Tool[] = (request.tools ?? []).map((tool) => ({
+      name: tool.name,
+      ...(tool.description === undefined ? {} : { description: tool.description }),
+      input_schema: { type: 'object', ...tool.parameters },
+    }));
+    if (request.output !== undefined) {
+      if ((this.#settings.structuredOutput ?? 'tool') === 'tool') {
+        tools.push({
+          name: request.output.name,
+          description:
+            request.output.description ??
+            'Respond with your final answer as this JSON object. Call this tool exactly once.',
+          input_schema: { type: 'object', ...request.output.schema },
+        });
+        body.tool_choice = { type: 'tool', name: request.output.name };
+      } else {
+        body.output_config = { format: { type: 'json_schema', schema: { ...request.output.schema } } };
+      }
+    }
+    if (tools.length > 0) body.tools = tools;
+    return body;
+  }
+
+  #resolve(): ResolvedClient {
+    if (this.#resolved !== undefined) return this.#resolved;
+    const settings = this.#settings;
+    const baseURL = settings.baseURL ?? readEnv('ANTHROPIC_BASE_URL');
+    const configuredKey = settings.apiKey ?? readEnv('ANTHROPIC_API_KEY');
+    const requireApiKey = settings.requireApiKey ?? isAnthropicHost(baseURL);
+    if (configuredKey === undefined && requireApiKey)
+      throw new MissingApiKeyError(this.name, 'ANTHROPIC_API_KEY');
+    const client = new Anthropic({
+      // An explicit key also stops the SDK from looking for other credentials (auth token, profiles on disk).
+      apiKey: configuredKey ?? PLACEHOLDER_API_KEY,
+      baseURL: baseURL ?? null,
+      maxRetries: 0,
+      ...(settings.headers === undefined ? {} : { defaultHeaders: { ...settings.headers } }),
+      ...(settings.fetch === undefined ? {} : { fetch: settings.fetch }),
+      ...(settings.timeoutMs === undefined ? {} : { timeout: settings.timeoutMs }),
+    });
+    this.#resolved = { client, secrets: configuredKey === undefined ? [] : [configuredKey] };
+    return this.#resolved;
+  }
+}
+
+/** A function, not an inline check, so TypeScript does not narrow `aborted` across awaits. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+function readEnv(name: string): string | undefined {
+  const value = process.env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function isAnthropicHost(baseURL: string | undefined): boolean {
+  if (baseURL === undefined) return true;
+  try {
+    const host = new URL(baseURL).hostname;
+    return host === 'anthropic.com' || host.endsWith('.anthropic.com');
+  } catch {
+    return false;
+  }
+}
+
+/** `providerOptions[name]` is merged into the body last, so it can set any wire field (`top_k`, `metadata`, …). */
+function extras(request: ModelRequest, name: string): Record<string, unknown> {
+  const own = request.providerOptions?.[name];
+  if (own === undefined) return {};
+  const { model: _m, messages: _ms, stream: _s, ...rest } = own;
+  return rest;
+}
+
+/**
+ * Our messages → Messages API turns. Tool results go in a `user` turn as `tool_result` blocks; consecutive
+ * turns of the same role are merged, because the API requires user and assistant turns to alternate.
+ */
+function toMessages(request: ModelRequest): MessageParam[] {
+  const turns: { role: 'user' | 'assistant'; content: ContentBlockParam[] }[] = [];
+  const push = (role: 'user' | 'assistant', blocks: ContentBlockParam[]): void => {
+    const last = turns.at(-1);
+    if (last?.role === role) last.content.push(...blocks);
+    else turns.push({ role, content: blocks });
+  };
+  for (const message of request.messages) {
+    switch (message.role) {
+      case 'user':
+        push('user', [{ type: 'text', text: message.content }]);
+        break;
+      case 'assistant': {
+        const blocks: ContentBlockParam[] = [];
+        if (message.content !== '') blocks.push({ type: 'text', text: message.content });
+        for (const call of message.toolCalls ?? []) {
+          blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: call.arguments ?? {} });
+        }
+        push('assistant', blocks);
+        break;
+      }
+      case 'tool':
+        push('user', [
+          {
+            type: 'tool_result',
+            tool_use_id: message.toolCallId,
+            content: message.content,
+            ...(message.isError === true ? { is_error: true } : {}),
+          },
+        ]);
+        break;
+      default: {
+        const unexpected: never = message;
+        throw new TypeError(`Unknown message role in ${JSON.stringify(unexpected)}`);
+      }
+    }
+  }
+  // A single plain-text block reads better on the wire (and in logs) as a string.
+  return turns.map((turn) => {
+    const only = turn.content[0];
+    return turn.content.length === 1 && only?.type === 'text'
+      ? { role: turn.role, content: only.text }
+      : { role: turn.role, content: turn.content };
+  });
+}
+
+function parseJson(text: string, fallback: unknown): unknown {
+  if (text.trim() === '') return fallback;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return text;
+  }
+}
+
+/** Strict parse: `undefined` when the text is not JSON (so a parsed JSON string is told apart from a failure). */
+function tryParse(text: string): { readonly value: unknown } | undefined {
+  try {
+    return { value: JSON.parse(text) as unknown };
+  } catch {
+    return undefined;
+  }
+}
+
+function mapStopReason(reason: string | null, jsonFromTool: boolean): FinishReason {
+  switch (reason) {
+    case 'end_turn':
+    case 'stop_sequence':
+      return 'stop';
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    // A forced output tool is how the answer arrives, not a tool call the caller must run.
+    case 'tool_use':
+      return jsonFromTool ? 'stop' : 'tool_calls';
+    case 'refusal':
+      return 'content_filter';
+    default:
+      return 'other';
+  }
+}
+
+function rateLimitOf(headers: Headers): RateLimitInfo | undefined {
+  const info = parseRateLimitHeaders(headers);
+  return Object.keys(info).length === 0 ? undefined : info;
+}
+
+interface BuildInput {
+  readonly provider: string;
+  readonly request: ModelRequest;
+  readonly text: string;
+  /** Set when the JSON came from the forced output tool (then it is `json` as is). */
+  readonly jsonFromTool: { readonly value: unknown } | undefined;
+  readonly toolCalls: readonly ToolCall[];
+  readonly stopReason: string | null;
+  readonly usage: {
+    readonly input_tokens: number;
+    readonly output_tokens: number;
+    readonly cache_creation_input_tokens?: number | null | undefined;
+    readonly cache_read_input_tokens?: number | null | undefined;
+  };
+  readonly requestId: string | undefined;
+  readonly rateLimit: RateLimitInfo | undefined;
+}
+
+function buildResponse(input: BuildInput): ModelResponse {
+  const { usage } = input;
+  const response: ModelResponse = {
+    provider: input.provider,
+    model: input.request.model,
+    text: input.text,
+    toolCalls: input.toolCalls,
+    finishReason: mapStopReason(
+      input.stopReason,
+      input.jsonFromTool !== undefined && input.toolCalls.length === 0,
+    ),
+    // Anthropic's input_tokens excludes cached tokens; count them too, since they are part of the prompt.
+    usage: {
+      inputTokens:
+        usage.input_tokens + (usage.cache_creation_input_tokens ?? 0) + (usage.cache_read_input_tokens ?? 0),
+      outputTokens: usage.output_tokens,
+    },
+    requestId: input.requestId,
+    rateLimit: input.rateLimit,
+  };
+  if (input.request.output === undefined) return response;
+  if (input.jsonFromTool !== undefined) {
+    return input.jsonFromTool.value === undefined
+      ? response
+      : { ...response, json: input.jsonFromTool.value };
+  }
+  const parsed = tryParse(input.text);
+  return parsed === undefined ? response : { ...response, json: parsed.value };
+}

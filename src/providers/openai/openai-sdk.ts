@@ -1,0 +1,363 @@
+/**
+ * The OpenAI adapter: Chat Completions through the official `openai` SDK, with SDK retries off (our retry
+ * policy owns retries), structured output via `response_format: json_schema`, function tools, streaming with
+ * usage, request ids and rate-limit headers. Works unchanged with OpenAI-compatible servers (Ollama, vLLM,
+ * LM Studio, llama.cpp) through `baseURL`.
+ */
+import OpenAI from 'openai';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  ChatCompletionCreateParamsNonStreaming,
+  ChatCompletionCreateParamsStreaming,
+  ChatCompletionMessageParam,
+  ChatCompletionTool,
+} from 'openai/resources/chat/completions';
+import { AbortedError, ConnectionError, MissingApiKeyError } from '../errors.ts';
+import { parseRateLimitHeaders } from '../rate-limit-headers.ts';
+import type {
+  FinishReason,
+  ModelRequest,
+  ModelResponse,
+  Provider,
+  RateLimitInfo,
+  StreamEvent,
+  ToolCall,
+} from '../types.ts';
+import type { OpenAIProviderSettings } from './openai-provider.ts';
+import { mapOpenAIError } from './map-openai-error.ts';
+
+/** Sent when a non-OpenAI server needs no key: the SDK insists on one, and such servers ignore it. */
+const PLACEHOLDER_API_KEY = 'no-key-required';
+
+interface ResolvedClient {
+  readonly client: OpenAI;
+  readonly secrets: readonly string[];
+  readonly maxTokensField: 'max_completion_tokens' | 'max_tokens';
+}
+
+/** The adapter itself; loaded by {@link createOpenAIProvider} on the first call, with its SDK. */
+export class OpenAIProvider implements Provider {
+  readonly name: string;
+  readonly #settings: OpenAIProviderSettings;
+  // Built once, at the first call that finds a key; never rebuilt, so the key is read at most once.
+  #resolved: ResolvedClient | undefined;
+
+  constructor(settings: OpenAIProviderSettings) {
+    this.name = settings.name ?? 'openai';
+    this.#settings = settings;
+  }
+
+  async complete(request: ModelRequest): Promise<ModelResponse> {
+    const { client, secrets, maxTokensField } = this.#resolve();
+    const context = { provider: this.name, model: request.model, secrets, signal: request.signal };
+    if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
+    const body: ChatCompletionCreateParamsNonStreaming = Object.assign(
+      buildBody(request, maxTokensField),
+      extras(request, this.name),
+    );
+    let result: { data: ChatCompletion; response: Response; request_id: string | null };
+    try {
+      result = await client.chat.completions.create(body, { signal: request.signal }).withResponse();
+    } catch (error) {
+      throw mapOpenAIError(error, context);
+    }
+    const { data, response, request_id: requestId } = result;
+    const choice = data.choices[0];
+    const message = choice?.message;
+    const text = message?.content ?? '';
+    const toolCalls: ToolCall[] = (message?.tool_calls ?? []).flatMap((call) =>
+      call.type === 'function'
+        ? [{ id: call.id, name: call.function.name, arguments: parseArguments(call.function.arguments) }]
+        : [],
+    );
+    return finishResponse({
+      provider: this.name,
+      request,
+      text,
+      toolCalls,
+      finishReason: mapFinishReason(choice?.finish_reason, message?.refusal),
+      inputTokens: data.usage?.prompt_tokens ?? 0,
+      outputTokens: data.usage?.completion_tokens ?? 0,
+      requestId: requestId ?? undefined,
+      rateLimit: rateLimitOf(response.headers),
+    });
+  }
+
+  async *stream(request: ModelRequest): AsyncGenerator<StreamEvent, void, undefined> {
+    const { client, secrets, maxTokensField } = this.#resolve();
+    const context = { provider: this.name, model: request.model, secrets, signal: request.signal };
+    if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
+    const body: ChatCompletionCreateParamsStreaming = Object.assign(
+      buildBody(request, maxTokensField),
+      extras(request, this.name),
+      { stream: true as const, stream_options: { include_usage: true } },
+    );
+
+    let text = '';
+    let finishReason: ChatCompletionChunk.Choice['finish_reason'] = null;
+    let refusal: string | null = null;
+    let inputTokens = 0;
+    let outputTokens = 0;
+    let requestId: string | undefined;
+    let rateLimit: RateLimitInfo | undefined;
+    // Tool-call deltas arrive in pieces keyed by `index`; the id and name come with the first piece.
+    const partialCalls = new Map<number, { id: string; name: string; args: string }>();
+    try {
+      const { data, response, request_id } = await client.chat.completions
+        .create(body, { signal: request.signal })
+        .withResponse();
+      requestId = request_id ?? undefined;
+      rateLimit = rateLimitOf(response.headers);
+      for await (const chunk of data) {
+        // Events the SDK had already buffered keep coming after an abort; stop at once instead.
+        if (isAborted(request.signal)) break;
+        if (chunk.usage != null) {
+          inputTokens = chunk.usage.prompt_tokens;
+          outputTokens = chunk.usage.completion_tokens;
+        }
+        const choice = chunk.choices[0];
+        if (choice === undefined) continue;
+        const delta = choice.delta;
+        if (typeof delta.content === 'string' && delta.content !== '') {
+          text += delta.content;
+          yield { type: 'text-delta', text: delta.content };
+        }
+        if (typeof delta.refusal === 'string') refusal = (refusal ?? '') + delta.refusal;
+        for (const piece of delta.tool_calls ?? []) {
+          const call = partialCalls.get(piece.index) ?? { id: '', name: '', args: '' };
+          if (piece.id !== undefined) call.id = piece.id;
+          if (piece.function?.name !== undefined) call.name += piece.function.name;
+          if (piece.function?.arguments !== undefined) call.args += piece.function.arguments;
+          partialCalls.set(piece.index, call);
+        }
+        if (choice.finish_reason !== null) finishReason = choice.finish_reason;
+      }
+    } catch (error) {
+      throw mapOpenAIError(error, { ...context, requestId });
+    }
+    // The SDK ends the iteration quietly when the request is aborted, so check the signal ourselves.
+    const errorInit = { provider: this.name, model: request.model, secrets, requestId };
+    if (isAborted(request.signal)) throw new AbortedError(errorInit);
+    if (finishReason === null) {
+      throw new ConnectionError({ ...errorInit, message: 'The stream ended before the model finished.' });
+    }
+    const toolCalls: ToolCall[] = [...partialCalls.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([, call]) => ({ id: call.id, name: call.name, arguments: parseArguments(call.args) }));
+    for (const toolCall of toolCalls) yield { type: 'tool-call', toolCall };
+    yield {
+      type: 'finish',
+      response: finishResponse({
+        provider: this.name,
+        request,
+        text,
+        toolCalls,
+        finishReason: mapFinishReason(finishReason, refusal),
+        inputTokens,
+        outputTokens,
+        requestId,
+        rateLimit,
+      }),
+    };
+  }
+
+  #resolve(): ResolvedClient {
+    if (this.#resolved !== undefined) return this.#resolved;
+    const settings = this.#settings;
+    const baseURL = settings.baseURL ?? readEnv('OPENAI_BASE_URL');
+    const official = isOpenAIHost(baseURL);
+    const configuredKey = settings.apiKey ?? readEnv('OPENAI_API_KEY');
+    const requireApiKey = settings.requireApiKey ?? official;
+    if (configuredKey === undefined && requireApiKey)
+      throw new MissingApiKeyError(this.name, 'OPENAI_API_KEY');
+    const apiKey = configuredKey ?? PLACEHOLDER_API_KEY;
+    const client = new OpenAI({
+      apiKey,
+      baseURL: baseURL ?? null,
+      maxRetries: 0,
+      ...(settings.organization === undefined ? {} : { organization: settings.organization }),
+      ...(settings.headers === undefined ? {} : { defaultHeaders: { ...settings.headers } }),
+      ...(settings.fetch === undefined ? {} : { fetch: settings.fetch }),
+      ...(settings.timeoutMs === undefined ? {} : { timeout: settings.timeoutMs }),
+    });
+    this.#resolved = {
+      client,
+      secrets: configuredKey === undefined ? [] : [configuredKey],
+      maxTokensField: settings.maxTokensField ?? (official ? 'max_completion_tokens' : 'max_tokens'),
+    };
+    return this.#resolved;
+  }
+}
+
+/** A function, not an inline check, so TypeScript does not narrow `aborted` across awaits. */
+function isAborted(signal: AbortSignal | undefined): boolean {
+  return signal?.aborted === true;
+}
+
+function readEnv(name: string): string | undefined {
+  const value = process.env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function isOpenAIHost(baseURL: string | undefined): boolean {
+  if (baseURL === undefined) return true;
+  try {
+    const host = new URL(baseURL).hostname;
+    return host === 'openai.com' || host.endsWith('.openai.com') || host.endsWith('.openai.azure.com');
+  } catch {
+    return false;
+  }
+}
+
+function buildBody(
+  request: ModelRequest,
+  maxTokensField: 'max_completion_tokens' | 'max_tokens',
+): ChatCompletionCreateParamsNonStreaming {
+  const body: ChatCompletionCreateParamsNonStreaming = {
+    model: request.model,
+    messages: toMessages(request),
+  };
+  if (request.temperature !== undefined) body.temperature = request.temperature;
+  if (request.maxTokens !== undefined) body[maxTokensField] = request.maxTokens;
+  if (request.stop !== undefined && request.stop.length > 0) body.stop = [...request.stop];
+  if (request.tools !== undefined && request.tools.length > 0) {
+    body.tools = request.tools.map((tool): ChatCompletionTool => ({
+      type: 'function',
+      function: {
+        name: tool.name,
+        ...(tool.description === undefined ? {} : { description: tool.description }),
+        parameters: { ...tool.parameters },
+      },
+    }));
+  }
+  if (request.output !== undefined) {
+    body.response_format = {
+      type: 'json_schema',
+      json_schema: {
+        name: request.output.name,
+        schema: { ...request.output.schema },
+        strict: true,
+        ...(request.output.description === undefined ? {} : { description: request.output.description }),
+      },
+    };
+  }
+  return body;
+}
+
+/** `providerOptions[name]` is merged into the body last, so it can set any wire field (`seed`, `top_p`, …). */
+function extras(request: ModelRequest, name: string): Record<string, unknown> {
+  const own = request.providerOptions?.[name];
+  if (own === undefined) return {};
+  const { model: _m, messages: _ms, stream: _s, stream_options: _so, ...rest } = own;
+  return rest;
+}
+
+function toMessages(request: ModelRequest): ChatCompletionMessageParam[] {
+  const messages: ChatCompletionMessageParam[] = [];
+  if (request.system !== undefined && request.system !== '')
+    messages.push({ role: 'system', content: request.system });
+  for (const message of request.messages) {
+    switch (message.role) {
+      case 'user':
+        messages.push({ role: 'user', content: message.content });
+        break;
+      case 'assistant': {
+        const calls = message.toolCalls ?? [];
+        messages.push({
+          role: 'assistant',
+          content: calls.length > 0 && message.content === '' ? null : message.content,
+          ...(calls.length === 0
+            ? {}
+            : {
+                tool_calls: calls.map((call) => ({
+                  id: call.id,
+                  type: 'function' as const,
+                  function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
+                })),
+              }),
+        });
+        break;
+      }
+      case 'tool':
+        // Chat Completions has no error flag on tool results; say so in the content.
+        messages.push({
+          role: 'tool',
+          tool_call_id: message.toolCallId,
+          content: message.isError === true ? `Error: ${message.content}` : message.content,
+        });
+        break;
+      default: {
+        const unexpected: never = message;
+        throw new TypeError(`Unknown message role in ${JSON.stringify(unexpected)}`);
+      }
+    }
+  }
+  return messages;
+}
+
+function parseArguments(text: string): unknown {
+  if (text.trim() === '') return {};
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    // Keep the raw text: the caller may still repair it, and dropping it would hide the model's output.
+    return text;
+  }
+}
+
+function mapFinishReason(
+  reason: string | null | undefined,
+  refusal: string | null | undefined,
+): FinishReason {
+  if (typeof refusal === 'string' && refusal !== '') return 'content_filter';
+  switch (reason) {
+    case 'stop':
+      return 'stop';
+    case 'length':
+      return 'length';
+    case 'tool_calls':
+    case 'function_call':
+      return 'tool_calls';
+    case 'content_filter':
+      return 'content_filter';
+    default:
+      return 'other';
+  }
+}
+
+function rateLimitOf(headers: Headers): RateLimitInfo | undefined {
+  const info = parseRateLimitHeaders(headers);
+  return Object.keys(info).length === 0 ? undefined : info;
+}
+
+interface FinishInput {
+  readonly provider: string;
+  readonly request: ModelRequest;
+  readonly text: string;
+  readonly toolCalls: readonly ToolCall[];
+  readonly finishReason: FinishReason;
+  readonly inputTokens: number;
+  readonly outputTokens: number;
+  readonly requestId: string | undefined;
+  readonly rateLimit: RateLimitInfo | undefined;
+}
+
+function finishResponse(input: FinishInput): ModelResponse {
+  const response: ModelResponse = {
+    provider: input.provider,
+    model: input.request.model,
+    text: input.text,
+    toolCalls: input.toolCalls,
+    finishReason: input.finishReason,
+    usage: { inputTokens: input.inputTokens, outputTokens: input.outputTokens },
+    requestId: input.requestId,
+    rateLimit: input.rateLimit,
+  };
+  if (input.request.output === undefined) return response;
+  try {
+    return { ...response, json: JSON.parse(input.text) as unknown };
+  } catch {
+    return response;
+  }
+}
