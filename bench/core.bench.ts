@@ -442,4 +442,8 @@ if (args.child !== undefined) {
     spawnSync(process.execPath, [fileURLToPath(new URL('eval.bench.ts', import.meta.url))], {
       stdio: 'inherit',
     });
+  if (args.only === undefined && !args.json)
+    spawnSync(process.execPath, [fileURLToPath(new URL('import.bench.ts', import.meta.url))], {
+      stdio: 'inherit',
+    });
 }

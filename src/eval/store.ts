@@ -418,7 +418,23 @@ const summarySelect = `
  * not need it (it is built in from Node 22.13; earlier 22.x releases have it only behind a flag).
  */
 function loadSqlite(path: string): typeof import('node:sqlite') {
-  const sqlite = process.getBuiltinModule('node:sqlite') as typeof import('node:sqlite') | undefined;
+  // Node 22 prints an ExperimentalWarning when the module loads: the stores are ours to vouch for, so a user's
+  // stderr does not get it (any other warning passes through). The original function is put back as it was.
+  const original = Object.getOwnPropertyDescriptor(process, 'emitWarning');
+  const forward = process.emitWarning.bind(process) as (...args: unknown[]) => void;
+  process.emitWarning = (warning: string | Error, ...rest: unknown[]) => {
+    if (String(warning).includes('SQLite is an experimental feature')) return;
+    forward(warning, ...rest);
+  };
+  // Before Node 22.13 (without --experimental-sqlite) there is no such module: `undefined`, not a throw.
+  let sqlite: typeof import('node:sqlite') | undefined;
+  try {
+    sqlite = process.getBuiltinModule('node:sqlite');
+  } finally {
+    if (original === undefined) delete (process as { emitWarning?: unknown }).emitWarning;
+    else Object.defineProperty(process, 'emitWarning', original);
+  }
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-condition -- typed as always there; it is not before 22.13
   if (sqlite === undefined) {
     throw new StoreOpenError(path, `node:sqlite is not available on Node ${process.versions.node}`, {
       hint: 'run store and cache features on Node 22.13 or later (the SQLite module is built in from there)',
