@@ -7,11 +7,12 @@
  *       \ /         Every node just sleeps 1–100 ms, standing in for a call to an LLM.
  *        D
  *
- * Run it with `npm start`. It exits with code 1 if any composition failed.
+ * Run it with `npm run seed` (or `node examples/basic-end-to-end.ts [count]`, default 1000 compositions).
+ * It exits with code 1 if any composition failed. It is core only (no chain), so the `symphonizer` command
+ * has nothing to load here; importing the module runs nothing.
  */
 import { Composition, DAGNote, NodeRunner, Perform, type RunContext } from '../src/index.ts';
-
-const COMPOSITIONS = 1000;
+import { isMain } from './is-main.ts';
 
 // 1. The graph: node → its predecessors (as in Python's graphlib). Notes hold no run state, so all 1000
 //    compositions share this ONE Map; each composition keeps its own progress and results.
@@ -40,39 +41,50 @@ class SleepyComposition extends Composition {
   }
 }
 
-// 4. Perform runs many compositions at once behind water marks: once 100 run, new ones wait in a queue
-//    until fewer than 50 run; then it starts queued ones (first in, first out) back up to 100.
-const perform = new Perform({ highWater: 100, lowWater: 50 });
+/** Runs `count` diamond compositions through one Perform and prints what happened. */
+async function main(count: number): Promise<void> {
+  // 4. Perform runs many compositions at once behind water marks: once 100 run, new ones wait in a queue
+  //    until fewer than 50 run; then it starts queued ones (first in, first out) back up to 100.
+  const perform = new Perform({ highWater: 100, lowWater: 50 });
 
-let ownTimeMs = 0; // summed over compositions: each one's own time from its start to its end
-let firstError: unknown; // a failed composition's `error` is a NodeError naming the node that failed
-const onDone = (_c: Composition, _status: string, error: unknown, elapsedMs: number): void => {
-  ownTimeMs += elapsedMs;
-  firstError ??= error;
-};
-const compositions = Array.from({ length: COMPOSITIONS }, () => new SleepyComposition(diamond, { onDone }));
+  let ownTimeMs = 0; // summed over compositions: each one's own time from its start to its end
+  let firstError: unknown; // a failed composition's `error` is a NodeError naming the node that failed
+  const onDone = (_c: Composition, _status: string, error: unknown, elapsedMs: number): void => {
+    ownTimeMs += elapsedMs;
+    firstError ??= error;
+  };
+  const compositions = Array.from({ length: count }, () => new SleepyComposition(diamond, { onDone }));
 
-const started = performance.now();
-for (const composition of compositions) void perform.add(composition);
-await perform.onIdle(); // resolves when nothing runs or waits any more
-const totalMs = performance.now() - started;
+  const started = performance.now();
+  for (const composition of compositions) void perform.add(composition);
+  await perform.onIdle(); // resolves when nothing runs or waits any more
+  const totalMs = performance.now() - started;
 
-// 5. Report. One composition takes A + max(B, C) + D ≈ 50 + 67 + 50 ≈ 170 ms on average; running up to 100
-//    at a time, the whole batch takes far less than 1000 × 170 ms.
-console.log(`Ran ${COMPOSITIONS} diamond compositions (A → B, C → D; each node sleeps 1–100 ms)`);
-console.log(`  completed: ${perform.completed}, failed: ${perform.failed}, cancelled: ${perform.cancelled}`);
-console.log(`  peak running at once: ${perform.peakRunning} (high water ${perform.highWater})`);
-console.log(`  total time: ${(totalMs / 1000).toFixed(2)} s`);
-console.log(`  average time per composition: ${(totalMs / COMPOSITIONS).toFixed(2)} ms (total time / count)`);
-console.log(
-  `  average duration of one composition: ${(ownTimeMs / COMPOSITIONS).toFixed(1)} ms (start to end)`,
-);
-console.log(`  results of the first one:`, Object.fromEntries(compositions[0]!.results));
-
-if (perform.completed !== COMPOSITIONS) {
-  console.error(
-    `${COMPOSITIONS - perform.completed} composition(s) did not complete; first error:`,
-    firstError,
+  // 5. Report. One composition takes A + max(B, C) + D ≈ 50 + 67 + 50 ≈ 170 ms on average; running up to 100
+  //    at a time, the whole batch takes far less than count × 170 ms.
+  console.log(`Ran ${count} diamond compositions (A → B, C → D; each node sleeps 1–100 ms)`);
+  console.log(
+    `  completed: ${perform.completed}, failed: ${perform.failed}, cancelled: ${perform.cancelled}`,
   );
-  process.exitCode = 1;
+  console.log(`  peak running at once: ${perform.peakRunning} (high water ${perform.highWater})`);
+  console.log(`  total time: ${(totalMs / 1000).toFixed(2)} s`);
+  console.log(`  average time per composition: ${(totalMs / count).toFixed(2)} ms (total time / count)`);
+  console.log(`  average duration of one composition: ${(ownTimeMs / count).toFixed(1)} ms (start to end)`);
+  console.log(`  results of the first one:`, Object.fromEntries(compositions[0]!.results));
+
+  if (perform.completed !== count) {
+    console.error(`${count - perform.completed} composition(s) did not complete; first error:`, firstError);
+    process.exitCode = 1;
+  }
+}
+
+if (isMain(import.meta)) {
+  const arg = process.argv[2];
+  const count = arg === undefined ? 1000 : Number(arg);
+  if (!Number.isInteger(count) || count < 1) {
+    console.error(`count must be a positive integer, got ${JSON.stringify(arg)}`);
+    process.exitCode = 2;
+  } else {
+    await main(count);
+  }
 }

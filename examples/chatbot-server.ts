@@ -8,11 +8,16 @@
  * model sees the earlier turns. Template: prompts/examples/chat.hbs.
  *
  *   PORT=3000 node examples/chatbot-server.ts    (without PORT, a free port is picked; the URL is printed)
+ *
+ * Importing the module starts nothing: it exports {@link createChatServer}, and listens only when run
+ * directly. Its chain is built inside the server (one per server), so there is no chain for the `symphonizer`
+ * command.
  */
 import { createServer, type Server } from 'node:http';
 import { json } from 'node:stream/consumers';
 import { z } from 'zod';
 import { chain, toServerSentEvents, type ModelClient } from '../src/index.ts';
+import { isMain } from './is-main.ts';
 import { exampleClient, modelBanner, pickModel } from './model.ts';
 
 export interface ChatServerOptions {
@@ -119,7 +124,7 @@ document.getElementById('form').onsubmit = async (e) => {
 </script>`;
 
 // Listen only when run directly (`node examples/chatbot-server.ts`), not when a test imports this module.
-if (import.meta.main) {
+if (isMain(import.meta)) {
   const server = createChatServer();
   server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
     const address = server.address();

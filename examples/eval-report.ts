@@ -18,6 +18,17 @@
  *   - every finished row is committed to a SQLite run store (a temporary file unless --store is given);
  *   - the summary and the paired comparison of A against B are printed, and the report is written.
  *
+ * The module exports the chain (`triage`), its `scorers` and its `variants`, so the `symphonizer` command can
+ * run the same evaluation (importing the module runs nothing; only `node examples/eval-report.ts` does). The
+ * variants are found with `--variants`, which may name this same module:
+ *
+ *   npm run -s cli -- eval examples/eval-report.ts --dataset examples/data/tickets.jsonl \
+ *     --variants examples/eval-report.ts --run 'ticket-triage: agent vs terse template' \
+ *     --report eval-report.html
+ *
+ * (`--run` keeps this run apart from eval-batch.ts's, whose chain has the same name: a run resumes by name.)
+ *   npm run -s cli -- graph examples/eval-report.ts
+ *
  * Offline (the default, sim:demo) the labels and grades are arbitrary but deterministic, so the numbers mean
  * nothing; set a key (see examples/model.ts) to evaluate a real model.
  */
@@ -39,24 +50,16 @@ import {
   type Variant,
 } from '../src/index.ts';
 import { classifier, judgeScorer, type Classification } from '../agents/index.ts';
+import { isMain } from './is-main.ts';
 import { exampleClient, modelBanner, pickModel } from './model.ts';
 
-const { values: args } = parseArgs({
-  options: {
-    out: { type: 'string', default: 'eval-report.html' },
-    store: { type: 'string' },
-  },
-});
-const out = resolve(args.out);
-const format = extname(out).toLowerCase() === '.md' ? 'markdown' : 'html';
-
 const model = pickModel();
-console.log(modelBanner(model));
 
 const labels = ['bug', 'feature', 'billing', 'question'] as const;
 type Label = (typeof labels)[number];
 
-const triage = chain({
+/** The ticket classifier: input `{ text }`, one node `kind` (the `classifier` agent). */
+export const triage = chain({
   name: 'ticket-triage',
   input: z.object({ text: z.string().min(1, 'the ticket text is empty') }),
   model,
@@ -84,7 +87,8 @@ Categories: {{#each labels}}{{name}}{{#unless @last}}, {{/unless}}{{/each}}.
 Ticket: {{text}}
 Reply with JSON: "reason", "label" (one category), "confidence" (0 to 1).`;
 
-const variants: Variant[] = [
+/** The two variants compared: the agent's own template (A) and a terse inline one (B). */
+export const variants: Variant[] = [
   { name: 'A: agent template' },
   { name: 'B: terse template', overrides: { kind: { template: terse } } },
 ];
@@ -106,47 +110,65 @@ const judged = judgeScorer({
   client: judgeClient,
 });
 
-// The run store: every finished row is committed as it finishes, so an interrupted batch resumes.
-const scratch = args.store === undefined ? mkdtempSync(join(tmpdir(), 'symphonizer-eval-')) : undefined;
-const store = RunStore.open(args.store ?? join(scratch!, 'runs.sqlite'));
-try {
-  const result = await evaluate({
-    chain: triage,
-    dataset: join(import.meta.dirname, 'data/tickets.jsonl'),
-    scorers: [label, judged],
-    variants,
-    store,
-    runName: 'ticket-triage: agent vs terse template',
-    concurrency: 8,
-    maxCostUsd: 0.5,
+/** The scorers: `label` (the predicted label is the expected one) and `judge` (the LLM judge's grade). */
+export const scorers: Scorer[] = [label, judged];
+
+/** Runs the evaluation and writes the report (see the header for the options). */
+async function main(): Promise<void> {
+  const { values: args } = parseArgs({
+    options: {
+      out: { type: 'string', default: 'eval-report.html' },
+      store: { type: 'string' },
+    },
   });
-  const records = [...store.rows(result.run)];
-  const [a, b] = variants.map((v) => v.name) as [string, string];
-  const byLabel = compareVariants(records, a, b, 'label');
-  const comparisons = [byLabel, compareVariants(records, a, b, 'judge')];
+  const out = resolve(args.out);
+  const format = extname(out).toLowerCase() === '.md' ? 'markdown' : 'html';
+  console.log(modelBanner(model));
 
-  console.log(
-    `\nrun "${result.run}": ${result.done} row × variant units this time, ${result.skipped} resumed, ` +
-      `${result.rowErrors} unreadable dataset rows; chain: ${result.usage.calls} calls, ` +
-      `${result.usage.totalTokens} tokens; judge: ${judgeClient.usage.total.calls} calls, ` +
-      `${judgeClient.usage.total.totalTokens} tokens`,
-  );
-  if (result.stopped !== undefined) console.log(`the batch stopped early: ${result.stopped}`);
-  console.log(`\n${renderTextTable(result.summary, comparisons)}`);
-  console.log(
-    `${a} vs ${b} on "label": ${byLabel.wins} wins, ${byLabel.losses} losses, ${byLabel.ties} ties over ` +
-      `${byLabel.n} paired rows; p = ${byLabel.pValue.toFixed(3)} (${byLabel.test} test)`,
-  );
+  // The run store: every finished row is committed as it finishes, so an interrupted batch resumes.
+  const scratch = args.store === undefined ? mkdtempSync(join(tmpdir(), 'symphonizer-eval-')) : undefined;
+  const store = RunStore.open(args.store ?? join(scratch!, 'runs.sqlite'));
+  try {
+    const result = await evaluate({
+      chain: triage,
+      dataset: join(import.meta.dirname, 'data/tickets.jsonl'),
+      scorers,
+      variants,
+      store,
+      runName: 'ticket-triage: agent vs terse template',
+      concurrency: 8,
+      maxCostUsd: 0.5,
+    });
+    const records = [...store.rows(result.run)];
+    const [a, b] = variants.map((v) => v.name) as [string, string];
+    const byLabel = compareVariants(records, a, b, 'label');
+    const comparisons = [byLabel, compareVariants(records, a, b, 'judge')];
 
-  const title = 'Ticket triage: agent template vs terse template';
-  const report =
-    format === 'markdown'
-      ? renderMarkdownReport(result.summary, comparisons, { title })
-      : renderHtmlReport(result.summary, comparisons, { title });
-  writeFileSync(out, report);
-  console.log(`\nreport (${format}): ${out}`);
-  if (args.store !== undefined) console.log(`run store: ${resolve(args.store)}`);
-} finally {
-  store.close();
-  if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+    console.log(
+      `\nrun "${result.run}": ${result.done} row × variant units this time, ${result.skipped} resumed, ` +
+        `${result.rowErrors} unreadable dataset rows; chain: ${result.usage.calls} calls, ` +
+        `${result.usage.totalTokens} tokens; judge: ${judgeClient.usage.total.calls} calls, ` +
+        `${judgeClient.usage.total.totalTokens} tokens`,
+    );
+    if (result.stopped !== undefined) console.log(`the batch stopped early: ${result.stopped}`);
+    console.log(`\n${renderTextTable(result.summary, comparisons)}`);
+    console.log(
+      `${a} vs ${b} on "label": ${byLabel.wins} wins, ${byLabel.losses} losses, ${byLabel.ties} ties over ` +
+        `${byLabel.n} paired rows; p = ${byLabel.pValue.toFixed(3)} (${byLabel.test} test)`,
+    );
+
+    const title = 'Ticket triage: agent template vs terse template';
+    const report =
+      format === 'markdown'
+        ? renderMarkdownReport(result.summary, comparisons, { title })
+        : renderHtmlReport(result.summary, comparisons, { title });
+    writeFileSync(out, report);
+    console.log(`\nreport (${format}): ${out}`);
+    if (args.store !== undefined) console.log(`run store: ${resolve(args.store)}`);
+  } finally {
+    store.close();
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+  }
 }
+
+if (isMain(import.meta)) await main();
