@@ -49,7 +49,7 @@ const realLimits = { maxConcurrency: 4, requestsPerMinute: 300 };
 
 export function exampleClient(maxUsd = 0.5): ModelClient {
   return new ModelClient({
-    limits: { limits: { openai: realLimits, anthropic: realLimits } },
+    limits: { openai: realLimits, anthropic: realLimits },
     retry: { maxRetries: 3, baseDelayMs: 500 },
     repairAttempts: 1,
     budget: { maxUsd },

@@ -7,7 +7,12 @@ import type { z } from 'zod';
 import { InvalidOptionError, TryAgainError } from '../core/errors.ts';
 import { NodeRunner, type Executor, type RunContext } from '../core/node-runner.ts';
 import { ConnectionError } from './errors.ts';
-import { RateLimiterRegistry, estimateTokens, type RateLimiterRegistryOptions } from './rate-limiter.ts';
+import {
+  RateLimiterRegistry,
+  estimateTokens,
+  type RateLimiterRegistryOptions,
+  type RateLimits,
+} from './rate-limiter.ts';
 import { createDefaultRegistry, type ProviderRegistry } from './registry.ts';
 import {
   RetriesExhaustedError,
@@ -124,8 +129,13 @@ export type CallEvent =
 export interface ModelClientOptions {
   /** Where `provider:model` ids are resolved. @default createDefaultRegistry() */
   readonly registry?: ProviderRegistry | undefined;
-  /** Rate limits per provider or model (or a shared registry of limiters). @default unlimited */
-  readonly limits?: RateLimiterRegistry | RateLimiterRegistryOptions | undefined;
+  /**
+   * Rate limits by provider or model, `{ openai: { maxConcurrency: 8, requestsPerMinute: 500 } }`; or a
+   * registry of limiters, to share one between clients; or registry options `{ limits, defaults }` (see
+   * {@link RateLimiterRegistry.from}). @default unlimited
+   */
+  readonly limits?:
+    Readonly<Record<string, RateLimits>> | RateLimiterRegistry | RateLimiterRegistryOptions | undefined;
   /** Transport retry policy. @default RetryPolicy defaults: 4 retries, 500 ms base, full jitter */
   readonly retry?: RetryPolicy | RetryPolicyOptions | undefined;
   /** Re-asks when the output fails its schema, a budget separate from transport retries. @default 1 */
@@ -177,7 +187,7 @@ const defaultOutputTokens = 1024;
  *
  * @example
  * ```ts
- * const client = new ModelClient({ limits: { limits: { openai: { requestsPerMinute: 500 } } } });
+ * const client = new ModelClient({ limits: { openai: { requestsPerMinute: 500 } } });
  * const { output } = await client.call({ model: 'sim:default', prompt: 'Name a colour', schema: z.object({ colour: z.string() }) });
  * ```
  */
@@ -197,10 +207,7 @@ export class ModelClient {
   /** @throws {InvalidOptionError} for a bad option. */
   constructor(options: ModelClientOptions = {}) {
     this.#registry = options.registry ?? createDefaultRegistry();
-    this.#limiters =
-      options.limits instanceof RateLimiterRegistry
-        ? options.limits
-        : new RateLimiterRegistry(options.limits);
+    this.#limiters = RateLimiterRegistry.from(options.limits);
     this.#policy = RetryPolicy.from(options.retry);
     const repairs = options.repairAttempts ?? 1;
     if (!Number.isSafeInteger(repairs) || repairs < 0) {

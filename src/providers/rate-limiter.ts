@@ -487,6 +487,60 @@ export class RateLimiterRegistry {
   }
 
   /**
+   * A registry from what `ModelClient`'s `limits` option accepts:
+   * - a registry: returned as is (share one between clients);
+   * - limits by provider (`openai`) or by `${provider}:${model}`: `{ openai: { requestsPerMinute: 500 } }`;
+   * - {@link RateLimiterRegistryOptions}: `{ limits, defaults, now, onWait }`. An object with any of these
+   *   four keys is read as options, so in the first form they are not provider names (a provider named
+   *   `defaults` is configured through `{ limits: { defaults: … } }`).
+   *
+   * @param option - the option's name in errors. @default 'limits'
+   * @throws {@link InvalidOptionError} for anything else: an object mixing option keys with provider keys, an
+   *   entry that is not an object of {@link RateLimits} fields, or `now` / `onWait` that is not a function.
+   *   The limits' values are checked when their limiter is created ({@link RateLimiterRegistry.get}).
+   */
+  static from(
+    value?: RateLimiterRegistry | RateLimiterRegistryOptions | Readonly<Record<string, RateLimits>>,
+    option = 'limits',
+  ): RateLimiterRegistry {
+    if (value instanceof RateLimiterRegistry) return value;
+    if (value === undefined) return new RateLimiterRegistry();
+    if (!isPlainObject(value)) {
+      throw new InvalidOptionError(option, value, expectedLimits);
+    }
+    const keys = Object.keys(value);
+    const optionKeys = keys.filter((key) => registryOptionKeys.has(key));
+    if (optionKeys.length === 0) {
+      for (const key of keys) checkLimits(`${option}.${key}`, value[key]);
+      return new RateLimiterRegistry({ limits: value });
+    }
+    if (optionKeys.length < keys.length) {
+      throw new InvalidOptionError(option, value, `${expectedLimits}, not a mix of both`, {
+        hint: `${[...registryOptionKeys].join(', ')} are option names; put provider limits under \`limits\` or drop those keys`,
+      });
+    }
+    const options = value as RateLimiterRegistryOptions;
+    if (options.limits !== undefined) {
+      if (!isPlainObject(options.limits)) {
+        throw new InvalidOptionError(
+          `${option}.limits`,
+          options.limits,
+          'an object of limits by provider or model',
+        );
+      }
+      for (const [key, limits] of Object.entries(options.limits))
+        checkLimits(`${option}.limits.${key}`, limits);
+    }
+    if (options.defaults !== undefined) checkLimits(`${option}.defaults`, options.defaults);
+    for (const name of ['now', 'onWait'] as const) {
+      if (options[name] !== undefined && typeof options[name] !== 'function') {
+        throw new InvalidOptionError(`${option}.${name}`, options[name], 'a function');
+      }
+    }
+    return new RateLimiterRegistry(options);
+  }
+
+  /**
    * Set the limits of a provider (`openai`) or a model (`openai:gpt-4.1`). Limiters already created keep
    * their limits; only later {@link RateLimiterRegistry.get} calls see the change.
    */
@@ -527,6 +581,40 @@ export class RateLimiterRegistry {
   /** Keys of the limiters created so far. */
   keys(): string[] {
     return [...this.#limiters.keys()];
+  }
+}
+
+/** The keys of {@link RateLimiterRegistryOptions}, which {@link RateLimiterRegistry.from} reads as options. */
+const registryOptionKeys: ReadonlySet<string> = new Set(['limits', 'defaults', 'now', 'onWait']);
+/** The fields of {@link RateLimits}. */
+const rateLimitKeys: ReadonlySet<string> = new Set([
+  'maxConcurrency',
+  'requestsPerMinute',
+  'tokensPerMinute',
+  'windowMs',
+  'headroom',
+]);
+const expectedLimits =
+  'a RateLimiterRegistry, limits by provider or model ({ openai: { requestsPerMinute: 500 } }), or registry options ({ limits, defaults })';
+
+function isPlainObject(value: unknown): value is Readonly<Record<string, unknown>> {
+  if (typeof value !== 'object' || value === null) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** Checks that `value` is an object of {@link RateLimits} fields (their values are checked by the limiter). */
+function checkLimits(option: string, value: unknown): void {
+  if (!isPlainObject(value)) {
+    throw new InvalidOptionError(option, value, 'an object of rate limits ({ requestsPerMinute: 500, … })');
+  }
+  const unknown = Object.keys(value).find((key) => !rateLimitKeys.has(key));
+  if (unknown !== undefined) {
+    throw new InvalidOptionError(
+      option,
+      value,
+      `an object of rate limits (${[...rateLimitKeys].join(', ')}); "${unknown}" is not one`,
+    );
   }
 }
 

@@ -254,7 +254,7 @@ describe('ModelClient rate limiting against the fake server', () => {
   it('keeps many concurrent calls through Perform under the server limit: no 429 at all', async () => {
     server.options.rateLimit = { requests: 20, windowMs: 1000 };
     const { client } = clientFor({
-      limits: { limits: { openai: { requestsPerMinute: 20, windowMs: 1000 } } },
+      limits: { openai: { requestsPerMinute: 20, windowMs: 1000 } },
     });
     const note = new DAGNote('ask');
     const perform = new Perform({ highWater: 100 });
@@ -324,7 +324,7 @@ describe('ModelClient rate limiting against the fake server', () => {
 describe('ModelClient cancellation', () => {
   it('aborting the Composition signal aborts the in-flight HTTP request and empties the limiter queue', async () => {
     server.failNth(1, 'hang');
-    const { client } = clientFor({ limits: { limits: { openai: { maxConcurrency: 1 } } } });
+    const { client } = clientFor({ limits: { openai: { maxConcurrency: 1 } } });
     const controller = new AbortController();
     const a = new DAGNote('A');
     const b = new DAGNote('B');

@@ -20,6 +20,7 @@ import {
   UnknownProviderError,
   type CallEvent,
   type CallResult,
+  type ModelClientOptions,
   type ModelRequest,
   type ModelResponse,
   type Provider,
@@ -624,6 +625,80 @@ describe('ModelClient budget with calls in flight', () => {
 });
 
 describe('ModelClient and the rate limiter', () => {
+  /** How many of three simultaneous calls to `gate:m` reach the provider before any of them returns. */
+  async function sentAtOnce(client: ModelClient, gates: Deferred<void>[], sent: ModelRequest[]) {
+    const calls = Promise.all(['a', 'b', 'c'].map((prompt) => client.call({ model: 'gate:m', prompt })));
+    await flush();
+    const atOnce = sent.length;
+    for (let i = 0; i < 3; i++) {
+      await flush();
+      gates[i]?.resolve();
+    }
+    await calls;
+    return atOnce;
+  }
+
+  it.each([
+    ['limits by provider', { gate: { maxConcurrency: 1 } }],
+    ['limits by provider:model', { 'gate:m': { maxConcurrency: 1 }, gate: { maxConcurrency: 3 } }],
+    ['registry options (the older form)', { limits: { gate: { maxConcurrency: 1 } } }],
+    ['registry options with defaults only', { defaults: { maxConcurrency: 1 } }],
+  ] satisfies [string, ModelClientOptions['limits']][])('takes `limits` as %s', async (_form, limits) => {
+    const { provider, sent, gates } = gatedProvider();
+    const client = new ModelClient({ registry: new ProviderRegistry().register(provider), limits });
+    expect(await sentAtOnce(client, gates, sent)).toBe(1);
+    expect(sent).toHaveLength(3);
+  });
+
+  it('is unlimited without `limits`, and shares a registry given to two clients', async () => {
+    const { provider, sent, gates } = gatedProvider();
+    const registry = new ProviderRegistry().register(provider);
+    expect(await sentAtOnce(new ModelClient({ registry }), gates, sent)).toBe(3);
+
+    const limiters = new RateLimiterRegistry({ limits: { gate: { maxConcurrency: 1 } } });
+    const [one, two] = [
+      new ModelClient({ registry, limits: limiters }),
+      new ModelClient({ registry, limits: limiters }),
+    ];
+    expect(one.limiters).toBe(limiters);
+    expect(two.limiters).toBe(limiters);
+    const first = one.call({ model: 'gate:m', prompt: 'x' });
+    const second = two.call({ model: 'gate:m', prompt: 'y' });
+    await flush();
+    expect(sent).toHaveLength(4); // the other client's call waits for the shared slot
+    gates[3]?.resolve();
+    await flush();
+    await flush();
+    expect(sent).toHaveLength(5);
+    gates[4]?.resolve();
+    await Promise.all([first, second]);
+  });
+
+  it('refuses a `limits` that mixes the two forms, or whose entry is not rate limits', () => {
+    expect(
+      () =>
+        new ModelClient({
+          limits: { defaults: { maxConcurrency: 1 }, openai: { maxConcurrency: 2 } } as never,
+        }),
+    ).toThrow(expect.objectContaining({ code: 'invalid_option', option: 'limits' }));
+    expect(() => new ModelClient({ limits: { openai: { requestPerMinute: 500 } } as never })).toThrow(
+      expect.objectContaining({ code: 'invalid_option', option: 'limits.openai' }),
+    );
+  });
+
+  it('types `limits`: a map of RateLimits, a registry or registry options', () => {
+    expectTypeOf<{ openai: { maxConcurrency: 8; requestsPerMinute: 500 } }>().toExtend<
+      NonNullable<ModelClientOptions['limits']>
+    >();
+    expectTypeOf<RateLimiterRegistry>().toExtend<NonNullable<ModelClientOptions['limits']>>();
+    expectTypeOf<{ limits: { openai: { requestsPerMinute: 500 } } }>().toExtend<
+      NonNullable<ModelClientOptions['limits']>
+    >();
+    expectTypeOf<{ openai: { requestsPerMinute: '500' } }>().not.toExtend<
+      NonNullable<ModelClientOptions['limits']>
+    >();
+  });
+
   it.each([429, 529])(
     'a %i without Retry-After pauses every waiter for the policy backoff',
     async (status) => {

@@ -563,6 +563,92 @@ describe('RateLimiterRegistry', () => {
   });
 });
 
+describe('RateLimiterRegistry.from', () => {
+  /** How many of `n` simultaneous acquires on `registry`'s limiter for `provider:model` are granted at once. */
+  async function grantedAtOnce(registry: RateLimiterRegistry, provider: string, model: string, n: number) {
+    const limiter = registry.get(provider, model);
+    const permits = Array.from({ length: n }, () => pending(limiter.acquire()));
+    await flush();
+    return permits.filter((p) => p.permit !== undefined).length;
+  }
+
+  it('returns a registry as is, so clients can share it', () => {
+    const registry = new RateLimiterRegistry();
+    expect(RateLimiterRegistry.from(registry)).toBe(registry);
+  });
+
+  it('reads limits by provider or provider:model given directly', async () => {
+    const registry = RateLimiterRegistry.from({
+      openai: { maxConcurrency: 2 },
+      'openai:big': { maxConcurrency: 1 },
+    });
+    expect(await grantedAtOnce(registry, 'openai', 'small', 4)).toBe(2);
+    expect(await grantedAtOnce(registry, 'openai', 'big', 4)).toBe(1);
+    expect(await grantedAtOnce(registry, 'anthropic', 'x', 4)).toBe(4); // unlimited
+  });
+
+  it('still reads registry options { limits, defaults }', async () => {
+    const registry = RateLimiterRegistry.from({
+      limits: { openai: { maxConcurrency: 2 } },
+      defaults: { maxConcurrency: 3 },
+    });
+    expect(await grantedAtOnce(registry, 'openai', 'a', 5)).toBe(2);
+    expect(await grantedAtOnce(registry, 'anthropic', 'b', 5)).toBe(3);
+    expect(
+      await grantedAtOnce(RateLimiterRegistry.from({ defaults: { maxConcurrency: 1 } }), 'x', 'y', 3),
+    ).toBe(1);
+  });
+
+  it('gives an unlimited registry for undefined and for {}', async () => {
+    expect(await grantedAtOnce(RateLimiterRegistry.from(undefined), 'openai', 'a', 5)).toBe(5);
+    expect(await grantedAtOnce(RateLimiterRegistry.from({}), 'openai', 'a', 5)).toBe(5);
+  });
+
+  it('refuses a mix of option keys and provider keys, naming both forms', () => {
+    const mixed = { defaults: { maxConcurrency: 1 }, openai: { maxConcurrency: 2 } };
+    let error: unknown;
+    try {
+      RateLimiterRegistry.from(mixed); // the types allow it: `defaults` could be a provider
+    } catch (err) {
+      error = err;
+    }
+    expect(error).toBeInstanceOf(InvalidOptionError);
+    expect(error).toMatchObject({ code: 'invalid_option', option: 'limits', value: mixed });
+    expect((error as Error).message).toMatch(/limits by provider or model .*registry options.*not a mix/);
+    expect((error as InvalidOptionError).hint).toMatch(/limits, defaults, now, onWait are option names/);
+  });
+
+  it('names the entry that is not an object of rate limits', () => {
+    // The old double nesting mistaken for a provider named "limits": { limits: { maxConcurrency: 8 } }.
+    expect(() => RateLimiterRegistry.from({ limits: { maxConcurrency: 8 } })).toThrow(
+      expect.objectContaining({ option: 'limits.limits.maxConcurrency', value: 8 }),
+    );
+    expect(() => RateLimiterRegistry.from({ openai: { requestPerMinute: 500 } } as never)).toThrow(
+      /Option `limits.openai` must be an object of rate limits \(maxConcurrency, .*"requestPerMinute" is not one/,
+    );
+    expect(() => RateLimiterRegistry.from({ openai: null } as never)).toThrow(
+      expect.objectContaining({ option: 'limits.openai' }),
+    );
+    expect(() => RateLimiterRegistry.from({ defaults: [1] } as never)).toThrow(
+      expect.objectContaining({ option: 'limits.defaults' }),
+    );
+    expect(() => RateLimiterRegistry.from({ limits: 'openai' } as never, 'rateLimits')).toThrow(
+      expect.objectContaining({ option: 'rateLimits.limits' }),
+    );
+  });
+
+  it('refuses values that are neither a registry nor a plain object, and non-function hooks', () => {
+    for (const value of [42, 'openai', [], new Map()]) {
+      expect(() => RateLimiterRegistry.from(value as never)).toThrow(
+        expect.objectContaining({ code: 'invalid_option', option: 'limits' }),
+      );
+    }
+    expect(() => RateLimiterRegistry.from({ onWait: 'log' } as never)).toThrow(
+      expect.objectContaining({ option: 'limits.onWait' }),
+    );
+  });
+});
+
 describe('RateLimiter - pacing', () => {
   it('keeps to its schedule when timers fire late, instead of drifting the rate down', async () => {
     vi.useFakeTimers();
