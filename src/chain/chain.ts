@@ -270,6 +270,25 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     );
   }
 
+  /** The client given to {@link chain} (its `client` option), if any: runs given no client of their own use it. */
+  get client(): ModelClient | undefined {
+    return this.#client;
+  }
+
+  /**
+   * The model (`provider:model`) each node calls in a run with these options: the node's override, else the
+   * run's `model`, else the node's own, else the chain's. Lets a caller check every provider before a run.
+   * @throws {ChainDefinitionError} for an override of an unknown node.
+   */
+  models(options: Pick<ChainRunOptions, 'model' | 'overrides'> = {}): Readonly<Record<string, string>> {
+    this.#checkOverrides(options.overrides);
+    const models: Record<string, string> = {};
+    for (const [name, entry] of this.#entries) {
+      models[name] = overrideOf(name, options)?.model ?? entry.spec.model ?? this.#model;
+    }
+    return models;
+  }
+
   /**
    * Runs the chain once.
    * @throws {InputValidationError} when the input fails the chain's schema (nothing runs).
@@ -341,13 +360,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     if (!parsed.success) {
       throw new InputValidationError(this.name, zodIssues(parsed.error));
     }
-    for (const key of Object.keys(options.overrides ?? {})) {
-      if (!this.#entries.has(key)) {
-        throw new ChainDefinitionError(`Override for unknown node "${key}".`, key, {
-          hint: `nodes: ${this.nodes.join(', ')}`,
-        });
-      }
-    }
+    this.#checkOverrides(options.overrides);
     const client = options.client ?? this.#client ?? defaultModelClient();
     const state = new RunState<O>(this.name, options.onEvent);
     let ended!: (status: string) => void;
@@ -493,6 +506,16 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     return lines.join('\n');
   }
 
+  #checkOverrides(overrides: Readonly<Record<string, NodeOverride>> | undefined): void {
+    for (const key of Object.keys(overrides ?? {})) {
+      if (!this.#entries.has(key)) {
+        throw new ChainDefinitionError(`Override for unknown node "${key}".`, key, {
+          hint: `nodes: ${this.nodes.join(', ')}`,
+        });
+      }
+    }
+  }
+
   #payload(entry: Entry): Json {
     const spec = entry.spec;
     const payload: Record<string, Json> = { kind: entry.kind, model: spec.model ?? this.#model };
@@ -514,10 +537,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     options: ChainRunOptions<O>,
   ): NodeRunner {
     const entry = this.#entries.get(name) as Entry;
-    const override: NodeOverride | undefined =
-      options.model === undefined
-        ? options.overrides?.[name]
-        : { model: options.model, ...options.overrides?.[name] };
+    const override = overrideOf(name, options);
     const labels = { nodeKey: name, compositionId: composition.instanceId };
     const build = (context: RunContext): CallSpec => {
       const spec = this.#callSpec(entry, input, context.inputs, override);
@@ -792,6 +812,16 @@ async function runTool(
     if (signal.aborted) throw error;
     return { id, name, arguments: args, ok: false, result: `Error: ${errorMessage(error)}` };
   }
+}
+
+/** The override of node `name` in a run with these options: its own override over the run's `model`. */
+function overrideOf(
+  name: string,
+  options: Pick<ChainRunOptions, 'model' | 'overrides'>,
+): NodeOverride | undefined {
+  return options.model === undefined
+    ? options.overrides?.[name]
+    : { model: options.model, ...options.overrides?.[name] };
 }
 
 function asError(error: unknown): Error {

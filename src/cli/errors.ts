@@ -18,7 +18,11 @@ export type CliErrorCode =
   | 'store_not_found'
   | 'unknown_run'
   | 'unknown_scorer'
-  | 'unknown_variant';
+  | 'unknown_variant'
+  // the pre-flight of run and eval (src/cli/preflight.ts), with the providers' codes
+  | 'unknown_provider'
+  | 'invalid_model_id'
+  | 'missing_api_key';
 
 /** Options of {@link CliError}. */
 export interface CliErrorOptions extends SymphonizerErrorOptions {

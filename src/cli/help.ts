@@ -19,10 +19,14 @@ Options:
 
 Chain modules are .ts or .js files exporting a chain built with chain({ input }).prompt(...).build().
 Models are provider:model (openai:…, anthropic:…, sim:… offline); keys come from OPENAI_API_KEY and
-ANTHROPIC_API_KEY. Nodes without a model use $SYMPHONIZER_MODEL, else the offline simulated model.
+ANTHROPIC_API_KEY (none is needed when OPENAI_BASE_URL / ANTHROPIC_BASE_URL point to another server).
+Nodes without a model use $SYMPHONIZER_MODEL, else the offline simulated model. A chain built with its
+own client runs on that client and its providers. Before anything runs, run and eval check that every
+model's provider is registered and has its key.
 
 Exit codes: 0 ok, 1 the chain failed (eval: stopped by --max-cost or Ctrl+C), 2 usage error (arguments,
-module, input, dataset, store).
+with the nearest option or command for a misspelt one; module, input, dataset, store; a model of an
+unknown provider or without its API key, found before anything runs).
 `;
 
 /** Help of `symphonizer run`. */
@@ -95,7 +99,8 @@ Progress goes to stderr: a bar on a terminal (rows, rate, ETA, errors, tokens, c
 second or every 10%. Ctrl+C stops cleanly: finished rows stay stored, and the command to resume is printed.
 
 Exit codes: 0 the batch completed (FAIL and ERROR rows are results), 1 stopped by --max-cost or Ctrl+C,
-2 usage error (arguments, missing dataset or module, no chain, bad scorers or variants, store).
+2 usage error (arguments, missing dataset or module, no chain, bad scorers or variants, store; a model of
+a variant whose provider is unknown or has no API key, found before the store is opened).
 
 Examples:
   symphonizer eval ./chains/classify.ts --dataset tickets.jsonl --report report.html

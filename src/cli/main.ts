@@ -11,6 +11,7 @@ import { SymphonizerError } from '../core/index.ts';
 import { CliError } from './errors.ts';
 import { compareHelp, evalHelp, graphHelp, mainHelp, runHelp, runsHelp } from './help.ts';
 import { inputIssueLines, printError, scrubbed, type CliIO } from './output.ts';
+import { closest } from './suggest.ts';
 
 const commands: Readonly<
   Record<
@@ -44,6 +45,7 @@ const usageCodes = new Set([
   'invalid_chain',
   'invalid_model_id',
   'unknown_provider',
+  'missing_api_key',
   'invalid_option',
   // eval: a dataset file that cannot be read, a run resumed with another chain, a store that cannot be opened
   'dataset_error',
@@ -54,7 +56,8 @@ const usageCodes = new Set([
 /**
  * Runs the command line `argv` (without `node` and the script) and returns the exit code: 0 ok, 1 the chain
  * failed (or an eval was stopped by its cost ceiling or interrupted), 2 a usage error (bad arguments, missing
- * module or dataset, no chain, bad JSON, invalid input). Never throws.
+ * module or dataset, no chain, bad JSON, invalid input, or, found before anything runs, a model of an
+ * unknown provider or a provider without its API key). Never throws.
  *
  * @example
  * ```ts
@@ -124,8 +127,14 @@ export function version(): string {
 }
 
 function unknownCommand(name: string): CliError {
-  return new CliError('invalid_argument', `Unknown command "${name}".`, {
-    hint: `commands: ${Object.keys(commands).join(', ')}; see symphonizer --help`,
+  const names = [...Object.keys(commands), 'help'];
+  const nearest = name.startsWith('-')
+    ? closest(name.replace(/^-+/, ''), ['help', 'version'])
+    : closest(name, names);
+  const suggestion =
+    nearest === undefined ? '.' : `: did you mean ${name.startsWith('-') ? `--${nearest}` : nearest}?`;
+  return new CliError('invalid_argument', `Unknown command "${name}"${suggestion}`, {
+    hint: `commands: ${names.join(', ')}; see symphonizer --help`,
   });
 }
 

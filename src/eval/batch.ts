@@ -57,11 +57,18 @@ export interface EvaluateOptions<S extends z.ZodType, O extends Record<string, u
   readonly store?: RunStore | string | undefined;
   /** A response cache: answers are replayed from it (read-only mode needs no provider at all). */
   readonly cache?: ResponseCache | undefined;
-  /** The registry to call providers through (wrapped by `cache` when given). @default createDefaultRegistry() */
+  /**
+   * The registry to call providers through (wrapped by `cache` when given).
+   * @default the registry of the chain's own client (its `client` option), else createDefaultRegistry()
+   */
   readonly registry?: ProviderRegistry | undefined;
   /** Prices for cost accounting and the cost ceiling. @default PriceTable.default */
   readonly prices?: PriceTable | undefined;
-  /** The client for model calls; not combinable with `cache` (the cache wraps the registry). */
+  /**
+   * The client for model calls; not combinable with `cache` (the cache wraps the registry).
+   * @default the chain's own client when neither `registry`, `cache` nor `maxCostUsd` is given; else a new
+   *   client (see `registry`) with the batch's budget, sharing the chain client's rate limiters
+   */
   readonly client?: ModelClient | undefined;
   /** Most row × variant units running at once (Perform's high-water mark). @default 16 */
   readonly concurrency?: number | undefined;
@@ -157,16 +164,7 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
         ? without(store.finishedKeys(run), store.errorKeys(run))
         : store.finishedKeys(run);
 
-    const registry = options.registry ?? createDefaultRegistry();
-    const client =
-      options.client ??
-      new ModelClient({
-        registry: options.cache === undefined ? registry : options.cache.wrapRegistry(registry),
-        budget: maxCost === undefined ? undefined : { maxUsd: maxCost },
-        prices: options.prices,
-        // Rows carry their own usage; per-composition totals would grow by one entry per row.
-        meter: new UsageMeter({ prices: options.prices, perComposition: false }),
-      });
+    const client = batchClient(options);
 
     const total = typeof options.dataset === 'string' ? await countUnits(options, variants, skip) : undefined;
     const batch = new Batch(options, run, store, client, variants, skip, total, concurrency);
@@ -184,6 +182,42 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
   } finally {
     if (ownsStore) store.close();
   }
+}
+
+/**
+ * The client a batch calls through: `options.client`; else the chain's own client (its `client` option) when
+ * the batch needs nothing of its own, i.e. no `registry`, `cache` or `maxCostUsd`; else a new client on
+ * `options.registry`, else on the chain client's registry and rate limiters (so its providers, custom ones
+ * included, and its limits still apply), else on the default registry, with the batch's budget and cache.
+ */
+function batchClient<S extends z.ZodType, O extends Record<string, unknown>>(
+  options: EvaluateOptions<S, O>,
+): ModelClient {
+  if (options.client !== undefined) return options.client;
+  const own = chainClient(options.chain);
+  const maxCost = options.maxCostUsd;
+  if (
+    own !== undefined &&
+    options.registry === undefined &&
+    options.cache === undefined &&
+    maxCost === undefined
+  )
+    return own;
+  const registry = options.registry ?? own?.registry ?? createDefaultRegistry();
+  return new ModelClient({
+    registry: options.cache === undefined ? registry : options.cache.wrapRegistry(registry),
+    limits: options.registry === undefined ? own?.limiters : undefined,
+    budget: maxCost === undefined ? undefined : { maxUsd: maxCost },
+    prices: options.prices,
+    // Rows carry their own usage; per-composition totals would grow by one entry per row.
+    meter: new UsageMeter({ prices: options.prices, perComposition: false }),
+  });
+}
+
+/** The chain's own client, if it has one (`undefined` for a chain of an older copy without the getter). */
+function chainClient(chain: unknown): ModelClient | undefined {
+  const client = (chain as { readonly client?: unknown }).client;
+  return client instanceof ModelClient ? client : undefined;
 }
 
 class Batch<S extends z.ZodType, O extends Record<string, unknown>> {

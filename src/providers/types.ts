@@ -116,4 +116,11 @@ export interface Provider {
   readonly name: string;
   complete(request: ModelRequest): Promise<ModelResponse>;
   stream(request: ModelRequest): AsyncIterable<StreamEvent>;
+  /**
+   * Checks, before anything runs, that a call to `model` (without its provider prefix) could be sent: sends
+   * no request, builds no SDK client, imports no SDK. The `symphonizer` command calls it for every model a
+   * run will use, so a missing key is reported before the first node starts.
+   * @throws {MissingApiKeyError} when the call needs an API key and none is configured.
+   */
+  preflight?(model: string): void;
 }

@@ -7,6 +7,7 @@ import { createProgress, type CliWritable } from '../../src/cli/output.ts';
 import { jsonErrorPosition, parseJson } from '../../src/cli/input.ts';
 import { main } from '../../src/cli/main.ts';
 import { fakeKey } from '../helpers/fake-keys.ts';
+import { startFakeProviderServer } from '../support/fake-provider-server.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const fixtures = 'test/cli/fixtures';
@@ -19,10 +20,14 @@ interface Outcome {
 
 /** Runs the CLI in a child process from the repository root. */
 function cli(args: readonly string[], env: Readonly<Record<string, string>> = {}): Promise<Outcome> {
-  const childEnv: Record<string, string | undefined> = { ...process.env, NO_COLOR: '1', ...env };
-  delete childEnv.SYMPHONIZER_MODEL;
-  if (!('OPENAI_API_KEY' in env)) delete childEnv.OPENAI_API_KEY;
-  delete childEnv.ANTHROPIC_API_KEY;
+  // No provider variable of the parent's leaks in: only the ones a test gives.
+  const providerVars = ['OPENAI_API_KEY', 'OPENAI_BASE_URL', 'ANTHROPIC_API_KEY', 'ANTHROPIC_BASE_URL'];
+  const inherited = Object.fromEntries(
+    Object.entries(process.env).filter(
+      ([name]) => !providerVars.includes(name) && name !== 'SYMPHONIZER_MODEL',
+    ),
+  );
+  const childEnv: Record<string, string | undefined> = { ...inherited, NO_COLOR: '1', ...env };
   return new Promise((done) => {
     execFile(
       process.execPath,
@@ -195,6 +200,145 @@ describe.concurrent('symphonizer run: usage errors exit 2', slow, () => {
   });
 });
 
+describe.concurrent('symphonizer run: providers are checked before anything runs', slow, () => {
+  it("runs a chain on its own client's registry (a custom provider)", async () => {
+    const r = await cli([
+      'run',
+      `${fixtures}/custom-provider-chain.ts`,
+      '--input',
+      '{"text":"win a free cruise"}',
+      '--json',
+    ]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const parsed = JSON.parse(r.stdout) as { status: string; outputs: { classify: unknown } };
+    expect(parsed.status).toBe('completed');
+    expect(parsed.outputs.classify).toEqual({ label: 'spam' });
+  });
+
+  it('an unknown provider exits 2 before any node starts: no output, no trace', async () => {
+    const [flag, own] = await Promise.all([
+      cli(['run', `${fixtures}/report-chain.ts`, '--input', topic, '--model', 'nope:x']),
+      // The chain's own registry knows only "rules" and "sim": openai is unknown there.
+      cli([
+        'run',
+        `${fixtures}/custom-provider-chain.ts`,
+        '--input',
+        '{"text":"hi"}',
+        '--model',
+        'openai:gpt-x',
+      ]),
+    ]);
+    expect(flag.code).toBe(2);
+    expect(flag.stdout).toBe('');
+    expect(flag.stderr).toContain(
+      'error [unknown_provider]: Unknown provider "nope" in model nope:x (nodes "outline", "draft", "review")',
+    );
+    expect(flag.stderr).toContain('hint: known providers: anthropic, openai, sim');
+    expect(flag.stderr).not.toContain('trace');
+    expect(own.code).toBe(2);
+    expect(own.stdout).toBe('');
+    expect(own.stderr).toContain('error [unknown_provider]: Unknown provider "openai"');
+    expect(own.stderr).toContain('known providers: rules, sim');
+  });
+
+  it('a missing API key exits 2 before anything runs, naming the variable to set', async () => {
+    const [openai, anthropic] = await Promise.all([
+      cli(['run', `${fixtures}/report-chain.ts`, '--input', topic, '--model', 'openai:gpt-x']),
+      cli([
+        'run',
+        `${fixtures}/report-chain.ts`,
+        '--input',
+        topic,
+        '--model',
+        'anthropic:claude-x',
+        '--json',
+      ]),
+    ]);
+    expect(openai.code).toBe(2);
+    expect(openai.stdout).toBe('');
+    expect(openai.stderr).toContain('error [missing_api_key]: No API key for provider "openai"');
+    expect(openai.stderr).toContain('needs OPENAI_API_KEY');
+    expect(openai.stderr).toMatch(/^hint: set OPENAI_API_KEY/m);
+    expect(openai.stderr).not.toContain('trace');
+    expect(anthropic.code).toBe(2);
+    expect(anthropic.stdout).toBe('');
+    expect(anthropic.stderr).toContain('needs ANTHROPIC_API_KEY');
+  });
+
+  it('with the key set (or a server of its own) the run is not refused, and runs', async () => {
+    const server = await startFakeProviderServer();
+    try {
+      const key = fakeKey('test', 'preflight0123456789');
+      const [keyed, local] = await Promise.all([
+        cli(['run', `${fixtures}/report-chain.ts`, '--input', topic, '--model', 'openai:gpt-x', '--json'], {
+          OPENAI_API_KEY: key,
+          OPENAI_BASE_URL: server.openaiBaseURL,
+        }),
+        // A base URL that is not OpenAI's needs no key (as the provider itself decides).
+        cli(['run', `${fixtures}/report-chain.ts`, '--input', topic, '--model', 'openai:gpt-x', '--json'], {
+          OPENAI_BASE_URL: server.openaiBaseURL,
+        }),
+      ]);
+      for (const r of [keyed, local]) {
+        expect(r.stderr).not.toContain('missing_api_key');
+        expect(r.code).toBe(0);
+        const parsed = JSON.parse(r.stdout) as {
+          status: string;
+          simulated: boolean;
+          usage: { calls: number };
+        };
+        expect(parsed.status).toBe('completed');
+        expect(parsed.simulated).toBe(false);
+        expect(parsed.usage.calls).toBe(3);
+      }
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe.concurrent('symphonizer: misspelt options and commands', slow, () => {
+  it('a misspelt option names the nearest known one and exits 2', async () => {
+    const [run, evaluate, graph, runs, compare] = await Promise.all([
+      cli(['run', `${fixtures}/report-chain.ts`, '--inptu', topic]),
+      cli(['eval', `${fixtures}/report-chain.ts`, '--datset', 'rows.jsonl']),
+      cli(['graph', `${fixtures}/report-chain.ts`, '--fromat', 'dot']),
+      cli(['runs', '--sotre', 'x.sqlite']),
+      cli(['compare', 'a', 'b', '--scorr', 'correct']),
+    ]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toContain(
+      "error [invalid_argument]: Unknown option '--inptu' for symphonizer run: did you mean --input?",
+    );
+    expect(run.stderr).toContain('hint: options: --input, --export, --model, --stream, --json, --help');
+    expect(run.stderr).not.toContain('To specify a positional argument'); // not Node's parseArgs text
+    expect(evaluate.code).toBe(2);
+    expect(evaluate.stderr).toContain('did you mean --dataset?');
+    expect(graph.code).toBe(2);
+    expect(graph.stderr).toContain('did you mean --format?');
+    expect(runs.code).toBe(2);
+    expect(runs.stderr).toContain('did you mean --store?');
+    expect(compare.code).toBe(2);
+    expect(compare.stderr).toContain('did you mean --scorer?');
+  });
+
+  it('a misspelt command names the nearest one', async () => {
+    const [rnu, evl, helpTopic] = await Promise.all([
+      cli(['rnu']),
+      cli(['evla', 'x.ts']),
+      cli(['help', 'grpah']),
+    ]);
+    expect(rnu.code).toBe(2);
+    expect(rnu.stderr).toContain('error [invalid_argument]: Unknown command "rnu": did you mean run?');
+    expect(evl.code).toBe(2);
+    expect(evl.stderr).toContain('did you mean eval?');
+    expect(helpTopic.code).toBe(2);
+    expect(helpTopic.stderr).toContain('did you mean graph?');
+  });
+});
+
 describe.concurrent('symphonizer graph, help and version', slow, () => {
   it('prints Mermaid by default and DOT on request', async () => {
     const [mermaid, dot] = await Promise.all([
@@ -221,7 +365,8 @@ describe.concurrent('symphonizer graph, help and version', slow, () => {
     expect(runHelp.stdout).toContain('Usage: symphonizer run <chain module>');
     expect(version.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
     expect(unknown.code).toBe(2);
-    expect(unknown.stderr).toContain('Unknown command "frobnicate"');
+    expect(unknown.stderr).toContain('Unknown command "frobnicate".');
+    expect(unknown.stderr).not.toContain('did you mean');
   });
 });
 

@@ -1,7 +1,7 @@
 // `symphonizer eval`, `runs` and `compare`, run as subprocesses against a fixture chain on the offline
 // simulated model, each test with its own temporary run store. No network, no timed assertions.
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -22,10 +22,18 @@ interface Outcome {
 
 /** Runs the CLI in a child process from the repository root. */
 function cli(args: readonly string[]): Promise<Outcome> {
-  const env: Record<string, string | undefined> = { ...process.env, NO_COLOR: '1' };
-  delete env.SYMPHONIZER_MODEL;
-  delete env.OPENAI_API_KEY;
-  delete env.ANTHROPIC_API_KEY;
+  // No provider variable of the parent's leaks in.
+  const dropped = [
+    'SYMPHONIZER_MODEL',
+    'OPENAI_API_KEY',
+    'OPENAI_BASE_URL',
+    'ANTHROPIC_API_KEY',
+    'ANTHROPIC_BASE_URL',
+  ];
+  const env: Record<string, string | undefined> = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([name]) => !dropped.includes(name))),
+    NO_COLOR: '1',
+  };
   return new Promise((done) => {
     execFile(process.execPath, ['src/cli/main.ts', ...args], { cwd: root, env }, (error, stdout, stderr) => {
       const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
@@ -273,6 +281,72 @@ describe.concurrent('symphonizer eval, runs and compare', slow, () => {
     expect(bothModels.stderr).toContain('--model and --variants cannot be combined');
     expect(noStore.code).toBe(2);
     expect(noStore.stderr).toContain('error [store_not_found]');
+  });
+
+  it("scores rows through the chain's own client (a custom provider), not as unknown_provider", async () => {
+    const store = join(tempDir(), 'runs.sqlite');
+    const module = `${fixtures}/custom-provider-chain.ts`;
+    const [plain, capped] = await Promise.all([
+      cli(['eval', module, '--dataset', dataset, '--store', store, '--json']),
+      // A cost ceiling gives the batch a budget of its own, on the chain client's registry.
+      cli([
+        'eval',
+        module,
+        '--dataset',
+        dataset,
+        '--store',
+        store,
+        '--run',
+        'capped',
+        '--max-cost',
+        '1',
+        '--json',
+      ]),
+    ]);
+    for (const r of [plain, capped]) {
+      expect(r.code).toBe(0);
+      expect(r.stdout + r.stderr).not.toContain('unknown_provider');
+      const parsed = JSON.parse(r.stdout) as EvalJson;
+      expect(parsed.stopped).toBeNull();
+      // Every readable row is classified right by the keyword provider; r4 fails the input schema.
+      expect(parsed.summary.variants[0]).toMatchObject({ rows: 6, pass: 5, fail: 0, error: 1 });
+      expect(parsed.rowErrors).toBe(1);
+    }
+  });
+
+  it('an unknown provider or a missing key exits 2 before the store is opened', async () => {
+    const dir = tempDir();
+    const store = join(dir, 'runs.sqlite');
+    const refused = join(dir, 'refused.sqlite');
+    const [unknown, keyless, variant] = await Promise.all([
+      cli(['eval', chainModule, '--dataset', dataset, '--store', refused, '--model', 'nope:x']),
+      cli(['eval', chainModule, '--dataset', dataset, '--store', refused, '--model', 'openai:gpt-x']),
+      cli([
+        'eval',
+        `${fixtures}/custom-provider-chain.ts`,
+        '--dataset',
+        dataset,
+        '--store',
+        store,
+        '--model',
+        'sim:a',
+      ]),
+    ]);
+    expect(unknown.code).toBe(2);
+    expect(unknown.stdout).toBe('');
+    expect(unknown.stderr).toContain(
+      'error [unknown_provider]: Unknown provider "nope" in model nope:x (variant "nope:x": node "classify")',
+    );
+    expect(unknown.stderr).toContain('known providers: anthropic, openai, sim');
+    expect(keyless.code).toBe(2);
+    expect(keyless.stdout).toBe('');
+    expect(keyless.stderr).toContain('error [missing_api_key]');
+    expect(keyless.stderr).toContain('needs OPENAI_API_KEY');
+    expect(keyless.stderr).not.toContain('eval "spam"'); // no progress: no row started
+    expect(existsSync(refused)).toBe(false);
+    // sim is registered on every registry, the chain's own too: this one runs (and creates the store).
+    expect(variant.code).toBe(0);
+    expect(existsSync(store)).toBe(true);
   });
 
   it('help texts', async () => {

@@ -262,4 +262,25 @@ describe('evaluate()', () => {
     for (const row of stored) expect(row.scores).toEqual(expected.get(row.rowId));
     expect(resumed.summary.variants[0]?.scores).toEqual(reference.summary.variants[0]?.scores);
   }, 60_000);
+
+  it("calls through the chain's own client and its registry when given neither client nor registry", async () => {
+    const { chain: c, provider } = scripted(); // 'fake' is registered only on the chain's own client
+    const scorer = [exactMatch({ name: 'correct', node: 'classify' })];
+    const plain = await evaluate({ chain: c, dataset: rows, scorers: scorer });
+    const summary = plain.summary.variants[0]!;
+    expect({ pass: summary.pass, fail: summary.fail, error: summary.error }).toEqual({
+      pass: 2,
+      fail: 1,
+      error: 2,
+    });
+    expect(summary.errors.map((e) => e.code)).not.toContain('unknown_provider');
+    expect(provider.requests).toHaveLength(4);
+    expect(c.client?.usage.total.calls).toBe(3); // the chain's client metered the 3 answered calls
+
+    // With a cost ceiling the batch needs its own budget: a client on the chain client's registry.
+    const capped = await evaluate({ chain: c, dataset: rows, scorers: scorer, maxCostUsd: 1 });
+    expect(capped.summary.variants[0]!.pass).toBe(2);
+    expect(provider.requests).toHaveLength(8);
+    expect(c.client?.usage.total.calls).toBe(3);
+  });
 });

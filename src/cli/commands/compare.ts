@@ -3,10 +3,10 @@
  * `compareVariants()`: each side's rows are relabelled as one variant (the run's name, or the variant's name
  * within one run), so comparing runs reuses the paired comparison of variants.
  */
-import { parseArgs } from 'node:util';
 import { compareVariants, renderTextTable, summarize, type VariantComparison } from '../../eval/report.ts';
 import { RunStore, type RunSummary } from '../../eval/store.ts';
 import type { RowRecord } from '../../eval/types.ts';
+import { parseCommandArgs } from '../args.ts';
 import { CliError } from '../errors.ts';
 import { existingStore } from '../eval-support.ts';
 import { compareHelp } from '../help.ts';
@@ -23,7 +23,7 @@ interface Side {
 
 /** Runs `symphonizer compare`; returns the exit code (0 ok, 2 a usage error: unknown run, variant, scorer). */
 export async function compareCommand(args: readonly string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('compare', {
     args: [...args],
     allowPositionals: true,
     strict: true,

@@ -5,10 +5,10 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { z } from 'zod';
 import { SymphonizerError, type Json } from '../../core/index.ts';
 import type { Chain } from '../../chain/index.ts';
+import { createDefaultRegistry } from '../../providers/index.ts';
 import { evaluate, type EvalResult } from '../../eval/batch.ts';
 import { ResponseCache, type CacheMode, type CacheStats } from '../../eval/cache.ts';
 import { readDataset } from '../../eval/dataset.ts';
@@ -23,6 +23,7 @@ import {
 import { exactMatch } from '../../eval/scorers.ts';
 import { RunStore } from '../../eval/store.ts';
 import type { Scorer, Variant } from '../../eval/types.ts';
+import { parseCommandArgs } from '../args.ts';
 import { CliError } from '../errors.ts';
 import {
   createEvalProgress,
@@ -36,6 +37,7 @@ import {
 import { evalHelp } from '../help.ts';
 import { importModule, loadChain } from '../load-chain.ts';
 import { formatCost, formatCount, printError, type CliIO } from '../output.ts';
+import { clientOf, preflight } from '../preflight.ts';
 
 const modelId = /^[A-Za-z0-9_.-]+:\S+$/;
 const cacheModes: readonly CacheMode[] = ['read-write', 'read-only', 'off'];
@@ -52,7 +54,7 @@ type ScorerSource = 'option' | 'chain module' | 'default' | 'none';
  * 1 it was stopped by the cost ceiling or interrupted, 2 a usage error.
  */
 export async function evalCommand(args: readonly string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('eval', {
     args: [...args],
     allowPositionals: true,
     strict: true,
@@ -136,6 +138,19 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
   const store = storePath(values.store, io.cwd);
   const reportPath = values.report === undefined ? undefined : resolve(io.cwd, values.report);
 
+  // The chain's own client and its registry (custom providers included) when it has one, else the default
+  // registry; every model of every variant is checked against it before the store is even opened.
+  const own = clientOf(loaded.raw);
+  const registry = own?.registry ?? createDefaultRegistry();
+  preflight({
+    chain,
+    runs: variants?.map((v) => ({ label: `variant "${v.name}"`, model: v.model, overrides: v.overrides })),
+    registry,
+    env: io.env,
+    envKeys: own === undefined,
+    keys: cacheMode !== 'read-only',
+  });
+
   const err = io.stderr;
   if (source === 'default') {
     err.write(
@@ -181,6 +196,8 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
     }
     result = await evaluate({
       chain,
+      // Without one, evaluate() calls through the chain's own client (see its `client` option).
+      registry: own === undefined ? registry : undefined,
       dataset,
       scorers,
       variants,

@@ -1,7 +1,7 @@
 /**
  * `symphonizer graph <chain module>`: print a chain's graph as Mermaid or Graphviz DOT.
  */
-import { parseArgs } from 'node:util';
+import { parseCommandArgs } from '../args.ts';
 import { CliError } from '../errors.ts';
 import { graphHelp } from '../help.ts';
 import { loadChain } from '../load-chain.ts';
@@ -11,7 +11,7 @@ const formats = ['mermaid', 'dot'] as const;
 
 /** Runs `symphonizer graph`; returns the exit code (0 ok, 2 a usage error). */
 export async function graphCommand(args: readonly string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('graph', {
     args: [...args],
     allowPositionals: true,
     strict: true,

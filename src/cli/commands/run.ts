@@ -2,15 +2,22 @@
  * `symphonizer run <chain module>`: load a chain, validate the input, run it, print outputs, trace, usage and
  * cost (or one JSON object with `--json`).
  */
-import { parseArgs } from 'node:util';
 import { SymphonizerError } from '../../core/index.ts';
 import { redactSecrets, type UsageTotals } from '../../providers/index.ts';
-import { formatTrace, type ChainEvent, type ChainResult, type NodeOverride } from '../../chain/index.ts';
+import {
+  defaultModelClient,
+  formatTrace,
+  type ChainEvent,
+  type ChainResult,
+  type NodeOverride,
+} from '../../chain/index.ts';
 import type { NodeRecord } from '../../core/index.ts';
+import { parseCommandArgs } from '../args.ts';
 import { CliError } from '../errors.ts';
 import { runHelp } from '../help.ts';
 import { readInput } from '../input.ts';
 import { loadChain } from '../load-chain.ts';
+import { clientOf, preflight } from '../preflight.ts';
 import {
   createProgress,
   describeError,
@@ -26,7 +33,7 @@ const modelId = /^[A-Za-z0-9_.-]+:\S+$/;
 
 /** Runs `symphonizer run`; returns the exit code (0 ok, 1 the chain failed, 2 a usage error). */
 export async function runCommand(args: readonly string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('run', {
     args: [...args],
     allowPositionals: true,
     strict: true,
@@ -80,6 +87,17 @@ export async function runCommand(args: readonly string[], io: CliIO): Promise<nu
 
   const overrides: Record<string, NodeOverride> = {};
   if (values.model !== undefined) for (const node of chain.nodes) overrides[node] = { model: values.model };
+
+  // The chain runs on its own client (and its registry, custom providers included), else on the shared
+  // default one: every model the run will call is checked against that registry before the first node starts.
+  const own = clientOf(loaded.raw);
+  preflight({
+    chain: loaded.raw,
+    runs: [{ model: values.model }],
+    registry: (own ?? defaultModelClient()).registry,
+    env: io.env,
+    envKeys: own === undefined,
+  });
 
   const live = !values.json && !values.stream && io.stdout.isTTY === true;
   const progress = values.json ? undefined : createProgress(io.stdout, { stream: values.stream, live });

@@ -1,8 +1,8 @@
 /**
  * `symphonizer runs`: the eval runs of a run store as a table (or one JSON object).
  */
-import { parseArgs } from 'node:util';
 import { RunStore, type RunSummary } from '../../eval/store.ts';
+import { parseCommandArgs } from '../args.ts';
 import { CliError } from '../errors.ts';
 import { existingStore, formatTimestamp, textTable } from '../eval-support.ts';
 import { runsHelp } from '../help.ts';
@@ -10,7 +10,7 @@ import { formatCost, formatCount, type CliIO } from '../output.ts';
 
 /** Runs `symphonizer runs`; returns the exit code (0 ok, 2 a usage error such as a missing store). */
 export async function runsCommand(args: readonly string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parseCommandArgs('runs', {
     args: [...args],
     allowPositionals: true,
     strict: true,
