@@ -57,6 +57,7 @@ export function preflight(options: PreflightOptions): void {
     if (options.keys === false) continue;
     const { provider, model } = resolved;
     try {
+      // A provider that can check itself knows its own settings; the environment rule is the fallback.
       if (typeof provider.preflight === 'function') provider.preflight(model);
       else if (options.envKeys) checkEnvKey(provider.name, options.env);
     } catch (error) {

@@ -8,12 +8,26 @@ import type { ModelRequest, ModelResponse, Provider, StreamEvent } from './types
  * Wraps `load` in a provider named `name` that imports its implementation on the first `complete()` or
  * `stream()` call. A failed load is not cached: the next call tries again.
  */
-export function lazyProvider(name: string, load: () => Promise<Provider>): Provider {
-  return new LazyProvider(name, load);
+export function lazyProvider(
+  name: string,
+  load: () => Promise<Provider>,
+  options: LazyProviderOptions = {},
+): Provider {
+  const provider = new LazyProvider(name, load);
+  const check = options.preflight;
+  if (check !== undefined) provider.preflight = check;
+  return provider;
+}
+
+/** Options of {@link lazyProvider}. */
+export interface LazyProviderOptions {
+  /** The provider's {@link Provider.preflight}, which must not need the implementation. @default none */
+  readonly preflight?: ((model: string) => void) | undefined;
 }
 
 class LazyProvider implements Provider {
   readonly name: string;
+  preflight?: (model: string) => void;
   readonly #load: () => Promise<Provider>;
   // The implementation once loaded; the pending load while it is being imported.
   #impl: Provider | undefined;

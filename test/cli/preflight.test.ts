@@ -8,6 +8,7 @@ import {
   ModelClient,
   ProviderRegistry,
   createDefaultRegistry,
+  createOpenAIProvider,
 } from '../../src/providers/index.ts';
 import type { ModelRequest, ModelResponse, Provider } from '../../src/providers/types.ts';
 import { fakeKey } from '../helpers/fake-keys.ts';
@@ -84,7 +85,11 @@ describe('checkEnvKey()', () => {
 });
 
 describe('preflight()', () => {
-  const registry = createDefaultRegistry();
+  // Providers without a preflight() of their own: the environment rule applies to them (envKeys).
+  const registry = new ProviderRegistry()
+    .register(uncallable('openai'))
+    .register(uncallable('anthropic'))
+    .register(uncallable('sim'));
 
   it('names the missing key, the model and its nodes', () => {
     const error = failure({ chain: two, registry, env: {}, envKeys: true });
@@ -131,6 +136,28 @@ describe('preflight()', () => {
     expect(() => {
       preflight({ chain: two, runs: [{ model: 'sim:x' }], registry, env: {}, envKeys: true });
     }).not.toThrow();
+  });
+
+  it("uses the built-in providers' own preflight(): a key in their settings passes, none fails", () => {
+    const saved = { key: process.env['OPENAI_API_KEY'], url: process.env['OPENAI_BASE_URL'] };
+    process.env['OPENAI_API_KEY'] = '';
+    process.env['OPENAI_BASE_URL'] = '';
+    try {
+      const builtIn = createDefaultRegistry();
+      const only = chain({ name: 'one', model: 'openai:gpt-x', input: z.object({}) })
+        .prompt('first', { prompt: 'hi' })
+        .build();
+      expect(failure({ chain: only, registry: builtIn, env: {}, envKeys: false }).code).toBe(
+        'missing_api_key',
+      );
+      const keyed = new ProviderRegistry().register(createOpenAIProvider({ apiKey: fakeKey('test', 'z') }));
+      expect(() => {
+        preflight({ chain: only, registry: keyed, env: {}, envKeys: false });
+      }).not.toThrow();
+    } finally {
+      process.env['OPENAI_API_KEY'] = saved.key ?? '';
+      process.env['OPENAI_BASE_URL'] = saved.url ?? '';
+    }
   });
 
   it("calls a provider's own preflight(), without any request", () => {

@@ -2,6 +2,7 @@
  * The Anthropic adapter: the Messages API through the official `@anthropic-ai/sdk`: its settings and its factory. The adapter and the SDK it wraps live in
  * `./anthropic-sdk.ts`, imported on the first call.
  */
+import { MissingApiKeyError } from '../errors.ts';
 import { lazyProvider } from '../lazy-provider.ts';
 import type { Provider } from '../types.ts';
 
@@ -78,8 +79,50 @@ export interface AnthropicProviderSettings {
  * ```
  */
 export function createAnthropicProvider(settings: AnthropicProviderSettings = {}): Provider {
+  const name = settings.name ?? 'anthropic';
   return lazyProvider(
-    settings.name ?? 'anthropic',
+    name,
     async () => new (await import('./anthropic-sdk.ts')).AnthropicProvider(settings),
+    {
+      preflight: () => {
+        resolveAnthropicAccess(settings, name);
+      },
+    },
   );
+}
+
+/** Where calls go and with which key, read from the settings, else the environment. Package-internal. */
+export interface AnthropicAccess {
+  readonly baseURL: string | undefined;
+  readonly configuredKey: string | undefined;
+}
+
+/**
+ * Reads the base URL and the key of a provider the way its first call will, without importing its SDK.
+ * Package-internal: the adapter and {@link Provider.preflight} share it.
+ *
+ * @throws {MissingApiKeyError} when a key is required (the vendor's own host, or `requireApiKey`) and none is set.
+ */
+export function resolveAnthropicAccess(settings: AnthropicProviderSettings, name: string): AnthropicAccess {
+  const baseURL = settings.baseURL ?? readEnv('ANTHROPIC_BASE_URL');
+  const official = isAnthropicHost(baseURL);
+  const configuredKey = settings.apiKey ?? readEnv('ANTHROPIC_API_KEY');
+  if (configuredKey === undefined && (settings.requireApiKey ?? official))
+    throw new MissingApiKeyError(name, 'ANTHROPIC_API_KEY');
+  return { baseURL, configuredKey };
+}
+
+function readEnv(name: string): string | undefined {
+  const value = process.env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function isAnthropicHost(baseURL: string | undefined): boolean {
+  if (baseURL === undefined) return true;
+  try {
+    const host = new URL(baseURL).hostname;
+    return host === 'anthropic.com' || host.endsWith('.anthropic.com');
+  } catch {
+    return false;
+  }
 }

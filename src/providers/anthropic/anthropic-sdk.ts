@@ -12,7 +12,7 @@ import type {
   MessageParam,
   Tool,
 } from '@anthropic-ai/sdk/resources/messages';
-import { AbortedError, ConnectionError, MissingApiKeyError } from '../errors.ts';
+import { AbortedError, ConnectionError } from '../errors.ts';
 import { parseRateLimitHeaders } from '../rate-limit-headers.ts';
 import type {
   FinishReason,
@@ -23,7 +23,7 @@ import type {
   StreamEvent,
   ToolCall,
 } from '../types.ts';
-import type { AnthropicProviderSettings } from './anthropic-provider.ts';
+import { resolveAnthropicAccess, type AnthropicProviderSettings } from './anthropic-provider.ts';
 import { mapAnthropicError } from './map-anthropic-error.ts';
 
 const PLACEHOLDER_API_KEY = 'no-key-required';
@@ -253,11 +253,7 @@ export class AnthropicProvider implements Provider {
   #resolve(): ResolvedClient {
     if (this.#resolved !== undefined) return this.#resolved;
     const settings = this.#settings;
-    const baseURL = settings.baseURL ?? readEnv('ANTHROPIC_BASE_URL');
-    const configuredKey = settings.apiKey ?? readEnv('ANTHROPIC_API_KEY');
-    const requireApiKey = settings.requireApiKey ?? isAnthropicHost(baseURL);
-    if (configuredKey === undefined && requireApiKey)
-      throw new MissingApiKeyError(this.name, 'ANTHROPIC_API_KEY');
+    const { baseURL, configuredKey } = resolveAnthropicAccess(settings, this.name);
     const client = new Anthropic({
       // An explicit key also stops the SDK from looking for other credentials (auth token, profiles on disk).
       apiKey: configuredKey ?? PLACEHOLDER_API_KEY,
@@ -275,21 +271,6 @@ export class AnthropicProvider implements Provider {
 /** A function, not an inline check, so TypeScript does not narrow `aborted` across awaits. */
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
-}
-
-function readEnv(name: string): string | undefined {
-  const value = process.env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
-}
-
-function isAnthropicHost(baseURL: string | undefined): boolean {
-  if (baseURL === undefined) return true;
-  try {
-    const host = new URL(baseURL).hostname;
-    return host === 'anthropic.com' || host.endsWith('.anthropic.com');
-  } catch {
-    return false;
-  }
 }
 
 /** `providerOptions[name]` is merged into the body last, so it can set any wire field (`top_k`, `metadata`, …). */

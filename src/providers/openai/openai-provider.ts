@@ -2,6 +2,7 @@
  * The OpenAI adapter: Chat Completions through the official `openai` SDK: its settings and its factory. The adapter and the SDK it wraps live in
  * `./openai-sdk.ts`, imported on the first call.
  */
+import { MissingApiKeyError } from '../errors.ts';
 import { lazyProvider } from '../lazy-provider.ts';
 import type { Provider } from '../types.ts';
 
@@ -71,8 +72,48 @@ export interface OpenAIProviderSettings {
  * ```
  */
 export function createOpenAIProvider(settings: OpenAIProviderSettings = {}): Provider {
-  return lazyProvider(
-    settings.name ?? 'openai',
-    async () => new (await import('./openai-sdk.ts')).OpenAIProvider(settings),
-  );
+  const name = settings.name ?? 'openai';
+  return lazyProvider(name, async () => new (await import('./openai-sdk.ts')).OpenAIProvider(settings), {
+    preflight: () => {
+      resolveOpenAIAccess(settings, name);
+    },
+  });
+}
+
+/** Where calls go and with which key, read from the settings, else the environment. Package-internal. */
+export interface OpenAIAccess {
+  readonly baseURL: string | undefined;
+  readonly configuredKey: string | undefined;
+  /** Whether `baseURL` is the vendor's own API (the default when unset). */
+  readonly official: boolean;
+}
+
+/**
+ * Reads the base URL and the key of a provider the way its first call will, without importing its SDK.
+ * Package-internal: the adapter and {@link Provider.preflight} share it.
+ *
+ * @throws {MissingApiKeyError} when a key is required (the vendor's own host, or `requireApiKey`) and none is set.
+ */
+export function resolveOpenAIAccess(settings: OpenAIProviderSettings, name: string): OpenAIAccess {
+  const baseURL = settings.baseURL ?? readEnv('OPENAI_BASE_URL');
+  const official = isOpenAIHost(baseURL);
+  const configuredKey = settings.apiKey ?? readEnv('OPENAI_API_KEY');
+  if (configuredKey === undefined && (settings.requireApiKey ?? official))
+    throw new MissingApiKeyError(name, 'OPENAI_API_KEY');
+  return { baseURL, configuredKey, official };
+}
+
+function readEnv(name: string): string | undefined {
+  const value = process.env[name]?.trim();
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function isOpenAIHost(baseURL: string | undefined): boolean {
+  if (baseURL === undefined) return true;
+  try {
+    const host = new URL(baseURL).hostname;
+    return host === 'openai.com' || host.endsWith('.openai.com') || host.endsWith('.openai.azure.com');
+  } catch {
+    return false;
+  }
 }

@@ -13,7 +13,7 @@ import type {
   ChatCompletionMessageParam,
   ChatCompletionTool,
 } from 'openai/resources/chat/completions';
-import { AbortedError, ConnectionError, MissingApiKeyError } from '../errors.ts';
+import { AbortedError, ConnectionError } from '../errors.ts';
 import { parseRateLimitHeaders } from '../rate-limit-headers.ts';
 import type {
   FinishReason,
@@ -24,7 +24,7 @@ import type {
   StreamEvent,
   ToolCall,
 } from '../types.ts';
-import type { OpenAIProviderSettings } from './openai-provider.ts';
+import { resolveOpenAIAccess, type OpenAIProviderSettings } from './openai-provider.ts';
 import { mapOpenAIError } from './map-openai-error.ts';
 
 /** Sent when a non-OpenAI server needs no key: the SDK insists on one, and such servers ignore it. */
@@ -165,12 +165,7 @@ export class OpenAIProvider implements Provider {
   #resolve(): ResolvedClient {
     if (this.#resolved !== undefined) return this.#resolved;
     const settings = this.#settings;
-    const baseURL = settings.baseURL ?? readEnv('OPENAI_BASE_URL');
-    const official = isOpenAIHost(baseURL);
-    const configuredKey = settings.apiKey ?? readEnv('OPENAI_API_KEY');
-    const requireApiKey = settings.requireApiKey ?? official;
-    if (configuredKey === undefined && requireApiKey)
-      throw new MissingApiKeyError(this.name, 'OPENAI_API_KEY');
+    const { baseURL, configuredKey, official } = resolveOpenAIAccess(settings, this.name);
     const apiKey = configuredKey ?? PLACEHOLDER_API_KEY;
     const client = new OpenAI({
       apiKey,
@@ -193,21 +188,6 @@ export class OpenAIProvider implements Provider {
 /** A function, not an inline check, so TypeScript does not narrow `aborted` across awaits. */
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
-}
-
-function readEnv(name: string): string | undefined {
-  const value = process.env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
-}
-
-function isOpenAIHost(baseURL: string | undefined): boolean {
-  if (baseURL === undefined) return true;
-  try {
-    const host = new URL(baseURL).hostname;
-    return host === 'openai.com' || host.endsWith('.openai.com') || host.endsWith('.openai.azure.com');
-  } catch {
-    return false;
-  }
 }
 
 function buildBody(
