@@ -145,7 +145,7 @@ describe('preflight()', () => {
     try {
       const builtIn = createDefaultRegistry();
       const only = chain({ name: 'one', model: 'openai:gpt-x', input: z.object({}) })
-        .prompt('first', { prompt: 'hi' })
+        .prompt('first', { template: 'hi' })
         .build();
       expect(failure({ chain: only, registry: builtIn, env: {}, envKeys: false }).code).toBe(
         'missing_api_key',
