@@ -51,6 +51,7 @@ export {
   BudgetExceededError,
   ConflictError,
   ConnectionError,
+  CredentialsInUrlError,
   InternalServerError,
   InvalidModelIdError,
   MissingApiKeyError,

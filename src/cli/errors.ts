@@ -22,7 +22,8 @@ export type CliErrorCode =
   // the pre-flight of run and eval (src/cli/preflight.ts), with the providers' codes
   | 'unknown_provider'
   | 'invalid_model_id'
-  | 'missing_api_key';
+  | 'missing_api_key'
+  | 'credentials_in_url';
 
 /** Options of {@link CliError}. */
 export interface CliErrorOptions extends SymphonizerErrorOptions {

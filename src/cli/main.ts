@@ -46,6 +46,7 @@ const usageCodes = new Set([
   'invalid_model_id',
   'unknown_provider',
   'missing_api_key',
+  'credentials_in_url',
   'invalid_option',
   // eval: a dataset file that cannot be read, a run resumed with another chain, a store that cannot be opened
   'dataset_error',
@@ -57,7 +58,7 @@ const usageCodes = new Set([
  * Runs the command line `argv` (without `node` and the script) and returns the exit code: 0 ok, 1 the chain
  * failed (or an eval was stopped by its cost ceiling or interrupted), 2 a usage error (bad arguments, missing
  * module or dataset, no chain, bad JSON, invalid input, or, found before anything runs, a model of an
- * unknown provider or a provider without its API key). Never throws.
+ * unknown provider, a provider without its API key, or a base URL with credentials in it). Never throws.
  *
  * @example
  * ```ts

@@ -4,7 +4,7 @@
  */
 import { SymphonizerError } from '../core/index.ts';
 // The redaction module itself, not the providers index: that would load the provider SDKs for `--help`.
-import { REDACTED, redactSecrets } from '../providers/redact.ts';
+import { REDACTED, redactSecrets, redactUrlCredentials } from '../providers/redact.ts';
 import type { UsageTotals } from '../providers/index.ts';
 import type { ChainEvent } from '../chain/index.ts';
 import { CliError } from './errors.ts';
@@ -33,20 +33,25 @@ const secretName = /(API_KEY|_TOKEN|SECRET|PASSWORD)$/i;
 
 /**
  * Wraps a stream so nothing written through it shows the value of an environment variable named like a
- * secret (`*API_KEY`, `*_TOKEN`, `*SECRET`, `*PASSWORD`, values of 8 characters or more).
+ * secret (`*API_KEY`, `*_TOKEN`, `*SECRET`, `*PASSWORD`, values of 8 characters or more), the credentials of
+ * any `scheme://user:password@` URL (the userinfo becomes `***@`), or, anywhere, the user name or password
+ * (8 characters or more, as written and decoded) of a URL held by any environment variable (`OPENAI_BASE_URL`).
  */
 export function scrubbed(
   stream: CliWritable,
   env: Readonly<Record<string, string | undefined>>,
 ): CliWritable {
-  const secrets = Object.entries(env)
-    .filter(([name, value]) => secretName.test(name) && value !== undefined && value.length >= 8)
-    .map(([, value]) => value as string);
-  secrets.sort((a, b) => b.length - a.length);
+  const secrets = new Set<string>();
+  for (const [name, value] of Object.entries(env)) {
+    if (value === undefined) continue;
+    if (secretName.test(name) && value.length >= 8) secrets.add(value);
+    for (const part of urlCredentials(value)) if (part.length >= 8) secrets.add(part);
+  }
+  const sorted = [...secrets].sort((a, b) => b.length - a.length);
   return {
     write: (text: string) => {
-      let safe = text;
-      for (const secret of secrets) safe = safe.split(secret).join(REDACTED);
+      let safe = redactUrlCredentials(text);
+      for (const secret of sorted) safe = safe.split(secret).join(REDACTED);
       return stream.write(safe);
     },
     get isTTY() {
@@ -56,6 +61,27 @@ export function scrubbed(
       return stream.columns; // read on each use: the terminal may be resized
     },
   };
+}
+
+/** The user name and password of `value` when it is a URL with credentials, as written and percent-decoded. */
+function urlCredentials(value: string): string[] {
+  if (!value.includes('@')) return [];
+  let url: URL;
+  try {
+    url = new URL(value.trim());
+  } catch {
+    return [];
+  }
+  const parts = [url.username, url.password].filter((part) => part !== '');
+  return [...parts, ...parts.map(decoded)];
+}
+
+function decoded(part: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    return part;
+  }
 }
 
 /** A node output for people: strings as they are, anything else as indented JSON. */

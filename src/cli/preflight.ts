@@ -1,11 +1,18 @@
 /**
  * The checks `run` and `eval` make before anything starts: every model a run will call names a registered
- * provider, and every provider that needs an API key has one. A failure is a usage error (exit code 2)
+ * provider, every provider that needs an API key has one, and no base URL has credentials in it. A failure is
+ * a usage error (exit code 2)
  * naming the model, where it is used, and what to set; no node has started, so there is no output or trace.
  */
 import { SymphonizerError } from '../core/index.ts';
 import type { NodeOverride } from '../chain/index.ts';
-import { MissingApiKeyError, type ModelClient, type ProviderRegistry } from '../providers/index.ts';
+import {
+  CredentialsInUrlError,
+  MissingApiKeyError,
+  type ModelClient,
+  type ProviderRegistry,
+} from '../providers/index.ts';
+import { hasUrlCredentials } from '../providers/redact.ts';
 import { CliError } from './errors.ts';
 
 /** The environment the key checks read: the CLI's `io.env`. */
@@ -42,8 +49,8 @@ export interface PreflightOptions {
 /**
  * Checks every model the planned runs will call: that its provider is registered, and that a key is there
  * when one is needed (through the provider's own `preflight()`, else, with `envKeys`, from `env`).
- * @throws {CliError} `unknown_provider`, `invalid_model_id` or `missing_api_key`, naming the model and where it
- *   is used, with what to do in the hint.
+ * @throws {CliError} `unknown_provider`, `invalid_model_id`, `missing_api_key` or `credentials_in_url`, naming
+ *   the model and where it is used, with what to do in the hint.
  */
 export function preflight(options: PreflightOptions): void {
   const used = modelUses(options.chain, options.runs ?? [{}]);
@@ -86,14 +93,24 @@ const keyRules: Readonly<Record<string, { key: string; baseURL: string; hosts: r
 
 /**
  * Throws when provider `name` (`openai` or `anthropic`, as created from the environment) would refuse its
- * first call for want of a key: no key variable set, and no base URL variable pointing to another server
- * (a local OpenAI-compatible server needs none). Any other provider passes.
+ * first call: its base URL variable has credentials in it, or it lacks a key (no key variable set, and no base
+ * URL variable pointing to another server: a local OpenAI-compatible server needs none). Any other provider
+ * passes.
+ * @throws {CredentialsInUrlError}
  * @throws {MissingApiKeyError}
  */
 export function checkEnvKey(name: string, env: PreflightEnv): void {
   const rule = keyRules[name];
-  if (rule === undefined || read(env, rule.key) !== undefined) return;
+  if (rule === undefined) return;
   const baseURL = read(env, rule.baseURL);
+  if (baseURL !== undefined && hasUrlCredentials(baseURL))
+    throw new CredentialsInUrlError({
+      provider: name,
+      url: baseURL,
+      setting: rule.baseURL,
+      keyEnvVar: rule.key,
+    });
+  if (read(env, rule.key) !== undefined) return;
   if (baseURL !== undefined && !ownHost(baseURL, rule.hosts)) return;
   throw new MissingApiKeyError(name, rule.key);
 }
@@ -168,6 +185,20 @@ function rephrased(
             envVar === undefined
               ? (error.hint ?? 'configure the provider with its key')
               : `set ${envVar} (export ${envVar}=…), or run on another model with --model (sim:demo is offline)`,
+        },
+      );
+    }
+    case 'credentials_in_url': {
+      const provider = id.slice(0, id.indexOf(':'));
+      if (!(error instanceof CredentialsInUrlError)) return error;
+      const setting = error.setting === 'baseURL' ? "the provider's baseURL setting" : error.setting;
+      return new CliError(
+        'credentials_in_url',
+        `The base URL ${error.url} of provider "${provider}" (from ${setting}) has credentials in it:` +
+          ` model ${id} (${at}) cannot be called. Nothing was run.`,
+        {
+          cause: error,
+          hint: `remove the user:password@ part from ${setting}; the API key belongs in ${error.keyEnvVar} (or the provider's apiKey setting)`,
         },
       );
     }

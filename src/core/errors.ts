@@ -35,6 +35,7 @@ export type ErrorCode =
   | 'connection_error'
   | 'aborted'
   | 'missing_api_key'
+  | 'credentials_in_url'
   | 'unknown_provider'
   | 'invalid_model_id'
   | 'retries_exhausted'

@@ -7,7 +7,7 @@ import { SymphonizerError } from '../core/errors.ts';
 import type { ErrorCode } from '../core/errors.ts';
 import { parseRateLimitHeaders } from './rate-limit-headers.ts';
 import type { HeadersLike } from './rate-limit-headers.ts';
-import { redactSecrets } from './redact.ts';
+import { REDACTED_USERINFO, redactSecrets, redactUrlCredentials } from './redact.ts';
 import type { RateLimitInfo } from './types.ts';
 
 /** What every {@link ProviderError} constructor accepts. Only these fields are copied onto the error. */
@@ -185,6 +185,51 @@ export class MissingApiKeyError extends ProviderError {
   }
 }
 
+/** Fields of {@link CredentialsInUrlError}. */
+export interface CredentialsInUrlErrorInit {
+  /** Registry name of the provider, e.g. `openai`. */
+  readonly provider: string;
+  /** The URL as configured. Only its redacted form is kept. */
+  readonly url: string;
+  /** Where the URL came from: the setting (`baseURL`) or the environment variable (`OPENAI_BASE_URL`). */
+  readonly setting: string;
+  /** The environment variable that supplies the provider's key, e.g. `OPENAI_API_KEY`. */
+  readonly keyEnvVar: string;
+}
+
+/**
+ * A base URL has credentials in it (`http://user:password@host`): raised before any request, and never
+ * retried, since the SDKs would not send them (and would print them). The key belongs in the `apiKey` setting
+ * or the provider's key variable; `url` is the URL with its userinfo replaced by `***`.
+ */
+export class CredentialsInUrlError extends ProviderError {
+  /** The configured URL with its userinfo redacted: `http://***@host/v1`. */
+  readonly url: string;
+  /** Where the URL came from: `baseURL` (the setting) or the environment variable, e.g. `OPENAI_BASE_URL`. */
+  readonly setting: string;
+  /** The environment variable that supplies the key, e.g. `OPENAI_API_KEY`. */
+  readonly keyEnvVar: string;
+
+  constructor(init: CredentialsInUrlErrorInit) {
+    const url = redactedUrl(init.url);
+    const from = init.setting === 'baseURL' ? 'the baseURL setting' : init.setting;
+    super(
+      'credentials_in_url',
+      {
+        provider: init.provider,
+        message: `The base URL ${url} (from ${from}) has credentials in it; nothing was sent.`,
+        hint:
+          `put the API key in the apiKey setting or ${init.keyEnvVar}, ` +
+          `and give ${init.setting === 'baseURL' ? 'baseURL' : init.setting} with no user:password@`,
+      },
+      false,
+    );
+    this.url = url;
+    this.setting = init.setting;
+    this.keyEnvVar = init.keyEnvVar;
+  }
+}
+
 /** A model id named a provider that is not registered; `known` lists the registered ones. */
 export class UnknownProviderError extends ProviderError {
   /** Names of the providers that are registered. */
@@ -279,6 +324,29 @@ function formatMessage(init: ProviderErrorInit): string {
   const where = context.length === 0 ? init.provider : `${init.provider} (${context.join(', ')})`;
   const detail = redactSecrets(init.message?.trim() || 'Request failed.', init.secrets);
   return where === '' ? detail : `${where}: ${detail}`;
+}
+
+/**
+ * `url` with its userinfo (user name and password) replaced by `***`, as it was written when the text
+ * redaction removes the userinfo whole, else rebuilt from its parsed parts, so no part of the credentials
+ * survives whatever characters they hold.
+ */
+function redactedUrl(url: string): string {
+  const asText = redactUrlCredentials(url);
+  try {
+    const check = new URL(asText);
+    if (check.username === REDACTED_USERINFO && check.password === '') return asText;
+  } catch {
+    // not a URL once redacted: rebuild it below
+  }
+  try {
+    const parsed = new URL(url);
+    const userinfo = parsed.username !== '' || parsed.password !== '' ? `${REDACTED_USERINFO}@` : '';
+    const authority = parsed.host === '' ? '' : `//${userinfo}${parsed.host}`;
+    return `${parsed.protocol}${authority}${parsed.pathname}${parsed.search}${parsed.hash}`;
+  } catch {
+    return asText;
+  }
 }
 
 /** Fill `status`, `hint` and `message` only where the caller left them undefined (explicit undefined too). */

@@ -25,6 +25,7 @@ export {
   BadRequestError,
   ConflictError,
   ConnectionError,
+  CredentialsInUrlError,
   InternalServerError,
   InvalidModelIdError,
   MissingApiKeyError,
@@ -38,6 +39,7 @@ export {
   UnprocessableEntityError,
   isRetryableStatus,
   providerErrorFromStatus,
+  type CredentialsInUrlErrorInit,
   type ProviderErrorFromStatusInit,
   type ProviderErrorInit,
 } from './errors.ts';

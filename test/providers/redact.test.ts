@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   AbortedError,
+  CredentialsInUrlError,
   InternalServerError,
   MissingApiKeyError,
   ProviderError,
@@ -11,7 +12,12 @@ import {
   isRetryableStatus,
   providerErrorFromStatus,
 } from '../../src/providers/errors.ts';
-import { REDACTED, redactSecrets } from '../../src/providers/redact.ts';
+import {
+  REDACTED,
+  hasUrlCredentials,
+  redactSecrets,
+  redactUrlCredentials,
+} from '../../src/providers/redact.ts';
 import { fakeKey } from '../helpers/fake-keys.ts';
 
 describe('redactSecrets', () => {
@@ -105,5 +111,94 @@ describe('ProviderError family', () => {
     expect(new UnknownProviderError('x', ['a', 'b']).message).toContain('a, b');
     expect(new AbortedError({ provider: 'p' })).toMatchObject({ code: 'aborted', isRetryable: false });
     expect(ProviderError.isInstance(new AbortedError({ provider: 'p' }))).toBe(true);
+  });
+});
+
+describe('redactUrlCredentials', () => {
+  // Built at run time, so no secret-looking literal sits in the repository.
+  const pw = ['pa', 'ss', 'w0rd'].join('');
+
+  it.each([
+    [`fetch http://user:${pw}@127.0.0.1:8080/v1 failed`, 'fetch http://***@127.0.0.1:8080/v1 failed'],
+    [`https://${pw}@proxy.example/`, 'https://***@proxy.example/'],
+    [`"url":"https://u:${pw}@h:1?q=a@b"`, '"url":"https://***@h:1?q=a@b"'],
+    // An unencoded `@` or `(` in the password is part of the userinfo, as the URL parser reads it.
+    [`http://u:p@${pw}(x@host/a@b`, 'http://***@host/a@b'],
+    [`a http://u:${pw}@h b SOCKS5://x:${pw}@y:1080 c`, 'a http://***@h b SOCKS5://***@y:1080 c'],
+    [`http://u:${pw}@h\nws://v:${pw}@k`, 'http://***@h\nws://***@k'],
+  ])('%s', (text, expected) => {
+    expect(redactUrlCredentials(text)).toBe(expected);
+    expect(redactSecrets(text)).toBe(expected);
+  });
+
+  it('leaves URLs without userinfo, e-mail addresses and redacted URLs alone', () => {
+    const text =
+      'see https://api.openai.com/v1/chat?x=a@b, http://[::1]:8080/p, mail ada@example.com, http://***@h/';
+    expect(redactUrlCredentials(text)).toBe(text);
+  });
+
+  it('never lets the userinfo of a URL survive, whatever it holds', () => {
+    fc.assert(
+      fc.property(
+        fc.constantFrom('http', 'https', 'ws', 'git+ssh'),
+        fc.stringMatching(/^[A-Za-z0-9._~!$&'()*+,;=%:@-]{6,30}$/),
+        fc.domain(),
+        (scheme, userinfo, host) => {
+          const out = redactSecrets(`error: ${scheme}://${userinfo}@${host}/path`);
+          expect(out).toBe(`error: ${scheme}://***@${host}/path`);
+        },
+      ),
+    );
+  });
+
+  it('hasUrlCredentials() sees a user name, a password, or both', () => {
+    expect(hasUrlCredentials(`http://u:${pw}@h/v1`)).toBe(true);
+    expect(hasUrlCredentials(`http://${pw}@h`)).toBe(true);
+    expect(hasUrlCredentials(`http://:${pw}@h`)).toBe(true);
+    expect(hasUrlCredentials('http://127.0.0.1:11434/v1')).toBe(false);
+    expect(hasUrlCredentials('https://api.openai.com/v1?to=a@b')).toBe(false);
+    expect(hasUrlCredentials(`not a url u:${pw}@h`)).toBe(false);
+  });
+});
+
+describe('CredentialsInUrlError', () => {
+  const pw = ['pa', 'ss', 'w0rd', '42'].join('');
+
+  it('keeps only the redacted URL, says where the key belongs, and is never retried', () => {
+    const error = new CredentialsInUrlError({
+      provider: 'openai',
+      url: `http://user:${pw}@127.0.0.1:8080/v1`,
+      setting: 'OPENAI_BASE_URL',
+      keyEnvVar: 'OPENAI_API_KEY',
+    });
+    expect(error).toBeInstanceOf(ProviderError);
+    expect(error).toMatchObject({
+      code: 'credentials_in_url',
+      provider: 'openai',
+      url: 'http://***@127.0.0.1:8080/v1',
+      setting: 'OPENAI_BASE_URL',
+      keyEnvVar: 'OPENAI_API_KEY',
+      isRetryable: false,
+      status: undefined,
+    });
+    expect(error.message).toBe(
+      'openai: The base URL http://***@127.0.0.1:8080/v1 (from OPENAI_BASE_URL) has credentials in it; ' +
+        'nothing was sent. (put the API key in the apiKey setting or OPENAI_API_KEY, and give OPENAI_BASE_URL ' +
+        'with no user:password@)',
+    );
+    for (const text of [error.message, JSON.stringify(error), inspect(error), error.stack ?? ''])
+      expect(text).not.toContain(pw);
+  });
+
+  it('redacts userinfo the text rule cannot delimit, by rebuilding the URL', () => {
+    const error = new CredentialsInUrlError({
+      provider: 'anthropic',
+      url: `http://user:my ${pw}@host:1`,
+      setting: 'baseURL',
+      keyEnvVar: 'ANTHROPIC_API_KEY',
+    });
+    expect(error.url).toBe('http://***@host:1/');
+    expect(error.message).not.toContain(pw);
+    expect(error.message).toContain('the baseURL setting');
   });
 });

@@ -2,8 +2,9 @@
  * The Anthropic adapter: the Messages API through the official `@anthropic-ai/sdk`: its settings and its factory. The adapter and the SDK it wraps live in
  * `./anthropic-sdk.ts`, imported on the first call.
  */
-import { MissingApiKeyError } from '../errors.ts';
+import { CredentialsInUrlError, MissingApiKeyError } from '../errors.ts';
 import { lazyProvider } from '../lazy-provider.ts';
+import { hasUrlCredentials } from '../redact.ts';
 import type { Provider } from '../types.ts';
 
 /** Settings of {@link createAnthropicProvider}. Every field is optional. */
@@ -20,7 +21,10 @@ export interface AnthropicProviderSettings {
    */
   readonly apiKey?: string | undefined;
   /**
-   * Base URL of the API (the SDK appends `/v1/messages`).
+   * Base URL of the API (the SDK appends `/v1/messages`). It must have no credentials
+   * (`http://user:password@host`): such a URL, here or in `ANTHROPIC_BASE_URL`, is refused with a
+   * {@link CredentialsInUrlError} before any request (the key belongs in `apiKey` or `ANTHROPIC_API_KEY`), and
+   * wherever a URL is printed its userinfo is shown as `***@`.
    * @default process.env.ANTHROPIC_BASE_URL, else the SDK default `https://api.anthropic.com`
    */
   readonly baseURL?: string | undefined;
@@ -72,6 +76,8 @@ export interface AnthropicProviderSettings {
  * `headers: {'anthropic-version': '2023-06-01'}` and pass `providerOptions.anthropic.temperature`.
  *
  * @throws {MissingApiKeyError} from `complete()`/`stream()`, before any request, when a key is required and absent.
+ * @throws {CredentialsInUrlError} from `complete()`/`stream()` and `preflight()`, before any request, when the base
+ *   URL has credentials in it.
  * @example
  * ```ts
  * const claude = createAnthropicProvider();
@@ -101,10 +107,20 @@ export interface AnthropicAccess {
  * Reads the base URL and the key of a provider the way its first call will, without importing its SDK.
  * Package-internal: the adapter and {@link Provider.preflight} share it.
  *
+ * @throws {CredentialsInUrlError} when the base URL has credentials in it (`http://user:password@host`).
  * @throws {MissingApiKeyError} when a key is required (the vendor's own host, or `requireApiKey`) and none is set.
  */
 export function resolveAnthropicAccess(settings: AnthropicProviderSettings, name: string): AnthropicAccess {
   const baseURL = settings.baseURL ?? readEnv('ANTHROPIC_BASE_URL');
+  if (baseURL !== undefined && hasUrlCredentials(baseURL)) {
+    const setting = settings.baseURL === undefined ? 'ANTHROPIC_BASE_URL' : 'baseURL';
+    throw new CredentialsInUrlError({
+      provider: name,
+      url: baseURL,
+      setting,
+      keyEnvVar: 'ANTHROPIC_API_KEY',
+    });
+  }
   const official = isAnthropicHost(baseURL);
   const configuredKey = settings.apiKey ?? readEnv('ANTHROPIC_API_KEY');
   if (configuredKey === undefined && (settings.requireApiKey ?? official))

@@ -2,8 +2,9 @@
  * The OpenAI adapter: Chat Completions through the official `openai` SDK: its settings and its factory. The adapter and the SDK it wraps live in
  * `./openai-sdk.ts`, imported on the first call.
  */
-import { MissingApiKeyError } from '../errors.ts';
+import { CredentialsInUrlError, MissingApiKeyError } from '../errors.ts';
 import { lazyProvider } from '../lazy-provider.ts';
+import { hasUrlCredentials } from '../redact.ts';
 import type { Provider } from '../types.ts';
 
 /** Settings of {@link createOpenAIProvider}. Every field is optional. */
@@ -22,6 +23,9 @@ export interface OpenAIProviderSettings {
   /**
    * Base URL of the API, e.g. `http://localhost:11434/v1` for Ollama. When it is not an OpenAI host and no
    * key is configured, a placeholder key is sent, so local OpenAI-compatible servers work without one.
+   * It must have no credentials (`http://user:password@host`): such a URL, here or in `OPENAI_BASE_URL`, is
+   * refused with a {@link CredentialsInUrlError} before any request (the key belongs in `apiKey` or
+   * `OPENAI_API_KEY`), and wherever a URL is printed its userinfo is shown as `***@`.
    * @default process.env.OPENAI_BASE_URL, else the SDK default `https://api.openai.com/v1`
    */
   readonly baseURL?: string | undefined;
@@ -65,6 +69,8 @@ export interface OpenAIProviderSettings {
  * first call.
  *
  * @throws {MissingApiKeyError} from `complete()`/`stream()`, before any request, when a key is required and absent.
+ * @throws {CredentialsInUrlError} from `complete()`/`stream()` and `preflight()`, before any request, when the base
+ *   URL has credentials in it.
  * @example
  * ```ts
  * const openai = createOpenAIProvider();
@@ -92,10 +98,15 @@ export interface OpenAIAccess {
  * Reads the base URL and the key of a provider the way its first call will, without importing its SDK.
  * Package-internal: the adapter and {@link Provider.preflight} share it.
  *
+ * @throws {CredentialsInUrlError} when the base URL has credentials in it (`http://user:password@host`).
  * @throws {MissingApiKeyError} when a key is required (the vendor's own host, or `requireApiKey`) and none is set.
  */
 export function resolveOpenAIAccess(settings: OpenAIProviderSettings, name: string): OpenAIAccess {
   const baseURL = settings.baseURL ?? readEnv('OPENAI_BASE_URL');
+  if (baseURL !== undefined && hasUrlCredentials(baseURL)) {
+    const setting = settings.baseURL === undefined ? 'OPENAI_BASE_URL' : 'baseURL';
+    throw new CredentialsInUrlError({ provider: name, url: baseURL, setting, keyEnvVar: 'OPENAI_API_KEY' });
+  }
   const official = isOpenAIHost(baseURL);
   const configuredKey = settings.apiKey ?? readEnv('OPENAI_API_KEY');
   if (configuredKey === undefined && (settings.requireApiKey ?? official))
