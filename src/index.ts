@@ -16,6 +16,8 @@ export {
   NodeRunner,
   NodeTimeoutError,
   Perform,
+  RESERVED_NODE_NAMES,
+  ReservedNameError,
   RunnerStateError,
   StopScheduleError,
   SymphonizerError,

@@ -9,6 +9,8 @@ import {
   NodeError,
   NodeRunner,
   Perform,
+  RESERVED_NODE_NAMES,
+  ReservedNameError,
   type Json,
   type NodeRecord,
   type PerformOptions,
@@ -107,6 +109,16 @@ interface Entry {
 type Simplify<T> = { [K in keyof T]: T[K] } & {};
 
 const nodeName = /^[A-Za-z_][\w-]{0,63}$/;
+
+/**
+ * A null-prototype record of `entries`. Records keyed by node names (`outputs`, `usageByNode`, `steps`) are
+ * built this way, so reading a name that is not a node gives `undefined`, never an inherited member.
+ */
+function recordOf<V>(entries: Iterable<readonly [string, V]>): Record<string, V> {
+  const record = Object.create(null) as Record<string, V>;
+  for (const [key, value] of entries) record[key] = value;
+  return record;
+}
 let sharedClient: ModelClient | undefined;
 
 /** The ModelClient chains use when given none (created on first use: simulated model, no limits). */
@@ -152,6 +164,8 @@ export class ChainBuilder<S extends z.ZodType, O extends Record<string, unknown>
    * Adds a prompt node: one model call on a rendered prompt, returning text or (with `output`) a validated,
    * typed value.
    * @throws {ChainDefinitionError} for a duplicate or bad name, an unknown `after` node, or no prompt.
+   * @throws {ReservedNameError} for a name every JavaScript object already has as a key (`__proto__`,
+   *   `constructor`, `toString`, ...: see `RESERVED_NODE_NAMES`), code `reserved_name`.
    */
   prompt<
     N extends string,
@@ -213,6 +227,7 @@ export class ChainBuilder<S extends z.ZodType, O extends Record<string, unknown>
         hint: 'use a letter, then letters, digits, _ or - (at most 64), and not "input"',
       });
     }
+    if (RESERVED_NODE_NAMES.has(name)) throw new ReservedNameError(name);
     if (this.#entries.some((e) => e.name === name)) {
       throw new ChainDefinitionError(`The chain already has a node named "${name}".`, name);
     }
@@ -403,7 +418,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     });
     const settle = (status: string): ChainResult<O> => {
       unsubscribe();
-      const outputs: Record<string, unknown> = {};
+      const outputs = recordOf<unknown>([]);
       for (const [key, value] of composition.results) outputs[key] = (value as CallResult).output;
       const trace = composition.trace();
       if (status !== 'completed') {
@@ -431,8 +446,8 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
         outputs: outputs as O,
         trace,
         usage: state.total(),
-        usageByNode: Object.fromEntries(state.usageByNode),
-        steps: Object.fromEntries(state.steps),
+        usageByNode: recordOf(state.usageByNode),
+        steps: recordOf(state.steps),
         elapsedMs: composition.elapsedMs,
         simulated: state.simulated,
         cachedCalls: state.cachedCalls,

@@ -121,7 +121,10 @@ export type ChainEvent<O = Record<string, unknown>> =
 /** The result of a completed chain run. */
 export interface ChainResult<O> {
   readonly runId: string;
-  /** Every node's output, typed. */
+  /**
+   * Every node's output, typed. This record, `usageByNode` and `steps` have a null prototype: their keys are
+   * node names only (`'toString' in outputs` is false).
+   */
   readonly outputs: O;
   /** One record per node end (retries included), as `Composition.trace()`. */
   readonly trace: readonly NodeRecord[];

@@ -382,7 +382,8 @@ export class Composition implements SettleTarget {
       }
       runners[index] = runner;
     }
-    const inputs: Record<string, unknown> = {};
+    // Null prototype: a predecessor's key is only ever its own entry, never an inherited member.
+    const inputs: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
     const values = this.#values;
     for (const p of plan.preds[index] as readonly number[]) {
       const value = values[p];

@@ -1,4 +1,10 @@
-import { InvalidOptionError, InvalidPayloadError, describe } from './errors.ts';
+import {
+  InvalidOptionError,
+  InvalidPayloadError,
+  RESERVED_NODE_NAMES,
+  ReservedNameError,
+  describe,
+} from './errors.ts';
 import { nextId } from './ids.ts';
 import { checkJson, frozenJsonCopy, jsonEquals, type Json } from './json.ts';
 
@@ -26,7 +32,10 @@ export interface DAGNoteOptions {
 export class DAGNote<P extends Json = Json> {
   /** The node's name; also its key when {@link DAGNote.singleInstance} is true. */
   readonly name: string;
-  /** A deep-frozen copy of the payload given to the constructor (`{}` when omitted). */
+  /**
+   * A deep-frozen copy of the payload given to the constructor (`{}` when omitted). Every key of the original
+   * is an own key of the copy, `__proto__` included (as `JSON.parse` makes it): it never becomes a prototype.
+   */
   readonly payload: P;
   /** Whether every note with this name is one node. */
   readonly singleInstance: boolean;
@@ -36,15 +45,17 @@ export class DAGNote<P extends Json = Json> {
   readonly key: string;
 
   /**
-   * @param name - non-empty node name.
+   * @param name - non-empty node name, not one of {@link RESERVED_NODE_NAMES} (`__proto__`, `constructor`, ...).
    * @param payload - plain JSON; refused with an {@link InvalidPayloadError} that names the first bad path.
    * @throws {InvalidOptionError} when the name is not a non-empty string or an option has a bad value.
+   * @throws {ReservedNameError} when the name is reserved (`reserved_name`).
    * @throws {InvalidPayloadError} when the payload is not plain JSON.
    */
   constructor(name: string, payload?: P, options: DAGNoteOptions = {}) {
     if (typeof name !== 'string' || name.length === 0) {
       throw new InvalidOptionError('name', name, 'a non-empty string', { hint: 'give every DAGNote a name' });
     }
+    if (RESERVED_NODE_NAMES.has(name)) throw new ReservedNameError(name);
     const singleInstance = options.singleInstance ?? true;
     if (typeof singleInstance !== 'boolean') {
       throw new InvalidOptionError(

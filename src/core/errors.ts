@@ -12,6 +12,7 @@ export type ErrorCode =
   | 'invalid_payload'
   | 'invalid_graph'
   | 'conflicting_node'
+  | 'reserved_name'
   | 'cycle'
   | 'runner_state'
   | 'cancelled'
@@ -128,6 +129,46 @@ export class InvalidPayloadError extends SymphonizerError {
     });
     this.nodeName = nodeName;
     this.path = path;
+  }
+}
+
+/**
+ * Node names that JavaScript objects already have as keys: the members of `Object.prototype` and `prototype`.
+ * A node's name is a key of the `inputs` its successors see (and, in a chain, of `outputs` and of the template
+ * variables), so such a name would read an inherited member instead of the node's output, or (`__proto__`)
+ * replace the prototype of the object holding the outputs. {@link DAGNote} and the chain builder refuse them.
+ */
+export const RESERVED_NODE_NAMES: ReadonlySet<string> = new Set([
+  '__proto__',
+  'constructor',
+  'prototype',
+  'hasOwnProperty',
+  'isPrototypeOf',
+  'propertyIsEnumerable',
+  'toString',
+  'toLocaleString',
+  'valueOf',
+  '__defineGetter__',
+  '__defineSetter__',
+  '__lookupGetter__',
+  '__lookupSetter__',
+]);
+
+/**
+ * A node was given a reserved name (one of {@link RESERVED_NODE_NAMES}, such as `__proto__` or `constructor`).
+ * Code `reserved_name`; `nodeName` holds the name.
+ */
+export class ReservedNameError extends SymphonizerError {
+  /** The refused name. */
+  readonly nodeName: string;
+
+  constructor(nodeName: string) {
+    super(
+      'reserved_name',
+      `Node name "${nodeName}" is reserved: it is a key every JavaScript object already has, so the node's output could not be told apart from it.`,
+      { hint: 'rename the node, e.g. with a prefix or suffix' },
+    );
+    this.nodeName = nodeName;
   }
 }
 

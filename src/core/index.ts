@@ -26,6 +26,8 @@ export {
   InvalidPayloadError,
   NodeError,
   NodeTimeoutError,
+  RESERVED_NODE_NAMES,
+  ReservedNameError,
   RunnerStateError,
   StopScheduleError,
   SymphonizerError,

@@ -79,16 +79,35 @@ function childPath(path: string, key: string): string {
   return identifier.test(key) ? `${path}.${key}` : `${path}[${JSON.stringify(key)}]`;
 }
 
-/** Deep-copies an already checked JSON value and freezes every level of the copy. */
+/**
+ * Deep-copies an already checked JSON value and freezes every level of the copy.
+ *
+ * Every key stays own data, `__proto__` included: `JSON.parse('{"__proto__":{"x":1}}')` has an own key
+ * `__proto__`, and a plain assignment `copy.__proto__ = …` would instead replace the copy's prototype (so
+ * `copy.x` would be 1 while `Object.keys(copy)` and `JSON.stringify(copy)` show nothing). The copies are
+ * ordinary objects (prototype `Object.prototype`), so `payload.hasOwnProperty` and friends still work.
+ */
 export function frozenJsonCopy<T extends Json>(value: T): T {
   if (typeof value !== 'object' || value === null) return value;
   if (Array.isArray(value)) return Object.freeze(value.map((item) => frozenJsonCopy(item))) as T;
   const copy: Record<string, Json> = {};
-  for (const key of Object.keys(value)) copy[key] = frozenJsonCopy(value[key] as Json);
+  for (const key of Object.keys(value)) {
+    const item = frozenJsonCopy(value[key] as Json);
+    if (key === '__proto__') defineOwn(copy, key, item);
+    else copy[key] = item;
+  }
   return Object.freeze(copy) as T;
 }
 
-/** Deep JSON equality; object key order is ignored. */
+/** Sets `object[key]` as an own, enumerable, writable data property, whatever the key (even `__proto__`). */
+function defineOwn(object: object, key: string, value: unknown): void {
+  Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/**
+ * Deep JSON equality; object key order is ignored. Only own keys count (an own `__proto__` key is compared
+ * like any other), so two values that print the same JSON are equal and two that do not are not.
+ */
 export function jsonEquals(a: Json, b: Json): boolean {
   if (a === b) return true;
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false;

@@ -9,7 +9,10 @@ export interface RunContext {
   signal: AbortSignal;
   /** The node being run, when run by a Composition. */
   node?: DAGNote | undefined;
-  /** Each predecessor's result, keyed by node key (the name, for single-instance notes). */
+  /**
+   * Each predecessor's result, keyed by node key (the name, for single-instance notes). Built by a
+   * Composition as a null-prototype object, so only predecessors are keys (`'toString' in inputs` is false).
+   */
   inputs: Record<string, unknown>;
   /** 1 for the first try, then +1 for each `retryTask()` child. */
   attempt: number;

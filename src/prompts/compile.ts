@@ -10,6 +10,12 @@
  * - Handlebars' strict mode reads intermediate path segments without a null check, so `{{#if a.b}}` with no `a`
  *   would be a TypeError; lookups are made null-safe, which keeps that a plain "false".
  * - `knownHelpersOnly: true`: an unknown helper is a compile error at load time, never a silent empty string.
+ * - Only own properties are variables. Handlebars' strict check is `name in object`, which inherited members
+ *   (`constructor`, `toString`, `__proto__`) pass before its prototype-access guard turns them into an empty
+ *   string and a console warning; here a strict path's last segment must be an own property, and the `lookup`
+ *   helper refuses an inherited key, so both are a missing variable. Renders pass
+ *   `allowProtoPropertiesByDefault: false` and `allowProtoMethodsByDefault: false`, which keep Handlebars'
+ *   guard on (inherited members read as `undefined` where presence is tested) without writing to the console.
  */
 import { createRequire } from 'node:module';
 import type HandlebarsModule from 'handlebars';
@@ -20,7 +26,7 @@ import {
   TemplateSyntaxError,
   TemplateVariableError,
 } from './errors.ts';
-import { HelperUsageError, eachWithNumber, promptHelpers } from './helpers.ts';
+import { HelperUsageError, eachWithNumber, ownLookup, promptHelpers } from './helpers.ts';
 import type { HelperFunction } from './helpers.ts';
 
 /** An isolated Handlebars instance, as `Handlebars.create()` returns it. */
@@ -48,6 +54,23 @@ export const HELPER_NAMES: readonly string[] = Object.freeze([
   'log',
 ]);
 
+/**
+ * Replaces `container.strict(object, name, loc)` in compiled templates (it is `in` the template function's
+ * scope, where `container` is a parameter): an object or function that does not own `name` is handed on as
+ * `undefined`, so Handlebars throws its own "not defined" error for an inherited member exactly as for an
+ * absent one. Primitives keep Handlebars' behaviour.
+ */
+const OWN_STRICT =
+  '(function (o, n, l) { return container.strict(' +
+  "o !== null && (typeof o === 'object' || typeof o === 'function') && " +
+  '!Object.prototype.hasOwnProperty.call(o, n) ? undefined : o, n, l); })';
+
+/** Runtime options of every render: prototype access stays denied, and denying it writes no warning. */
+const RUNTIME_OPTIONS: RuntimeOptions = Object.freeze({
+  allowProtoPropertiesByDefault: false,
+  allowProtoMethodsByDefault: false,
+});
+
 /** Handlebars' compile options, fresh per compile (the compiler mutates them). */
 function compileOptions(): CompileOptions {
   return {
@@ -70,6 +93,7 @@ interface CompilerInstance {
 }
 interface JavaScriptCompilerInstance {
   compiler: unknown;
+  aliasable(name: string): unknown;
   useBlockParams: boolean;
   nameLookup(parent: unknown, name: string, type: string): unknown;
   push(expression: unknown): unknown;
@@ -113,8 +137,15 @@ function compilers(): OurCompilers {
   }
   StrictCompiler.prototype.compiler = StrictCompiler;
 
-  /** Null-safe path segments (`a.b` with no `a` is `undefined`, not a TypeError) and strict block params. */
+  /**
+   * Null-safe path segments (`a.b` with no `a` is `undefined`, not a TypeError), strict block params, and
+   * strict checks that accept own properties only.
+   */
   class NullSafeJavaScriptCompiler extends baseCompilers.JavaScriptCompiler {
+    override aliasable(name: string): unknown {
+      return super.aliasable(name === 'container.strict' ? OWN_STRICT : name);
+    }
+
     override nameLookup(parent: unknown, name: string, type: string): unknown {
       if (type === 'context' || type === 'data')
         return super.nameLookup(['(', parent, ' ?? {})'], name, type);
@@ -142,6 +173,13 @@ export function createHandlebars(): HandlebarsInstance {
   Object.assign(hb, compilers());
   for (const [name, helper] of Object.entries(promptHelpers)) hb.registerHelper(name, helper);
   hb.registerHelper('each', eachWithNumber(hb.helpers['each'] as HelperFunction));
+  hb.registerHelper(
+    'lookup',
+    ownLookup(
+      hb.helpers['lookup'] as HelperFunction,
+      (message, loc) => new hb.Exception(message, { loc } as hbs.AST.Node),
+    ),
+  );
   return hb;
 }
 
@@ -205,6 +243,20 @@ function analyse(program: hbs.AST.Program): Analysis {
       node.path.type === 'PathExpression' ? (node.path as hbs.AST.PathExpression).original : undefined;
     expression(node.path, false);
     args(node.params, node.hash, helper);
+    if (helper === 'lookup') lookupPath(node);
+  };
+
+  // `lookup` reports a missing key at the call's own location: name it `object.key` there.
+  const lookupPath = (node: CallNode): void => {
+    const [object, key] = node.params;
+    if (object?.type !== 'PathExpression') return;
+    if (key?.type !== 'StringLiteral' && key?.type !== 'NumberLiteral') return;
+    const name = String((key as hbs.AST.StringLiteral | hbs.AST.NumberLiteral).value);
+    const path = (object as hbs.AST.PathExpression).original;
+    analysis.paths.set(
+      locationKey(node.loc),
+      /^[A-Za-z_$][\w$]*$/u.test(name) ? `${path}.${name}` : `${path}.[${name}]`,
+    );
   };
 
   const block = (node: hbs.AST.Program | undefined): void => {
@@ -320,10 +372,11 @@ export function compileUnit(hb: HandlebarsInstance, unit: UnitSource): CompiledU
     const { Compiler, JavaScriptCompiler } = compilers();
     const environment = new Compiler().compile(ast, options);
     const spec = new JavaScriptCompiler().compile(environment, options, undefined, true);
+    const template = hb.template(spec);
     return {
       name: unit.name,
       kind: unit.kind,
-      render: hb.template(spec),
+      render: (context, runtimeOptions) => template(context, { ...runtimeOptions, ...RUNTIME_OPTIONS }),
       paths: analysis.paths,
       partials: analysis.partials,
       inlinePartials: analysis.inlinePartials,

@@ -268,3 +268,34 @@ export function eachWithNumber(builtinEach: HelperFunction): HelperFunction {
     return builtinEach.apply(this, [...args.slice(0, -1), { ...options, fn: numbered }]);
   };
 }
+
+/** How `ownLookup` makes a missing-variable error: Handlebars' own `Exception`, at the call's location. */
+export type MissingVariableException = (message: string, loc: unknown) => Error;
+
+/**
+ * `{{lookup object key}}`: Handlebars' built-in `lookup`, except that a key the object only inherits
+ * (`{{lookup input "constructor"}}`, `"toString"`, `"__proto__"`) is a missing variable, as `{{input.constructor}}`
+ * is. It is thrown as Handlebars' own "not defined" error at the call's location, so rendering reports it as a
+ * `TemplateVariableError`. A key the object neither owns nor inherits keeps `lookup`'s result, `undefined`.
+ */
+export function ownLookup(
+  builtinLookup: HelperFunction,
+  exception: MissingVariableException,
+): HelperFunction {
+  return function lookup(this: unknown, ...args: unknown[]): unknown {
+    const [object, key] = args;
+    if (
+      args.length === 3 &&
+      object !== null &&
+      object !== undefined &&
+      (typeof key === 'string' || typeof key === 'number')
+    ) {
+      const target = Object(object) as object;
+      if (key in target && !Object.hasOwn(target, key)) {
+        const options = args.at(-1) as HelperCallOptions | undefined;
+        throw exception(`"${String(key)}" not defined in lookup`, options?.loc);
+      }
+    }
+    return builtinLookup.apply(this, args);
+  };
+}

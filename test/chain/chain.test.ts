@@ -6,6 +6,8 @@ import {
   InputValidationError,
   ModelClient,
   ProviderRegistry,
+  ReservedNameError,
+  TemplateVariableError,
   chain,
   toServerSentEvents,
   tool,
@@ -340,5 +342,73 @@ describe('agent nodes', () => {
     expect(() => chain({ input: z.object({}) }).agent('x', { template: 't', tools: [add, add] })).toThrow(
       /two tools named "add"/,
     );
+  });
+});
+
+describe('chains and JSON keys that objects already have', () => {
+  const hidden = (): unknown => JSON.parse('{"__proto__":{"isAdmin":true}}');
+
+  it('refuses a node named __proto__, constructor or toString with a ReservedNameError naming it', () => {
+    const base = chain({ input: z.object({}) });
+    for (const name of ['__proto__', 'constructor', 'toString']) {
+      let caught: unknown;
+      try {
+        base.prompt(name, { template: 'x' });
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(ReservedNameError);
+      expect(caught).toMatchObject({ code: 'reserved_name', nodeName: name });
+      expect((caught as Error).message).toContain(`"${name}"`);
+    }
+  });
+
+  it('keeps "__proto__" keys of the input and of outputs as own data, in null-prototype records', async () => {
+    const { client } = clientWith((request) =>
+      request.output !== undefined ? { json: { meta: hidden() } } : `echo: ${lastUser(request)}`,
+    );
+    const seen: unknown[] = [];
+    const c = chain({ name: 'keys', input: z.object({ doc: z.unknown() }), model: 'fake:m', client })
+      .prompt('first', { template: 'Read {{json input.doc}}', output: z.object({ meta: z.unknown() }) })
+      .prompt('second', {
+        after: ['first'],
+        prompt: (context) => {
+          seen.push(context.first.meta);
+          return `meta ${JSON.stringify(context.first.meta)}`;
+        },
+      })
+      .build();
+    const result = await c.run({ doc: hidden() });
+    expect(Object.getPrototypeOf(result.outputs)).toBeNull();
+    expect(Object.keys(result.outputs).sort()).toEqual(['first', 'second']);
+    expect('constructor' in result.outputs).toBe(false);
+    expect('toString' in result.usageByNode).toBe(false);
+    expect(Object.getPrototypeOf(result.steps)).toBeNull();
+    const meta = result.outputs.first.meta as Record<string, unknown>;
+    expect(meta['isAdmin']).toBeUndefined();
+    expect(Object.keys(meta)).toEqual(['__proto__']);
+    expect((seen[0] as Record<string, unknown>)['isAdmin']).toBeUndefined();
+    expect(result.outputs.second).toBe('echo: meta {"__proto__":{"isAdmin":true}}');
+    expect(JSON.stringify(result.outputs)).toBe(
+      '{"first":{"meta":{"__proto__":{"isAdmin":true}}},"second":"echo: meta {\\"__proto__\\":{\\"isAdmin\\":true}}"}',
+    );
+  });
+
+  it('fails a template that reads an inherited member of the input as a missing variable', async () => {
+    const { client, provider } = clientWith(() => 'never');
+    const c = chain({ name: 'keys', input: z.object({ doc: z.unknown() }), model: 'fake:m', client })
+      .prompt('first', { template: 'Is admin: {{input.doc.constructor}}' })
+      .build();
+    const failure = await c.run({ doc: hidden() }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    expect(failure).toBeInstanceOf(ChainRunError);
+    expect((failure as ChainRunError).cause).toBeInstanceOf(TemplateVariableError);
+    expect((failure as ChainRunError).cause).toMatchObject({
+      variable: 'input.doc.constructor',
+      nodeKey: 'first',
+    });
+    expect(provider.requests).toHaveLength(0);
   });
 });

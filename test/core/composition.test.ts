@@ -570,3 +570,28 @@ describe('Composition lifecycle', () => {
     expect(JSON.parse(JSON.stringify(trace))).toEqual(trace);
   });
 });
+
+describe('Composition inputs', () => {
+  it('are a null-prototype record: only predecessors are keys, and a "__proto__" key in an output stays data', async () => {
+    const seen: Record<string, unknown>[] = [];
+    const composition = new Composition(graphOf({ B: ['A'] }), {
+      configureNodeRunner: (node) =>
+        new NodeRunner({
+          executor: (_params, context) => {
+            if (node.name === 'B') seen.push(context.inputs);
+            return node.name === 'A' ? (JSON.parse('{"__proto__":{"isAdmin":true}}') as unknown) : 'b';
+          },
+        }),
+    });
+    expect(await composition.start()).toBe('completed');
+    const inputs = seen[0] as Record<string, unknown>;
+    expect(Object.getPrototypeOf(inputs)).toBeNull();
+    expect(Object.keys(inputs)).toEqual(['A']);
+    expect('toString' in inputs).toBe(false);
+    expect('constructor' in inputs).toBe(false);
+    expect(inputs['isAdmin']).toBeUndefined();
+    const a = inputs['A'] as Record<string, unknown>;
+    expect(a['isAdmin']).toBeUndefined();
+    expect(JSON.stringify(inputs)).toBe('{"A":{"__proto__":{"isAdmin":true}}}');
+  });
+});

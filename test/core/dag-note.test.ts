@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { DAGNote, InvalidOptionError, InvalidPayloadError, type Json } from '../../src/index.ts';
+import {
+  Composition,
+  DAGNote,
+  InvalidGraphError,
+  InvalidOptionError,
+  InvalidPayloadError,
+  RESERVED_NODE_NAMES,
+  ReservedNameError,
+  type Json,
+} from '../../src/index.ts';
 
 function payloadError(payload: unknown): InvalidPayloadError {
   try {
@@ -102,5 +111,65 @@ describe('DAGNote', () => {
     expect(() => new DAGNote(42 as unknown as string)).toThrow(
       /Option `name` must be a non-empty string, got 42/,
     );
+  });
+});
+
+describe('DAGNote with JSON keys that objects already have', () => {
+  const hostile = (): Json => JSON.parse('{"__proto__":{"isAdmin":true},"constructor":{"x":1}}') as Json;
+
+  it('keeps a "__proto__" key of the payload as own data, never as the prototype', () => {
+    const note = new DAGNote('fetch', hostile());
+    const payload = note.payload as Record<string, unknown>;
+    expect(Object.getPrototypeOf(payload)).toBe(Object.prototype);
+    expect(payload['isAdmin']).toBeUndefined();
+    expect(Object.keys(payload)).toEqual(['__proto__', 'constructor']);
+    expect(Object.hasOwn(payload, '__proto__')).toBe(true);
+    expect(payload['__proto__']).toEqual({ isAdmin: true });
+    expect(Object.isFrozen(payload['__proto__'])).toBe(true);
+    expect(JSON.stringify(payload)).toBe('{"__proto__":{"isAdmin":true},"constructor":{"x":1}}');
+    expect(JSON.stringify(note.toJSON().payload)).toBe(JSON.stringify(payload));
+  });
+
+  it('keeps nested "__proto__" keys as own data too', () => {
+    const note = new DAGNote('fetch', JSON.parse('{"a":[{"__proto__":{"x":1}}]}') as Json);
+    const inner = (note.payload as { a: Record<string, unknown>[] }).a[0] as Record<string, unknown>;
+    expect(inner['x']).toBeUndefined();
+    expect(Object.keys(inner)).toEqual(['__proto__']);
+  });
+
+  it('sees hidden payload differences: equal keys with different "__proto__" data conflict', () => {
+    const admin = new DAGNote('A', JSON.parse('{"__proto__":{"isAdmin":true}}') as Json);
+    const user = new DAGNote('A', JSON.parse('{"__proto__":{"isAdmin":false}}') as Json);
+    const plain = new DAGNote('A', {});
+    expect(admin.sameAs(user)).toBe(false);
+    expect(admin.sameAs(plain)).toBe(false);
+    expect(admin.sameAs(new DAGNote('A', JSON.parse('{"__proto__":{"isAdmin":true}}') as Json))).toBe(true);
+    const graph = new Map([
+      [new DAGNote('B'), [admin]],
+      [user, []],
+    ]);
+    expect(() => new Composition(graph)).toThrow(InvalidGraphError);
+    expect(() => new Composition(graph)).toThrow(
+      expect.objectContaining({ code: 'conflicting_node', nodeKey: 'A' }),
+    );
+  });
+
+  it('refuses reserved names with a ReservedNameError (code reserved_name) naming the node', () => {
+    for (const name of ['__proto__', 'constructor', 'prototype', 'toString', 'hasOwnProperty', 'valueOf']) {
+      expect(RESERVED_NODE_NAMES.has(name)).toBe(true);
+      let caught: unknown;
+      try {
+        new DAGNote(name);
+      } catch (error) {
+        caught = error;
+      }
+      expect(caught).toBeInstanceOf(ReservedNameError);
+      expect(caught).toMatchObject({ code: 'reserved_name', nodeName: name });
+      expect((caught as Error).message).toContain(`"${name}"`);
+    }
+    for (const name of Object.getOwnPropertyNames(Object.prototype))
+      expect(RESERVED_NODE_NAMES.has(name)).toBe(true);
+    expect(new DAGNote('proto').name).toBe('proto');
+    expect(new DAGNote('Constructor').name).toBe('Constructor');
   });
 });

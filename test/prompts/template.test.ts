@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   PartialNotFoundError,
   PromptEnvironment,
@@ -354,5 +354,92 @@ describe('PromptTemplate partials', () => {
 
   it('refuses an invalid partial name', () => {
     expect(() => new PromptEnvironment().registerPartial('has space', 'x')).toThrow(/partial name/);
+  });
+});
+
+describe('PromptTemplate inherited names', () => {
+  afterEach(() => {
+    vi.restoreAllMocks();
+  });
+
+  const input = (): unknown => JSON.parse('{"name":"Ada","__proto__":{"isAdmin":true}}');
+
+  // First in this block: Handlebars warns once per property name and process, so a name must be new to warn.
+  it('writes nothing to stderr or the console when it refuses an inherited name', () => {
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => undefined);
+    const error = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const log = vi.spyOn(console, 'log').mockImplementation(() => undefined);
+    for (const source of [
+      '{{input.constructor}}',
+      '{{input.__proto__}}',
+      '{{lookup input "constructor"}}',
+      '{{input.toString}}',
+      '{{input.__defineGetter__}}',
+      '{{input.isPrototypeOf}}',
+      '{{lookup input "propertyIsEnumerable"}}',
+      '{{#if input.valueOf}}x{{/if}}',
+      '{{#if input.__lookupGetter__}}x{{/if}}',
+      '{{#if input.toLocaleString}}x{{/if}}',
+      '{{#if (lookup input "absent")}}x{{/if}}',
+    ]) {
+      try {
+        render(source, { input: { name: 'Ada' } });
+      } catch (caught) {
+        expect(caught).toBeInstanceOf(TemplateVariableError);
+      }
+    }
+    expect(stderr).not.toHaveBeenCalled();
+    expect(warn).not.toHaveBeenCalled();
+    expect(error).not.toHaveBeenCalled();
+    expect(log).not.toHaveBeenCalled();
+  });
+
+  it.each([
+    ['{{input.constructor}}', 'input.constructor'],
+    ['{{input.__proto__.isAdmin}}', 'input.__proto__.isAdmin'],
+    ['{{lookup input "constructor"}}', 'input.constructor'],
+  ])('%s is a missing variable when the value only inherits it', (source, variable) => {
+    const error = thrown(() => render(source, { input: { name: 'Ada' } }, 'greet'));
+    expect(error).toBeInstanceOf(TemplateVariableError);
+    expect(error).toMatchObject({
+      code: 'template_variable',
+      variable,
+      template: 'test',
+      nodeKey: 'greet',
+      line: 1,
+    });
+  });
+
+  it.each([
+    ['{{input.__proto__}}', 'input.__proto__'],
+    ['{{input.toString}}', 'input.toString'],
+    ['{{constructor}}', 'constructor'],
+    ['{{this.hasOwnProperty}}', 'this.hasOwnProperty'],
+    ['{{@root.valueOf}}', '@root.valueOf'],
+    ['{{#each items as |item|}}{{item.constructor}}{{/each}}', 'item.constructor'],
+    ['{{#with input}}{{constructor}}{{/with}}', 'constructor'],
+    ['{{upper (lookup input "toString")}}', 'input.toString'],
+    ['{{lookup input "__proto__"}}', 'input.__proto__'],
+    ['{{lookup items 0}}{{lookup "abc" "toUpperCase"}}', 'toUpperCase'],
+  ])('%s is a missing variable too', (source, variable) => {
+    const error = thrown(() => render(source, { input: { name: 'Ada' }, items: [{}] }));
+    expect(error).toBeInstanceOf(TemplateVariableError);
+    expect((error as TemplateVariableError).variable).toBe(variable);
+  });
+
+  it('reads own keys named like inherited members, "__proto__" included, as data', () => {
+    expect(render('{{input.__proto__.isAdmin}} {{input.name}}', { input: input() })).toBe('true Ada');
+    expect(render('{{json input}}', { input: input() })).toBe('{"name":"Ada","__proto__":{"isAdmin":true}}');
+    expect(render('{{lookup input "__proto__"}}', { input: input() })).toBe('[object Object]');
+    expect(render('{{input.constructor}}', { input: { constructor: 'own' } })).toBe('own');
+    expect(render('{{lookup input "constructor"}}', { input: { constructor: 'own' } })).toBe('own');
+    expect(render('{{items.length}} {{items.[1]}}', { items: [1, 2] })).toBe('2 2');
+  });
+
+  it('keeps presence tests false and lookup of an absent key empty, as before', () => {
+    expect(render('[{{#if input.constructor}}yes{{else}}no{{/if}}]', { input: {} })).toBe('[no]');
+    expect(render('[{{default input.toString "none"}}]', { input: {} })).toBe('[none]');
+    expect(render('[{{lookup input "absent"}}]', { input: {} })).toBe('[]');
   });
 });
