@@ -24,9 +24,9 @@ Nodes without a model use $SYMPHONIZER_MODEL, else the offline simulated model. 
 own client runs on that client and its providers. Before anything runs, run and eval check that every
 model's provider is registered and has its key.
 
-Exit codes: 0 ok, 1 the chain failed (eval: stopped by --max-cost or Ctrl+C), 2 usage error (arguments,
-with the nearest option or command for a misspelt one; module, input, dataset, store; a model of an
-unknown provider or without its API key, found before anything runs).
+Exit codes: 0 ok, 1 the chain failed (eval: rows that could not be read, or stopped by --max-cost or
+Ctrl+C), 2 usage error (arguments, with the nearest option or command for a misspelt one; module, input,
+dataset, store; a model of an unknown provider or without its API key, found before anything runs).
 `;
 
 /** Help of `symphonizer run`. */
@@ -71,7 +71,12 @@ to a run store as it finishes, and prints a summary table: pass/fail/error count
 with 95% CIs, latency, tokens and cost. Running the same run again resumes it: finished rows are not redone.
 
 Dataset rows (.jsonl, .csv or .json array) are the chain input, with optional "id" and "expected" fields.
-A row that cannot be read or fails the input schema is stored as an ERROR row; it does not stop the batch.
+A bad row is stored as an ERROR row (invalid_row) and does not stop the batch: one that fails the input
+schema keeps its id; one that cannot be read (bad JSON, a malformed CSV record, a bad or duplicate id) gets
+the id !line:<line>, which no real id may start with. A quoted CSV field may span 1,000 lines and hold 1 MiB:
+past that (or at the end of the file) its quote is taken as unclosed, the record is one bad row at its line,
+and reading resumes at the line after the one the quote opened on. The summary says how many rows could not
+be read (--json: "unreadRows").
 
 Options:
   --dataset <file>        the rows to evaluate (required)
@@ -98,9 +103,10 @@ Options:
 Progress goes to stderr: a bar on a terminal (rows, rate, ETA, errors, tokens, cost), else a line every
 second or every 10%. Ctrl+C stops cleanly: finished rows stay stored, and the command to resume is printed.
 
-Exit codes: 0 the batch completed (FAIL and ERROR rows are results), 1 stopped by --max-cost or Ctrl+C,
-2 usage error (arguments, missing dataset or module, no chain, bad scorers or variants, store; a model of
-a variant whose provider is unknown or has no API key, found before the store is opened).
+Exit codes: 0 the batch completed and every row was read (FAIL and ERROR rows are results), 1 some rows
+could not be read (not evaluated: fix them and run again) or stopped by --max-cost or Ctrl+C, 2 usage
+error (arguments, missing dataset or module, no chain, bad scorers or variants, store; a model of a variant
+whose provider is unknown or has no API key, found before the store is opened).
 
 Examples:
   symphonizer eval ./chains/classify.ts --dataset tickets.jsonl --report report.html

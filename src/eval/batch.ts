@@ -18,7 +18,7 @@ import {
   type UsageTotals,
 } from '../providers/index.ts';
 import type { ResponseCache } from './cache.ts';
-import { datasetFromArray, readDataset } from './dataset.ts';
+import { datasetFromArray, isUnreadRowId, readDataset } from './dataset.ts';
 import { summarize, type EvalSummary } from './report.ts';
 import { RunStore } from './store.ts';
 import type { DatasetItem, DatasetRow, RowRecord, RowStatus, ScoreResult, Scorer, Variant } from './types.ts';
@@ -95,8 +95,17 @@ export interface EvalResult {
   readonly summary: EvalSummary;
   readonly done: number;
   readonly skipped: number;
-  /** Dataset rows that could not be read or failed the input schema (stored as ERROR rows). */
+  /**
+   * Dataset rows of this invocation that were not evaluated because the row itself is bad: they could not be
+   * read or failed the input schema (stored as ERROR rows with code `invalid_row`; `unreadRows` included).
+   */
   readonly rowErrors: number;
+  /**
+   * Dataset rows of this invocation that could not be read as rows of their own (invalid JSON, a malformed
+   * CSV record, a bad, reserved or duplicate id): never evaluated, stored as ERROR rows under the id
+   * `!line:<line>` (see `readDataset`). Counted on every invocation, resumed ones too, until the file is fixed.
+   */
+  readonly unreadRows: number;
   /** Tokens and cost of this invocation. */
   readonly usage: UsageTotals;
   /** Why the batch stopped early, if it did. */
@@ -175,6 +184,7 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
       done: batch.done,
       skipped: batch.skipped,
       rowErrors: batch.rowErrors,
+      unreadRows: batch.unreadRows,
       usage: batch.usage,
       stopped: batch.stopped,
       estimatedCostUsd: batch.estimatedCostUsd,
@@ -224,6 +234,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
   done = 0;
   skipped = 0;
   rowErrors = 0;
+  unreadRows = 0;
   pass = 0;
   fail = 0;
   errors = 0;
@@ -454,6 +465,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
 
   #rowError(item: Extract<DatasetItem, { ok: false }>): void {
     this.rowErrors += 1;
+    if (isUnreadRowId(item.id)) this.unreadRows += 1;
     for (const variant of this.#variants) {
       if (this.#skip.has(keyOf(variant.name, item.id))) {
         this.skipped += 1;

@@ -31,6 +31,38 @@ export interface ReadDatasetOptions<I> extends DatasetShapeOptions {
   readonly schema: z.ZodType<I>;
   /** @default from the extension: `.jsonl`/`.ndjson` → jsonl, `.csv` → csv, `.json` → json */
   readonly format?: DatasetFormat | undefined;
+  /**
+   * CSV: the most physical lines one quoted field may span, its opening line included. A quoted field that
+   * runs longer is taken as an unclosed quote: its record is one row error at its first line, and reading
+   * goes on at the line after the one where the quote opened. An integer >= 1.
+   * @default 1000 ({@link defaultMaxFieldLines})
+   */
+  readonly maxFieldLines?: number | undefined;
+  /**
+   * CSV: the most bytes (UTF-8) of raw text one quoted field may hold; past it, the field is an unclosed
+   * quote, as with `maxFieldLines`. An integer >= 1.
+   * @default 1048576, 1 MiB ({@link defaultMaxFieldBytes})
+   */
+  readonly maxFieldBytes?: number | undefined;
+}
+
+/** The default of {@link ReadDatasetOptions.maxFieldLines}. */
+export const defaultMaxFieldLines = 1000;
+
+/** The default of {@link ReadDatasetOptions.maxFieldBytes}: 1 MiB. */
+export const defaultMaxFieldBytes = 1024 * 1024;
+
+/**
+ * The prefix of the id of a row that could not be read as a row of its own: `!line:<line>` (e.g.
+ * `!line:3`). Such a row is a row error: bad JSON, a malformed CSV record, an id that is neither a string
+ * nor a number, a duplicate id, or an id that itself starts with this prefix (reserved, so a real id can
+ * never collide with one of these). Every line has one such id at most, so they never collide either.
+ */
+export const unreadIdPrefix = '!line:';
+
+/** True when `id` is the id {@link readDataset} gives a row it could not read (see {@link unreadIdPrefix}). */
+export function isUnreadRowId(id: string): boolean {
+  return id.startsWith(unreadIdPrefix);
 }
 
 /**
@@ -70,10 +102,19 @@ export const maxRawLength = 10_000;
  * - **JSON** (`.json`): a top-level array, parsed element by element by a small incremental scanner;
  *   `line` is the element's index + 1 (its physical line is in row errors' messages).
  *
- * A bad row (invalid JSON, a CSV record with the wrong number of fields or a stray quote, an input failing
- * the schema, a duplicate id) is yielded as `{ ok: false, id, line, error, issues?, raw }`; iteration goes
- * on. A duplicate keeps the first row valid; the later ones get the id `<id>#<line>`, so every yielded id is
- * unique. Each iteration reads the file anew; breaking out of a `for await` closes the file.
+ * A bad row is yielded as `{ ok: false, id, line, error, issues?, raw }`; iteration goes on. A row that
+ * could not be read as a row of its own (invalid JSON, a CSV record with the wrong number of fields or a
+ * stray quote, an id that is neither a string nor a number, a duplicate id) gets the id `!line:<line>`
+ * ({@link unreadIdPrefix}, {@link isUnreadRowId}); a real id starting with `!line:` is refused the same way,
+ * so these ids never collide with real ones and every yielded id is unique. A duplicate keeps the first row
+ * valid. A row whose input fails the schema keeps its own id. Each iteration reads the file anew; breaking
+ * out of a `for await` closes the file.
+ *
+ * An unclosed CSV quote costs one row: a quoted field may span at most `maxFieldLines` lines and
+ * `maxFieldBytes` bytes, and a multi-line quoted field must be followed by `,` or a line end. A field that
+ * breaks either rule is an unclosed quote: its record is one row error at its first line, and reading
+ * resumes at the line after the one where the quote opened (as it does for a quote still open at the end of
+ * the file).
  *
  * @example
  * ```ts
@@ -84,7 +125,8 @@ export const maxRawLength = 10_000;
  * ```
  * @throws {DatasetError} (when iterated) for a missing, unreadable or non-regular file, an unusable CSV header,
  *   or a JSON file that is not an array; (at once) for an unknown format.
- * @throws {InvalidOptionError} (at once) for a missing schema or an empty field name.
+ * @throws {InvalidOptionError} (at once) for a missing schema, an empty field name, or a `maxFieldLines` or
+ *   `maxFieldBytes` that is not an integer >= 1.
  */
 export function readDataset<I>(path: string, options: ReadDatasetOptions<I>): AsyncIterable<DatasetItem<I>> {
   const format = options.format ?? formatOf(path);
@@ -95,6 +137,10 @@ export function readDataset<I>(path: string, options: ReadDatasetOptions<I>): As
   }
   const shape = checkShape(options);
   const schema = checkSchema(options.schema);
+  const limits: CsvLimits = {
+    lines: limit('maxFieldLines', options.maxFieldLines, defaultMaxFieldLines),
+    bytes: limit('maxFieldBytes', options.maxFieldBytes, defaultMaxFieldBytes),
+  };
   return {
     [Symbol.asyncIterator]: () => {
       const rows = new RowMaker(schema, shape, format === 'csv');
@@ -102,7 +148,7 @@ export function readDataset<I>(path: string, options: ReadDatasetOptions<I>): As
         case 'jsonl':
           return readJsonl(path, rows);
         case 'csv':
-          return readCsv(path, rows);
+          return readCsv(path, rows, limits);
         case 'json':
           return readJsonArray(path, rows);
       }
@@ -162,9 +208,9 @@ class RowMaker<I> {
     this.#emptyIsAbsent = emptyIsAbsent;
   }
 
-  /** A row error for a row with no usable id: its id is its line. */
-  error(line: number, error: string, raw: string, issues?: readonly OutputIssue[]): DatasetItem<I> {
-    return this.#error(this.#claim(String(line), line), line, error, raw, issues);
+  /** A row error for a row that could not be read as a row of its own: its id is `!line:<line>`. */
+  error(line: number, error: string, raw: string): DatasetItem<I> {
+    return this.#error(`${unreadIdPrefix}${line}`, line, error, raw);
   }
 
   async fromValue(value: unknown, line: number, raw: () => string): Promise<DatasetItem<I>> {
@@ -176,15 +222,17 @@ class RowMaker<I> {
       if (typeof rawId === 'string') id = rawId;
       else if (typeof rawId === 'number' && Number.isFinite(rawId)) id = String(rawId);
       else return this.error(line, `The "${idField}" field must be a string or a number.`, raw());
+      if (isUnreadRowId(id)) {
+        return this.error(
+          line,
+          `The id ${JSON.stringify(id)} starts with "${unreadIdPrefix}", which is reserved for rows that could not be read.`,
+          raw(),
+        );
+      }
     }
     const first = this.#ids.get(id);
     if (first !== undefined) {
-      return this.#error(
-        this.#claim(`${id}#${line}`, line),
-        line,
-        `duplicate id ${JSON.stringify(id)} (first at line ${first})`,
-        raw(),
-      );
+      return this.error(line, `duplicate id ${JSON.stringify(id)} (first at line ${first})`, raw());
     }
     this.#ids.set(id, line);
 
@@ -222,14 +270,6 @@ class RowMaker<I> {
     const row: DatasetRow<I> =
       expected === undefined ? { id, line, input: parsed.data } : { id, line, input: parsed.data, expected };
     return { ok: true, row };
-  }
-
-  /** Registers `id` (with `#<line>` suffixes until it is unused) and returns it. */
-  #claim(id: string, line: number): string {
-    let unique = id;
-    while (this.#ids.has(unique)) unique = `${unique}#${line}`;
-    this.#ids.set(unique, line);
-    return unique;
   }
 
   #error(
@@ -284,9 +324,13 @@ async function* readJsonl<I>(path: string, rows: RowMaker<I>): AsyncGenerator<Da
 // ---------------------------------------------------------------------------------------------------------
 // CSV
 
-async function* readCsv<I>(path: string, rows: RowMaker<I>): AsyncGenerator<DatasetItem<I>> {
+async function* readCsv<I>(
+  path: string,
+  rows: RowMaker<I>,
+  limits: CsvLimits,
+): AsyncGenerator<DatasetItem<I>> {
   const stream = await openStream(path);
-  const parser = new CsvParser();
+  const parser = new CsvParser(limits);
   let header: readonly string[] | undefined;
   try {
     const records = async function* (): AsyncGenerator<CsvRecord> {
@@ -353,8 +397,24 @@ const LF = 10;
 const csvState = { start: 0, unquoted: 1, quoted: 2, quoteSeen: 3 } as const;
 type CsvState = (typeof csvState)[keyof typeof csvState];
 
-/** An incremental RFC 4180 parser: feed it chunks, get whole records. */
+/** How far one quoted CSV field may run: physical lines (its opening line included) and UTF-8 bytes. */
+interface CsvLimits {
+  readonly lines: number;
+  readonly bytes: number;
+}
+
+/**
+ * An incremental RFC 4180 parser: feed it chunks, get whole records.
+ *
+ * Re-sync: a quoted field that spans more than `limits.lines` lines, holds more than `limits.bytes` bytes,
+ * is still open at the end of the input, or spans lines and is followed by something other than `,` or a
+ * line end, is taken as an unclosed quote. Its record becomes one error record at its first line (its raw
+ * text cut at the end of the line where the quote opened), and parsing starts again at the line after that
+ * one, from the raw text kept since (at most `limits` of it). Each character is scanned at most twice: the
+ * text rescanned after a re-sync holds no quote before the point where the runaway field was given up.
+ */
 class CsvParser {
+  readonly #limits: CsvLimits;
   #state: CsvState = csvState.start;
   #fields: string[] = [];
   #field = '';
@@ -366,13 +426,48 @@ class CsvParser {
   #prevCr = false;
   #error: string | undefined;
   #first = true;
+  /** The line where the current (or last) quoted field of the record opened. */
+  #quoteLine = 1;
+  /** Offset of that field's opening quote in the record's raw text. */
+  #quoteAt = 0;
+  /** UTF-8 bytes of that field's raw text so far. */
+  #quoteBytes = 0;
+  /** After a re-sync whose opening line had not ended yet: discard up to the end of that line. */
+  #skipping = false;
+
+  constructor(limits: CsvLimits) {
+    this.#limits = limits;
+  }
 
   *push(input: string): Generator<CsvRecord> {
-    let chunk = input;
+    let chunk: string | undefined = input;
     if (this.#first && chunk.length > 0) {
       this.#first = false;
       chunk = stripBom(chunk);
     }
+    // A re-sync hands back the text to parse again; a loop, not recursion, however many there are.
+    while (chunk !== undefined) chunk = yield* this.#scan(chunk);
+  }
+
+  *end(): Generator<CsvRecord> {
+    while (this.#state === csvState.quoted) {
+      const resync = this.#resync(
+        this.#rawPrefix,
+        '',
+        `A quoted field (opened at line ${this.#quoteLine}) is not closed before the end of the file.`,
+      );
+      yield resync.record;
+      yield* this.push(resync.rest);
+    }
+    if (this.#state !== csvState.start || this.#fields.length > 0 || this.#rawPrefix !== '') {
+      this.#fields.push(this.#field);
+      const record = this.#finish(this.#rawPrefix);
+      if (record !== undefined) yield record;
+    }
+  }
+
+  /** Parses `chunk`; returns the text to parse next after a re-sync (the rest of `chunk` included). */
+  *#scan(chunk: string): Generator<CsvRecord, string | undefined> {
     this.#segStart = 0;
     this.#recordStart = 0;
     for (let i = 0; i < chunk.length; i++) {
@@ -380,22 +475,55 @@ class CsvParser {
       const afterCr = this.#prevCr;
       this.#prevCr = c === CR;
       const newline = c === CR || c === LF;
-      if (newline && !(c === LF && afterCr)) this.#line++;
+      const lineEnd = newline && !(c === LF && afterCr);
+      if (lineEnd) this.#line++;
+      if (this.#skipping) {
+        if (!newline) continue;
+        this.#skipping = false;
+        this.#recordStart = i + 1;
+        this.#recordLine = this.#line;
+        continue;
+      }
       switch (this.#state) {
-        case csvState.quoted:
+        case csvState.quoted: {
           if (c === QUOTE) {
             this.#field += chunk.slice(this.#segStart, i);
             this.#state = csvState.quoteSeen;
+            continue;
+          }
+          this.#quoteBytes += c < 0x80 ? 1 : c < 0x800 || (c >= 0xd800 && c <= 0xdfff) ? 2 : 3;
+          const lines = this.#line - this.#quoteLine + 1;
+          if (lines > this.#limits.lines || this.#quoteBytes > this.#limits.bytes) {
+            const bound =
+              lines > this.#limits.lines
+                ? `${this.#limits.lines} lines (maxFieldLines)`
+                : `${this.#limits.bytes} bytes (maxFieldBytes)`;
+            return yield* this.#resynced(
+              chunk,
+              i,
+              `A quoted field (opened at line ${this.#quoteLine}) is not closed within ${bound}.`,
+            );
           }
           continue;
+        }
         case csvState.quoteSeen:
           if (c === QUOTE) {
             this.#field += '"';
             this.#segStart = i + 1;
             this.#state = csvState.quoted;
+            this.#quoteBytes += 1;
             continue;
           }
           if (c !== COMMA && !newline) {
+            if (this.#line > this.#quoteLine) {
+              // A field over several lines that does not end at a separator: its opening quote was a stray.
+              return yield* this.#resynced(
+                chunk,
+                i,
+                `A quoted field (opened at line ${this.#quoteLine}) is not closed: the quote at line ` +
+                  `${this.#line} is followed by ${JSON.stringify(chunk[i])}, not by a comma or a line end.`,
+              );
+            }
             this.#error ??= `Unexpected character ${JSON.stringify(chunk[i])} after a closing quote.`;
             this.#segStart = i;
             this.#state = csvState.unquoted;
@@ -410,6 +538,9 @@ class CsvParser {
           if (c === QUOTE) {
             this.#segStart = i + 1;
             this.#state = csvState.quoted;
+            this.#quoteLine = this.#line;
+            this.#quoteAt = this.#rawPrefix.length + i - this.#recordStart;
+            this.#quoteBytes = 0;
             continue;
           }
           if (c === LF && afterCr) {
@@ -437,21 +568,60 @@ class CsvParser {
         if (record !== undefined) yield record;
       }
     }
+    if (this.#skipping) return undefined;
     if (this.#state === csvState.unquoted || this.#state === csvState.quoted) {
       this.#field += chunk.slice(this.#segStart);
     }
     this.#rawPrefix += chunk.slice(this.#recordStart);
+    return undefined;
   }
 
-  *end(): Generator<CsvRecord> {
-    if (this.#state === csvState.quoted) {
-      this.#error ??= 'A quoted field is not closed before the end of the file.';
+  /** Gives up the quoted field at `chunk[i]`: yields its error record, returns the text to parse again. */
+  *#resynced(chunk: string, i: number, error: string): Generator<CsvRecord, string> {
+    const raw = this.#rawPrefix + chunk.slice(this.#recordStart, i + 1);
+    const { record, rest } = this.#resync(raw, chunk.slice(i + 1), error);
+    yield record;
+    return rest;
+  }
+
+  /**
+   * The error record of a record whose quoted field opened at `#quoteAt` of `raw` is given up, and the text
+   * to parse again: the raw text after the line the quote opened on, then `after`. When that line has not
+   * ended yet, the rest of it is skipped.
+   */
+  #resync(raw: string, after: string, error: string): { record: CsvRecord; rest: string } {
+    let end = -1;
+    for (let j = this.#quoteAt + 1; j < raw.length; j++) {
+      const c = raw.charCodeAt(j);
+      if (c === CR || c === LF) {
+        end = j;
+        break;
+      }
     }
-    if (this.#state !== csvState.start || this.#fields.length > 0 || this.#rawPrefix !== '') {
-      this.#fields.push(this.#field);
-      const record = this.#finish(this.#rawPrefix);
-      if (record !== undefined) yield record;
+    const record: CsvRecord = {
+      fields: [],
+      line: this.#recordLine,
+      raw: end === -1 ? raw : raw.slice(0, end),
+      error: `${error} Reading resumes at line ${this.#quoteLine + 1}.`,
+    };
+    this.#fields = [];
+    this.#field = '';
+    this.#rawPrefix = '';
+    this.#error = undefined;
+    this.#state = csvState.start;
+    this.#line = this.#quoteLine;
+    if (end === -1) {
+      this.#skipping = true;
+      this.#prevCr = false;
+      return { record, rest: after };
     }
+    let next = end + 1;
+    if (raw.charCodeAt(end) === CR && raw.charCodeAt(next) === LF) next++;
+    this.#line = this.#quoteLine + 1;
+    this.#recordLine = this.#line;
+    // A CR at the very end of `raw` may be the first half of a CRLF whose LF opens `after`.
+    this.#prevCr = raw.charCodeAt(next - 1) === CR;
+    return { record, rest: raw.slice(next) + after };
   }
 
   #finish(raw: string): CsvRecord | undefined {
@@ -719,6 +889,12 @@ function checkShape(options: DatasetShapeOptions): Shape {
     );
   }
   return shape;
+}
+
+function limit(name: string, value: number | undefined, fallback: number): number {
+  const v = value ?? fallback;
+  if (!(Number.isSafeInteger(v) && v >= 1)) throw new InvalidOptionError(name, value, 'an integer >= 1');
+  return v;
 }
 
 function checkSchema<I>(schema: z.ZodType<I>): z.ZodType<I> {

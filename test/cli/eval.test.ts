@@ -1,7 +1,7 @@
 // `symphonizer eval`, `runs` and `compare`, run as subprocesses against a fixture chain on the offline
 // simulated model, each test with its own temporary run store. No network, no timed assertions.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,7 @@ interface EvalJson {
   done: number;
   skipped: number;
   rowErrors: number;
+  unreadRows: number;
   summary: {
     scorers: string[];
     variants: { variant: string; rows: number; pass: number; fail: number; error: number; cached: number }[];
@@ -89,7 +90,9 @@ describe.concurrent('symphonizer eval, runs and compare', slow, () => {
     expect(first.stdout).toMatch(/^Variant +Rows +Pass +Fail +Error +Pass rate +correct \(mean, 95% CI\)/m);
     expect(first.stdout).toContain('labelled (mean, 95% CI)');
     expect(first.stdout).toMatch(/^default +6 /m);
-    expect(first.stdout).toContain('6 rows run · 1 unreadable row');
+    // r4 was read but fails the input schema: an invalid row, not one that could not be read (exit 0).
+    expect(first.stdout).toContain('6 rows run · 1 invalid row · ');
+    expect(first.stdout).not.toContain('could not be read');
     // The bad row (empty text) is an ERROR row, listed with its line, and does not stop the batch.
     expect(first.stdout).toMatch(/^default +r4 +4 +invalid_row +line 4: /m);
     // Piped: plain progress lines on stderr, never ANSI codes.
@@ -283,6 +286,57 @@ describe.concurrent('symphonizer eval, runs and compare', slow, () => {
     expect(noStore.stderr).toContain('error [store_not_found]');
   });
 
+  it('rows that could not be read: stored apart from real ids, counted, and the command exits 1', async () => {
+    const dir = tempDir();
+    const store = join(dir, 'runs.sqlite');
+    // Line 3 is a malformed record; the row after it has the real id "3", which it must not lose.
+    const collide = join(dir, 'collide.csv');
+    writeFileSync(collide, 'id,text\n1,win a free cruise now\n2,"lunch at noon?"x\n3,cheap pills\n');
+    // An unclosed quote at line 3: one row that could not be read; every later line is still a row.
+    const unclosed = join(dir, 'unclosed.csv');
+    const lines = ['id,text', 'a1,lunch at noon?', 'a2,"never closed'];
+    for (let i = 3; i <= 40; i++) lines.push(`a${i},minutes of meeting ${i}`);
+    writeFileSync(unclosed, `${lines.join('\n')}\n`);
+    const scorersModule = `${fixtures}/eval-scorers.ts`;
+    const [text, json] = await Promise.all([
+      cli(['eval', chainModule, '--dataset', collide, '--store', store, '--scorers', scorersModule]),
+      cli([
+        'eval',
+        chainModule,
+        '--dataset',
+        unclosed,
+        '--store',
+        store,
+        '--run',
+        'unclosed',
+        '--scorers',
+        scorersModule,
+        '--json',
+      ]),
+    ]);
+
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain('3 rows run · 1 row could not be read · ');
+    // Both are stored: the unreadable one under its reserved id, the real "3" ran (it passed or failed).
+    expect(text.stdout).toMatch(/^default +3 +\d +\d +1 /m);
+    expect(text.stdout).toMatch(/^default +!line:3 +3 +invalid_row +line 3: Unexpected character "x"/m);
+    expect(text.stderr).toContain(
+      `error [unread_rows]: 1 row of ${collide} could not be read and was not evaluated: it is stored as an ERROR row (invalid_row) with the id !line:<its line>.`,
+    );
+    expect(text.stderr).toMatch(/^hint: fix the lines listed as invalid_row/m);
+
+    expect(json.code).toBe(1);
+    const parsed = JSON.parse(json.stdout) as EvalJson;
+    expect(parsed).toMatchObject({ stopped: null, done: 40, rowErrors: 1, unreadRows: 1 });
+    expect(parsed.summary.variants[0]).toMatchObject({ rows: 40, error: 1 });
+    expect(json.stderr).toContain('error [unread_rows]: 1 row of');
+
+    // A resume reads the file again: the unreadable row still counts, so the command still exits 1.
+    const again = await cli(['eval', chainModule, '--dataset', collide, '--store', store, '--json']);
+    expect(again.code).toBe(1);
+    expect(JSON.parse(again.stdout)).toMatchObject({ done: 0, skipped: 3, unreadRows: 1 });
+  });
+
   it("scores rows through the chain's own client (a custom provider), not as unknown_provider", async () => {
     const store = join(tempDir(), 'runs.sqlite');
     const module = `${fixtures}/custom-provider-chain.ts`;
@@ -311,6 +365,7 @@ describe.concurrent('symphonizer eval, runs and compare', slow, () => {
       // Every readable row is classified right by the keyword provider; r4 fails the input schema.
       expect(parsed.summary.variants[0]).toMatchObject({ rows: 6, pass: 5, fail: 0, error: 1 });
       expect(parsed.rowErrors).toBe(1);
+      expect(parsed.unreadRows).toBe(0);
     }
   });
 

@@ -70,8 +70,30 @@ describe('evaluate()', () => {
     expect(summary.passRate).toBeCloseTo(2 / 3);
     expect(summary.scores.correct?.mean).toBeCloseTo(2 / 3);
     expect(result.rowErrors).toBe(1);
+    expect(result.unreadRows).toBe(0); // the empty text was read; it fails the schema
     expect(summary.errors.map((e) => e.rowId).sort()).toEqual(['d', 'e']);
     expect(provider.requests).toHaveLength(4);
+  });
+
+  it('stores a CSV row that cannot be read apart from a real row with its line as id, and counts it', async () => {
+    const { chain: c, registry, provider } = scripted();
+    const dataset = join(tempDir(), 'rows.csv');
+    writeFileSync(dataset, 'id,text\n1,buy spam\n2,"bad"quote\n3,hello\n');
+    const store = RunStore.open(':memory:');
+    const result = await evaluate({ chain: c, dataset, scorers: [], registry, store, runName: 'csv' });
+    expect({ done: result.done, rowErrors: result.rowErrors, unreadRows: result.unreadRows }).toEqual({
+      done: 3,
+      rowErrors: 1,
+      unreadRows: 1,
+    });
+    const stored = [...store.rows('csv')].map((r) => [r.rowId, r.line, r.status]);
+    expect(stored.sort()).toEqual([
+      ['!line:3', 3, 'error'],
+      ['1', 2, 'pass'],
+      ['3', 4, 'pass'],
+    ]);
+    expect(provider.requests).toHaveLength(2); // the real row "3" ran
+    store.close();
   });
 
   it('resumes a run by name without redoing finished rows, and --retry-errors redoes only the errors', async () => {

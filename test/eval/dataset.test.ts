@@ -7,7 +7,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { DatasetError, datasetFromArray, readDataset } from '../../src/eval/dataset.ts';
+import { DatasetError, datasetFromArray, isUnreadRowId, readDataset } from '../../src/eval/dataset.ts';
 import type { DatasetItem } from '../../src/eval/types.ts';
 import { InvalidOptionError, SymphonizerError } from '../../src/index.ts';
 
@@ -67,10 +67,10 @@ describe('readDataset: JSONL', () => {
     ]);
     const bad = errors(items);
     expect(bad.map((e) => [e.line, e.id])).toEqual([
-      [4, '4'],
+      [4, '!line:4'],
       [5, 'q4'],
-      [7, 'q1#7'],
-      [9, '9'],
+      [7, '!line:7'],
+      [9, '!line:9'],
     ]);
     expect(bad[0]?.error).toMatch(/^Invalid JSON/);
     expect(bad[0]?.raw).toBe('{"id":"q3","question":"Bad JSON",');
@@ -156,8 +156,8 @@ describe('readDataset: CSV', () => {
     ]);
     const bad = errors(items);
     expect(bad.map((e) => [e.line, e.id])).toEqual([
-      [9, '9'],
-      [10, '10'],
+      [9, '!line:9'],
+      [10, '!line:10'],
     ]);
     expect(bad[0]?.error).toMatch(/after a closing quote/);
     expect(bad[0]?.raw).toBe('q5,"unterminated after""quote" junk,y');
@@ -186,15 +186,155 @@ describe('readDataset: CSV', () => {
     ]);
   });
 
-  it('reports an unterminated quote at the end of the file as a row error', async () => {
-    const path = await file('open-quote.csv', 'id,question\nq1,ok\nq2,"never closed\nstill open\n');
+  it('reports an unterminated quote at the end of the file as a row error, and reads the lines after it', async () => {
+    const path = await file('open-quote.csv', 'id,question\nq1,ok\nq2,"never closed\nq4,read\n');
     const items = await collect(readDataset(path, { schema: Question }));
+    expect(items).toHaveLength(3);
     expect(items[0]).toMatchObject({ ok: true });
     expect(items[1]).toMatchObject({
       ok: false,
+      id: '!line:3',
       line: 3,
-      error: expect.stringMatching(/not closed/) as string,
+      raw: 'q2,"never closed',
+      error: expect.stringMatching(/not closed before the end of the file.*resumes at line 4/) as string,
     });
+    expect(items[2]).toEqual({ ok: true, row: { id: 'q4', line: 4, input: { question: 'read' } } });
+  });
+
+  it('a bad row at line 3 does not take the id of a real row "3" (CSV, JSONL, JSON)', async () => {
+    const csv = await file('collide.csv', 'id,question\n1,one\n2,"bad"x\n3,three\n');
+    const jsonl = await file(
+      'collide.jsonl',
+      '{"id":1,"question":"one"}\n{}\n{"id":2,\n{"id":3,"question":"three"}\n',
+    );
+    const json = await file(
+      'collide.json',
+      '[{"id":1,"question":"one"},{"id":2,"question":},{"id":"2","question":"two"}]',
+    );
+    const read = (path: string) => collect(readDataset(path, { schema: Question }));
+    const [fromCsv, fromJsonl, fromJson] = [await read(csv), await read(jsonl), await read(json)];
+    expect(errors(fromCsv).map((e) => [e.id, e.line])).toEqual([['!line:3', 3]]);
+    expect(rows(fromCsv)).toEqual([
+      { id: '1', line: 2, input: { question: 'one' } },
+      { id: '3', line: 4, input: { question: 'three' } },
+    ]);
+    // `{}` at line 2 has no id (its id is its line, "2") and fails the schema; line 3 is bad JSON.
+    expect(errors(fromJsonl).map((e) => [e.id, e.line])).toEqual([
+      ['2', 2],
+      ['!line:3', 3],
+    ]);
+    expect(rows(fromJsonl).map((r) => r.id)).toEqual(['1', '3']);
+    expect(errors(fromJson).map((e) => [e.id, e.line])).toEqual([['!line:2', 2]]);
+    expect(rows(fromJson).map((r) => r.id)).toEqual(['1', '2']);
+  });
+
+  it('refuses a real id with the reserved "!line:" prefix, and gives duplicates reserved ids', async () => {
+    const path = await file(
+      'reserved.csv',
+      'id,question\n!line:3,sneaky\na,first\na,again\n!line:4,also sneaky\n!lined,fine\n',
+    );
+    const items = await collect(readDataset(path, { schema: Question }));
+    expect(items.map((i) => (i.ok ? i.row.id : i.id))).toEqual([
+      '!line:2',
+      'a',
+      '!line:4',
+      '!line:5',
+      '!lined',
+    ]);
+    expect(new Set(items.map((i) => (i.ok ? i.row.id : i.id))).size).toBe(items.length);
+    expect(errors(items)[0]?.error).toBe(
+      'The id "!line:3" starts with "!line:", which is reserved for rows that could not be read.',
+    );
+    expect(errors(items)[1]?.error).toBe('duplicate id "a" (first at line 3)');
+    expect(errors(items).every((e) => isUnreadRowId(e.id))).toBe(true);
+  });
+
+  it.each([
+    ['\n', 'LF'],
+    ['\r\n', 'CRLF'],
+  ])(
+    'an unclosed quote at line 3 of a 3,000-line file is one row error; every later row is read (%j)',
+    async (eol, name) => {
+      const n = 3000;
+      const lines = ['id,text', 'r1,first', 'r2,"opens and never closes'];
+      // ~100 bytes a line: the runaway field and the text read again straddle the 64 KiB read chunks.
+      const text = (i: number): string => `text ${i} ${'x'.repeat(80)}`;
+      for (let i = 3; i < n; i++) lines.push(`r${i},${text(i)}`);
+      const path = await file(`unclosed-${name}.csv`, `${lines.join(eol)}${eol}`);
+      const items = await collect(readDataset(path, { schema: z.object({ text: z.string() }) }));
+      expect(errors(items)).toEqual([
+        {
+          ok: false,
+          id: '!line:3',
+          line: 3,
+          raw: 'r2,"opens and never closes',
+          error:
+            'A quoted field (opened at line 3) is not closed within 1000 lines (maxFieldLines). Reading resumes at line 4.',
+        },
+      ]);
+      const read = rows(items);
+      expect(read).toHaveLength(n - 2);
+      expect(read[0]).toEqual({ id: 'r1', line: 2, input: { text: 'first' } });
+      read.slice(1).forEach((row, k) => {
+        const i = k + 3;
+        expect(row).toEqual({ id: `r${i}`, line: i + 1, input: { text: text(i) } });
+      });
+    },
+  );
+
+  it('a stray quote closed by a quote lines later is one row error; the lines in between are read', async () => {
+    const path = await file(
+      'stray.csv',
+      ['id,question', 'q1,ok', 'q2,"stray', 'q3,plain', 'q4,"quoted, with a comma"', 'q5,last'].join('\n'),
+    );
+    const items = await collect(readDataset(path, { schema: Question }));
+    expect(errors(items)).toMatchObject([
+      {
+        id: '!line:3',
+        line: 3,
+        raw: 'q2,"stray',
+        error: expect.stringMatching(
+          /opened at line 3\) is not closed: the quote at line 5 is followed by "q"/,
+        ) as string,
+      },
+    ]);
+    expect(rows(items)).toEqual([
+      { id: 'q1', line: 2, input: { question: 'ok' } },
+      { id: 'q3', line: 4, input: { question: 'plain' } },
+      { id: 'q4', line: 5, input: { question: 'quoted, with a comma' } },
+      { id: 'q5', line: 6, input: { question: 'last' } },
+    ]);
+  });
+
+  it('bounds a quoted field by maxFieldLines and maxFieldBytes', async () => {
+    const path = await file(
+      'bounded.csv',
+      ['id,question', 'q1,"two\nlines"', 'q2,"three\nlines\nlong"', `q3,"${'é'.repeat(40)}`, 'q4,after'].join(
+        '\n',
+      ),
+    );
+    const items = await collect(readDataset(path, { schema: Question, maxFieldLines: 2, maxFieldBytes: 50 }));
+    expect(items.map((i) => (i.ok ? [i.row.id, i.row.line] : [i.id, i.line, i.error]))).toEqual([
+      ['q1', 2],
+      [
+        '!line:4',
+        4,
+        'A quoted field (opened at line 4) is not closed within 2 lines (maxFieldLines). Reading resumes at line 5.',
+      ],
+      // The lines of the refused field are read again as records of their own (here: too few fields).
+      ['!line:5', 5, 'Expected 2 fields (as the header), got 1.'],
+      // `long"` then a line end: an unquoted field with a quote in it, one field.
+      ['!line:6', 6, 'Expected 2 fields (as the header), got 1.'],
+      // 40 × é is 80 bytes: past 50 on its own line, whose rest is skipped.
+      [
+        '!line:7',
+        7,
+        'A quoted field (opened at line 7) is not closed within 50 bytes (maxFieldBytes). Reading resumes at line 8.',
+      ],
+      ['q4', 8],
+    ]);
+    expect(() => readDataset(path, { schema: Question, maxFieldLines: 0 })).toThrow(InvalidOptionError);
+    expect(() => readDataset(path, { schema: Question, maxFieldBytes: 1.5 })).toThrow(InvalidOptionError);
   });
 
   it('throws DatasetError for an unusable header; an empty file has no rows', async () => {
@@ -249,7 +389,7 @@ describe('readDataset: JSON arrays', () => {
       { id: '4', line: 4, input: { question: 'no id' } },
     ]);
     const bad = errors(items);
-    expect(bad[0]).toMatchObject({ id: '2', line: 2, raw: '{"id": "b", "question": }' });
+    expect(bad[0]).toMatchObject({ id: '!line:2', line: 2, raw: '{"id": "b", "question": }' });
     expect(bad[0]?.error).toMatch(/^element 1 \(line 3\): invalid JSON/);
     expect(bad[1]).toMatchObject({ id: 'c', line: 3, issues: [{ path: 'question' }] });
   });
@@ -330,7 +470,7 @@ describe('datasetFromArray', () => {
     expect(items[1]).toMatchObject({ ok: false, id: '2', line: 2, raw: '{"question":2}' });
     expect(items[2]).toMatchObject({
       ok: false,
-      id: 'a#3',
+      id: '!line:3',
       error: expect.stringMatching(/duplicate id/) as string,
     });
   });

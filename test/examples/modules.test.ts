@@ -201,8 +201,11 @@ describe('symphonizer eval on the eval examples', () => {
       '--run',
       'batch',
     ]);
-    expect(code).toBe(0);
-    expect(stdout).toContain('run "batch" · chain "ticket-triage" · 21 rows run · 2 unreadable rows');
+    // The malformed JSON line could not be read: it is not evaluated, so the command exits 1.
+    expect(code).toBe(1);
+    expect(stdout).toContain(
+      'run "batch" · chain "ticket-triage" · 21 rows run · 1 row could not be read · 1 invalid row',
+    );
     expect(stdout).toMatch(/^default +21 +\d+ +\d+ +2 +[\d.]+% +[\d.]+ \[/m);
     expect(stdout).toContain('label (mean, 95% CI)');
   });
@@ -220,8 +223,10 @@ describe('symphonizer eval on the eval examples', () => {
       '--run',
       'report',
     ]);
-    expect(code).toBe(0);
-    expect(stdout).toContain('run "report" · chain "ticket-triage" · 42 rows run · 2 unreadable rows');
+    expect(code).toBe(1);
+    expect(stdout).toContain(
+      'run "report" · chain "ticket-triage" · 42 rows run · 1 row could not be read · 1 invalid row',
+    );
     expect(stdout).toMatch(/^A: agent template +21 +\d+ +\d+ +2 /m);
     expect(stdout).toMatch(/^B: terse template +21 +\d+ +\d+ +2 /m);
     expect(stdout).toContain('judge (mean, 95% CI)');

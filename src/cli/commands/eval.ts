@@ -50,8 +50,9 @@ type EvalChain = Chain<z.ZodType, Record<string, unknown>>;
 type ScorerSource = 'option' | 'chain module' | 'default' | 'none';
 
 /**
- * Runs `symphonizer eval`; returns the exit code: 0 the batch completed (FAIL and ERROR rows included),
- * 1 it was stopped by the cost ceiling or interrupted, 2 a usage error.
+ * Runs `symphonizer eval`; returns the exit code: 0 the batch completed and every dataset row was read (FAIL
+ * and ERROR rows included), 1 some rows could not be read (so were not evaluated), or the batch was stopped
+ * by the cost ceiling or interrupted, 2 a usage error.
  */
 export async function evalCommand(args: readonly string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs('eval', {
@@ -243,6 +244,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
         done: result.done,
         skipped: result.skipped,
         rowErrors: result.rowErrors,
+        unreadRows: result.unreadRows,
         usage: result.usage,
         estimatedCostUsd: result.estimatedCostUsd ?? null,
         summary: result.summary,
@@ -259,9 +261,10 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
     err.write(`stored in ${store}\n`);
   }
 
-  if (result.stopped === undefined) return 0;
-  printError(err, stoppedError(result, maxCostUsd, args, errorsThisTime));
-  return 1;
+  if (result.stopped !== undefined) printError(err, stoppedError(result, maxCostUsd, args, errorsThisTime));
+  if (result.unreadRows > 0) printError(err, unreadError(result, dataset));
+  // Exit 1 whenever some rows were not evaluated: stopped early, or rows the dataset reader could not read.
+  return result.stopped === undefined && result.unreadRows === 0 ? 0 : 1;
 }
 
 /**
@@ -388,14 +391,28 @@ function variantComparisons(store: RunStore, run: string, summary: EvalSummary):
 function describeWork(result: EvalResult): string {
   const parts = [`${formatCount(result.done)} rows run`];
   if (result.skipped > 0) parts.push(`${formatCount(result.skipped)} already done`);
-  if (result.rowErrors > 0)
-    parts.push(`${formatCount(result.rowErrors)} unreadable ${result.rowErrors === 1 ? 'row' : 'rows'}`);
+  const unread = result.unreadRows;
+  const invalid = result.rowErrors - unread;
+  if (unread > 0) parts.push(`${formatCount(unread)} ${unread === 1 ? 'row' : 'rows'} could not be read`);
+  if (invalid > 0) parts.push(`${formatCount(invalid)} invalid ${invalid === 1 ? 'row' : 'rows'}`);
   parts.push(`${formatCount(result.usage.totalTokens)} tokens`, `cost ${formatCost(result.usage.costUsd)}`);
   return parts.join(' · ');
 }
 
 function describeCache(stats: CacheStats, mode: CacheMode | undefined): string {
   return `cache (${mode ?? 'read-write'}): ${stats.hits} hits, ${stats.misses} misses, ${stats.writes} answers stored`;
+}
+
+/** Rows of the dataset that could not be read: not evaluated, so the command exits 1. */
+function unreadError(result: EvalResult, dataset: string): SymphonizerError {
+  const n = result.unreadRows;
+  const what =
+    n === 1
+      ? `1 row of ${dataset} could not be read and was not evaluated: it is stored as an ERROR row (invalid_row) with the id !line:<its line>.`
+      : `${formatCount(n)} rows of ${dataset} could not be read and were not evaluated: they are stored as ERROR rows (invalid_row) with the ids !line:<their line>.`;
+  return new SymphonizerError('unread_rows', what, {
+    hint: 'fix the lines listed as invalid_row (bad JSON or CSV, a bad or duplicate id) and run the same command again',
+  });
 }
 
 /** Why the batch stopped, with how to resume (the same command: the run name resumes it). */
