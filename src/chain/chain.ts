@@ -28,7 +28,8 @@ import {
   emptyUsage,
   zodIssues,
 } from '../providers/index.ts';
-import { defaultTemplateLoader, type TemplateLoader } from '../prompts/index.ts';
+import { InvalidOptionError } from '../core/errors.ts';
+import { TemplateLoader, defaultTemplateLoader } from '../prompts/index.ts';
 import { ChainDefinitionError, ChainRunError, InputValidationError } from './errors.ts';
 import { toolDefinition, type Tool } from './tool.ts';
 import type {
@@ -55,8 +56,14 @@ export interface ChainOptions<S extends z.ZodType> {
   readonly model?: string | undefined;
   /** The client that makes the model calls. @default a shared default ModelClient */
   readonly client?: ModelClient | undefined;
-  /** Where template names are looked up. @default the package's prompts/ folder */
-  readonly templates?: TemplateLoader | undefined;
+  /**
+   * Where template names are looked up. A directory path (relative to the working directory when the chain
+   * is built) is searched first, then `SYMPHONIZER_PROMPTS`, `./prompts` and the package's own prompts, so
+   * the ready agents' `agents/*` templates and the stock partials are still found; partials of the directory
+   * replace the package's of the same name. A {@link TemplateLoader} is used as it is.
+   * @default SYMPHONIZER_PROMPTS, then ./prompts (when it exists), then the package's prompts/ folder
+   */
+  readonly templates?: string | TemplateLoader | undefined;
 }
 
 /** Per-run options of a chain. */
@@ -147,6 +154,15 @@ export function chain<S extends z.ZodType>(options: ChainOptions<S>): ChainBuild
   }
   // eslint-disable-next-line @typescript-eslint/no-generated-empty-object-type -- as above
   return new ChainBuilder<S, Record<never, never>>(options, []);
+}
+
+/** The chain's loader for its `templates` option: a path becomes a layered loader with it searched first. */
+function templateLoaderOf(templates: string | TemplateLoader | undefined): TemplateLoader | undefined {
+  if (templates === undefined || templates instanceof TemplateLoader) return templates;
+  if (typeof templates !== 'string' || templates.trim() === '') {
+    throw new InvalidOptionError('templates', templates, 'a directory path or a TemplateLoader');
+  }
+  return new TemplateLoader({ projectDir: templates });
 }
 
 /** Adds nodes to a chain; each call returns a new builder whose output type includes the new node. */
@@ -273,7 +289,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     this.#entries = new Map(entries.map((e) => [e.name, e]));
     this.#model = options.model ?? (process.env.SYMPHONIZER_MODEL?.trim() || 'sim:default');
     this.#client = options.client;
-    this.#templates = options.templates;
+    this.#templates = templateLoaderOf(options.templates);
     // One graph of notes for every run: per-run state lives in each Composition.
     const notes = new Map<string, DAGNote>();
     for (const e of entries) notes.set(e.name, new DAGNote(e.name, this.#payload(e)));

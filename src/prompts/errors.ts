@@ -2,7 +2,9 @@
  * Errors of the prompts layer. Each carries the template's name and, where it applies, the node key of the
  * chain node that rendered it, so a failure deep in a composition still says which prompt broke and why.
  */
+import { dirname } from 'node:path';
 import { SymphonizerError } from '../core/errors.ts';
+import { REASON_TEXT, type TemplateDirReason } from './search-path.ts';
 
 /** Most names listed in a hint; the full list is always on the error's field. */
 const HINT_LIST_LIMIT = 20;
@@ -23,30 +25,65 @@ function atLine(line: number | undefined): string {
   return line === undefined ? '' : ` at line ${line}`;
 }
 
+/** One place a template was looked for; see {@link TemplateNotFoundError.searched}. */
+export interface SearchedTemplatePlace {
+  /** The directory searched (absolute). */
+  readonly dir: string;
+  /** Why it was searched: the templates option, `SYMPHONIZER_PROMPTS`, `./prompts` or the package. */
+  readonly reason: TemplateDirReason;
+  /** The file looked for in it. */
+  readonly path: string;
+  /** Whether the directory exists. */
+  readonly exists: boolean;
+}
+
 /** What {@link TemplateNotFoundError} is built from. */
 export interface TemplateNotFoundErrorInit {
   /** The name that was asked for, e.g. `agents/judge`. */
   readonly template: string;
-  /** The absolute path that was looked for. */
+  /** The absolute path that was looked for first. */
   readonly path: string;
-  /** Template names available in the templates directory (sorted; partials excluded). */
+  /** Template names available in the searched directories (sorted, deduplicated; partials excluded). */
   readonly available: readonly string[];
+  /**
+   * Every place searched, in order. @default one place: the directory of `path`, as a loader directory
+   */
+  readonly searched?: readonly SearchedTemplatePlace[] | undefined;
   /** The templates directory, when it does not exist (the hint then says so). */
   readonly missingDir?: string | undefined;
   /** Replaces the default hint. */
   readonly hint?: string | undefined;
 }
 
-/** No template file exists for a name given to `TemplateLoader.load()`. Code `template_not_found`. */
+/** `/a/x.hbs (the templates option), then /b/x.hbs (SYMPHONIZER_PROMPTS; no such directory)`. */
+function listSearched(places: readonly SearchedTemplatePlace[]): string {
+  return places
+    .map(
+      (place) => `${place.path} (${REASON_TEXT[place.reason]}${place.exists ? '' : '; no such directory'})`,
+    )
+    .join(', then ');
+}
+
+/**
+ * No template file exists for a name given to `TemplateLoader.load()`. Code `template_not_found`.
+ *
+ * Its message lists every place searched, in order and with why each was searched (the templates option,
+ * `SYMPHONIZER_PROMPTS`, `./prompts`, the package's prompts); its hint lists the available templates.
+ */
 export class TemplateNotFoundError extends SymphonizerError {
   /** The name that was asked for. */
   readonly template: string;
-  /** The absolute path that was looked for. */
+  /** The absolute path that was looked for first. */
   readonly path: string;
-  /** Template names available in the templates directory, sorted. */
+  /** Template names available in the searched directories, sorted. */
   readonly available: readonly string[];
+  /** Every place searched, in order. */
+  readonly searched: readonly SearchedTemplatePlace[];
 
   constructor(init: TemplateNotFoundErrorInit) {
+    const searched = init.searched ?? [
+      { dir: dirname(init.path), reason: 'dir', path: init.path, exists: init.missingDir === undefined },
+    ];
     const hint =
       init.hint ??
       (init.missingDir !== undefined
@@ -54,10 +91,17 @@ export class TemplateNotFoundError extends SymphonizerError {
         : init.available.length === 0
           ? 'the templates directory holds no .hbs templates'
           : `available templates: ${listForHint(init.available)}`);
-    super('template_not_found', `Template "${init.template}" not found: no file at ${init.path}.`, { hint });
+    super(
+      'template_not_found',
+      `Template "${init.template}" not found; looked for ${listSearched(searched)}.`,
+      {
+        hint,
+      },
+    );
     this.template = init.template;
     this.path = init.path;
     this.available = init.available;
+    this.searched = searched;
   }
 }
 

@@ -3,7 +3,9 @@
  * variables (a missing variable is an error naming the template, the variable and the node).
  *
  * - {@link PromptTemplate}: one template with an optional system part and a user part, compiled once.
- * - {@link TemplateLoader}: templates by name from `prompts/*.hbs`, partials from `prompts/partials/*.hbs`.
+ * - {@link TemplateLoader}: templates by name from `prompts/*.hbs`, partials from `prompts/partials/*.hbs`,
+ *   looked up in the user's project first (the chain's `templates` option, `SYMPHONIZER_PROMPTS`,
+ *   `./prompts`) and in the package's own prompts last.
  * - {@link renderTemplate}: load and render through {@link defaultTemplateLoader} in one call.
  *
  * A file's parts are marked by lines holding only `{{!-- system --}}` or `{{!-- user --}}`; see
@@ -25,6 +27,7 @@ export {
   type RenderTemplateOptions,
   type TemplateLoaderOptions,
 } from './template-loader.ts';
+export { PROMPTS_ENV_VAR, type TemplateDirReason, type TemplateSearchDir } from './search-path.ts';
 export {
   PartialNotFoundError,
   TemplateNotFoundError,
@@ -32,6 +35,7 @@ export {
   TemplateSyntaxError,
   TemplateVariableError,
   type PartialNotFoundErrorInit,
+  type SearchedTemplatePlace,
   type TemplateNotFoundErrorInit,
   type TemplateRenderErrorInit,
   type TemplateSyntaxErrorInit,

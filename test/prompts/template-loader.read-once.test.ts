@@ -34,4 +34,26 @@ describe('TemplateLoader file reads', () => {
       fs.rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('layered: probes each directory once per name and search path, then reads nothing', () => {
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), 'symphonizer-prompts-'));
+    try {
+      const project = path.join(root, 'project');
+      fs.mkdirSync(path.join(project, 'prompts', 'partials'), { recursive: true });
+      fs.writeFileSync(path.join(project, 'prompts', 'a.hbs'), '{{> p}} {{x}}');
+      fs.writeFileSync(path.join(project, 'prompts', 'partials', 'p.hbs'), 'P');
+      const readFileSync = vi.mocked(fs.readFileSync);
+      const loader = new TemplateLoader({ projectDir: path.join(root, 'option'), env: {}, cwd: project });
+      loader.load('a');
+      loader.load('agents/judge');
+      readFileSync.mockClear();
+      for (let i = 0; i < 5; i++) {
+        expect(loader.load('a').render({ x: i }).user).toBe(`P ${i}`);
+        loader.load('agents/judge');
+      }
+      expect(readFileSync).not.toHaveBeenCalled();
+    } finally {
+      fs.rmSync(root, { recursive: true, force: true });
+    }
+  });
 });

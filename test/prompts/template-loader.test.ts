@@ -165,7 +165,9 @@ describe('TemplateLoader.load', () => {
 
 describe('defaultTemplateLoader', () => {
   it("reads the package's prompts/ folder and its example partials", () => {
-    expect(defaultTemplateLoader.dir).toBe(path.resolve(import.meta.dirname, '../../prompts'));
+    expect(defaultTemplateLoader.searchPath().at(-1)?.dir).toBe(
+      path.resolve(import.meta.dirname, '../../prompts'),
+    );
     expect(defaultTemplateLoader.environment.partialNames).toEqual(
       expect.arrayContaining(['json-output', 'persona']),
     );
