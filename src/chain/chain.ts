@@ -80,7 +80,14 @@ export interface ChainRunOptions<O = Record<string, unknown>> {
   readonly overrides?: Readonly<Record<string, NodeOverride>> | undefined;
   /** Stream text nodes token by token (`token` events). @default true for `stream()`, false for `run()` */
   readonly streamTokens?: boolean | undefined;
-  /** Per-attempt timeout of each node, in milliseconds. @default none */
+  /**
+   * Per-attempt timeout of each model call of a node, in milliseconds, counted from when the request is sent
+   * (see `CallOptions.timeoutMs`): a timed-out attempt is aborted and fails with a retryable
+   * `RequestTimeoutError` naming provider and model, and is retried per the client's retry policy like any
+   * transient failure (prompt nodes: a `retryTask()` child in the trace; agent nodes: each model call of
+   * the loop; streamed nodes: the stream of each attempt). Tools of an agent are not bounded by it.
+   * @default none (the provider's own request timeout applies: 120000 for OpenAI and Anthropic)
+   */
   readonly nodeTimeoutMs?: number | undefined;
 }
 
@@ -575,16 +582,18 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
       state.emit({ type: 'node-start', node: name, attempt: context.attempt, model: spec.model });
       return spec;
     };
+    // nodeTimeoutMs bounds each attempt of each model call (and is retried), not the runner as a whole:
+    // a runner timeout would fail the run at the first hang.
+    const timeoutMs = options.nodeTimeoutMs;
     if (entry.kind === 'agent') {
       return new NodeRunner({
-        executor: (_params, context) => this.#agent(entry, build(context), client, context, labels, state),
-        timeoutMs: options.nodeTimeoutMs,
+        executor: (_params, context) =>
+          this.#agent(entry, build(context), client, context, labels, state, timeoutMs),
       });
     }
     if (options.streamTokens === true && entry.spec.output === undefined) {
       return new NodeRunner({
-        executor: (_params, context) => streamText(build(context), client, context, labels, state),
-        timeoutMs: options.nodeTimeoutMs,
+        executor: (_params, context) => streamText(build(context), client, context, labels, state, timeoutMs),
       });
     }
     return client.runner(build, { labels, timeoutMs: options.nodeTimeoutMs });
@@ -643,6 +652,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     context: RunContext,
     labels: { nodeKey: string; compositionId: string },
     state: RunState<O>,
+    timeoutMs: number | undefined,
   ): Promise<CallResult> {
     const tools = entry.spec.tools ?? [];
     const byName = new Map<string, Tool>(tools.map((t) => [t.name, t]));
@@ -652,7 +662,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     const steps: AgentStep[] = [];
     state.steps.set(entry.name, steps);
     const { schema: _schema, schemaName: _schemaName, prompt: _prompt, ...plain } = base;
-    const options = { signal: context.signal, labels };
+    const options = { signal: context.signal, labels, timeoutMs };
     for (let step = 1; step <= maxSteps; step++) {
       const reply = await client.call({ ...plain, messages, tools: definitions }, options);
       const calls = reply.response.toolCalls;
@@ -773,9 +783,10 @@ async function streamText<O>(
   context: RunContext,
   labels: { nodeKey: string; compositionId: string },
   state: RunState<O>,
+  timeoutMs: number | undefined,
 ): Promise<CallResult> {
   let text = '';
-  for await (const event of client.stream(spec, { signal: context.signal, labels })) {
+  for await (const event of client.stream(spec, { signal: context.signal, labels, timeoutMs })) {
     if (event.type === 'text-delta') {
       text += event.text;
       state.emit({ type: 'token', node: labels.nodeKey, text: event.text });

@@ -22,6 +22,7 @@ import {
   type RetryDecision,
   type RetryPolicyOptions,
 } from './retry.ts';
+import { AttemptGuard, attemptTimeout, checkTimeout } from './timeouts.ts';
 import {
   OutputValidationError,
   parseStructuredOutput,
@@ -152,6 +153,12 @@ export interface ModelClientOptions {
   readonly budget?: Budget | BudgetOptions | undefined;
   /** Called for rate-limit waits, retries and finished calls. Must not throw. */
   readonly onEvent?: ((event: CallEvent) => void) | undefined;
+  /**
+   * Stream idle timeout of every streamed call of this client, in milliseconds: the longest wait for the
+   * next stream event; past it the stream is aborted and fails with a retryable `RequestTimeoutError`.
+   * @default each provider's own `streamIdleTimeoutMs` (60000 for OpenAI and Anthropic)
+   */
+  readonly streamIdleTimeoutMs?: number | undefined;
 }
 
 /** Per-call options. */
@@ -160,13 +167,27 @@ export interface CallOptions {
   readonly signal?: AbortSignal | undefined;
   /** Labels for usage accounting (node key, composition id). */
   readonly labels?: UsageLabels | undefined;
+  /**
+   * Per-attempt timeout in milliseconds, counted from when the request is sent (the wait for the rate
+   * limiter is not counted): an attempt still unfinished then is aborted and fails with a retryable
+   * `RequestTimeoutError` naming provider and model, retried per the retry policy like any transient
+   * failure. For `stream()` it bounds the whole stream of an attempt.
+   * @default none (the provider's own request timeout applies: 120000 for OpenAI and Anthropic)
+   */
+  readonly timeoutMs?: number | undefined;
+  /** Stream idle timeout of this call, in milliseconds. @default the client's {@link ModelClientOptions.streamIdleTimeoutMs} */
+  readonly streamIdleTimeoutMs?: number | undefined;
 }
 
 /** Options of {@link ModelClient.runner}. */
 export interface ModelRunnerOptions {
   /** Labels for usage accounting; the node key defaults to the running node's key. */
   readonly labels?: UsageLabels | undefined;
-  /** Per-attempt timeout of the runner. @default none */
+  /**
+   * Per-attempt timeout, as {@link CallOptions.timeoutMs}: a timed-out attempt fails with a retryable
+   * `RequestTimeoutError`, so the Composition retries it through `retryTask()` (the trace shows it).
+   * @default none (the provider's own request timeout applies: 120000 for OpenAI and Anthropic)
+   */
   readonly timeoutMs?: number | undefined;
 }
 
@@ -177,6 +198,12 @@ interface CallState {
   readonly errors: unknown[];
   firstStartedAt: number | undefined;
   feedback: readonly ChatMessage[] | undefined;
+}
+
+/** Time bounds of each attempt of one logical call; `undefined` leaves the provider's own. */
+interface AttemptTimeouts {
+  readonly timeoutMs: number | undefined;
+  readonly streamIdleTimeoutMs: number | undefined;
 }
 
 const defaultOutputTokens = 1024;
@@ -200,6 +227,7 @@ export class ModelClient {
   readonly #meter: UsageMeter;
   readonly #budget: Budget | undefined;
   readonly #onEvent: ((event: CallEvent) => void) | undefined;
+  readonly #streamIdleTimeoutMs: number | undefined;
   readonly #listeners = new Set<(event: CallEvent) => void>();
   /** Budget estimates of this client's calls that were sent and not yet recorded. */
   readonly #pending = { calls: 0, tokens: 0, usd: 0 };
@@ -224,6 +252,7 @@ export class ModelClient {
       throw new InvalidOptionError('onEvent', options.onEvent, 'a function');
     }
     this.#onEvent = options.onEvent;
+    this.#streamIdleTimeoutMs = checkTimeout('streamIdleTimeoutMs', options.streamIdleTimeoutMs);
   }
 
   /** Usage and cost of every call made through this client. */
@@ -264,8 +293,9 @@ export class ModelClient {
   ): Promise<CallResult<CallOutput<S>>> {
     const state = newState();
     const policy = new CallPolicy(this.#policy, this.#repairAttempts, state);
+    const timeouts = this.#timeouts(options);
     const runner = new NodeRunner<unknown, CallResult<CallOutput<S>>>({
-      executor: this.#executor(() => spec, options.labels, state, undefined),
+      executor: this.#executor(() => spec, options.labels, state, undefined, timeouts),
     });
     try {
       return await retryWithRunners(runner, policy, {
@@ -295,10 +325,10 @@ export class ModelClient {
     const state = newState();
     const policy = new CallPolicy(this.#policy, this.#repairAttempts, state);
     const build = typeof spec === 'function' ? spec : () => spec;
-    return new NodeRunner({
-      executor: this.#executor(build, options.labels, state, policy),
-      timeoutMs: options.timeoutMs,
-    });
+    // The timeout is the attempt's own (not the runner's), so a timed-out attempt is retried like any
+    // transient failure instead of failing the Composition.
+    const timeouts = this.#timeouts({ timeoutMs: options.timeoutMs });
+    return new NodeRunner({ executor: this.#executor(build, options.labels, state, policy, timeouts) });
   }
 
   /**
@@ -310,9 +340,10 @@ export class ModelClient {
   async *stream(spec: CallSpec, options: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
     const { provider, model } = this.#registry.resolve(spec.model);
     const labels = options.labels;
+    const timeouts = this.#timeouts(options);
     const startedAt = performance.now();
     for (let failures = 0; ;) {
-      const request = this.#request(spec, model, undefined, options.signal);
+      const request = this.#request(spec, model, undefined, options.signal, timeouts.streamIdleTimeoutMs);
       const estimated = estimateTokens(request, { defaultOutputTokens });
       this.#checkBudget(spec.model, request, estimated);
       const permit = await this.#limiters.get(provider.name, model).acquire({
@@ -334,10 +365,16 @@ export class ModelClient {
       let finished = false;
       let released = false;
       let unreserve = noop;
+      // Every attempt has its own guard: its timeout aborts that attempt's request only.
+      const guard = new AttemptGuard(options.signal);
       try {
         // Re-check after the wait, and hold the estimate against the budget while the stream is open.
         unreserve = this.#reserveBudget(spec.model, request, estimated);
-        for await (const event of provider.stream(request)) {
+        const attemptMs = timeouts.timeoutMs;
+        const sent: ModelRequest = { ...request, signal: guard.signal };
+        guard.arm(attemptMs, () => attemptTimeout(provider.name, model, attemptMs ?? 0));
+        const events = attemptMs === undefined ? provider.stream(sent) : guard.iterate(provider.stream(sent));
+        for await (const event of events) {
           if (event.type === 'text-delta') received += event.text;
           if (event.type === 'finish') {
             finished = true;
@@ -357,6 +394,7 @@ export class ModelClient {
         }
         return;
       } catch (error) {
+        guard.dispose();
         unreserve();
         if (!finished) {
           permit.release(releaseInfo(error, this.#policy, failures + 1));
@@ -370,6 +408,7 @@ export class ModelClient {
         this.#emitRetry(spec.model, labels, error, failures, decision.delayMs, decision.reason);
         await abortableSleep(decision.delayMs, options.signal);
       } finally {
+        guard.dispose();
         unreserve();
         // The consumer stopped early (break / return): free the slot and count what was streamed.
         if (!finished && !released) {
@@ -385,6 +424,7 @@ export class ModelClient {
     labels: UsageLabels | undefined,
     state: CallState,
     policy: CallPolicy | undefined,
+    timeouts: AttemptTimeouts,
   ): Executor<unknown, CallResult<CallOutput<S>>> {
     return async (_params, context) => {
       const spec = build(context);
@@ -392,7 +432,7 @@ export class ModelClient {
       const callLabels: UsageLabels = { ...labels, nodeKey };
       state.firstStartedAt ??= performance.now();
       try {
-        return await this.#attempt(spec, state, context.signal, callLabels, context.attempt);
+        return await this.#attempt(spec, state, context.signal, callLabels, context.attempt, timeouts);
       } catch (error) {
         state.errors.push(error);
         if (error instanceof OutputValidationError) {
@@ -428,9 +468,10 @@ export class ModelClient {
     signal: AbortSignal,
     labels: UsageLabels,
     attempt: number,
+    timeouts: AttemptTimeouts,
   ): Promise<CallResult<CallOutput<S>>> {
     const { provider, model } = this.#registry.resolve(spec.model);
-    const request = this.#request(spec, model, state.feedback, signal);
+    const request = this.#request(spec, model, state.feedback, signal, timeouts.streamIdleTimeoutMs);
     const estimated = estimateTokens(request, { defaultOutputTokens });
     this.#checkBudget(spec.model, request, estimated);
     const permit = await this.#limiters.get(provider.name, model).acquire({
@@ -449,15 +490,20 @@ export class ModelClient {
     });
     let response: ModelResponse;
     let unreserve = noop;
+    const guard = new AttemptGuard(signal);
     try {
       // Re-check after the wait (other calls may have spent the budget meanwhile), and hold the estimate
       // against the budget while the request is in flight.
       unreserve = this.#reserveBudget(spec.model, request, estimated);
-      response = await provider.complete(request);
+      const attemptMs = timeouts.timeoutMs;
+      guard.arm(attemptMs, () => attemptTimeout(provider.name, model, attemptMs ?? 0));
+      response = await guard.race(provider.complete({ ...request, signal: guard.signal }));
     } catch (error) {
       unreserve();
       permit.release(releaseInfo(error, this.#policy, state.transportFailures + 1));
       throw error;
+    } finally {
+      guard.dispose();
     }
     unreserve();
     permit.settle(response);
@@ -492,6 +538,7 @@ export class ModelClient {
     model: string,
     feedback: readonly ChatMessage[] | undefined,
     signal: AbortSignal | undefined,
+    streamIdleTimeoutMs: number | undefined,
   ): ModelRequest {
     let messages: readonly ChatMessage[];
     if (spec.messages !== undefined) messages = spec.messages;
@@ -511,7 +558,17 @@ export class ModelClient {
       tools: spec.tools,
       output: spec.schema === undefined ? undefined : toJsonOutputSpec(spec.schema, spec.schemaName),
       signal,
+      streamIdleTimeoutMs,
       providerOptions: spec.providerOptions,
+    };
+  }
+
+  /** The time bounds of each attempt of a call with these options; the call's own win over the client's. */
+  #timeouts(options: Pick<CallOptions, 'timeoutMs' | 'streamIdleTimeoutMs'>): AttemptTimeouts {
+    return {
+      timeoutMs: checkTimeout('timeoutMs', options.timeoutMs),
+      streamIdleTimeoutMs:
+        checkTimeout('streamIdleTimeoutMs', options.streamIdleTimeoutMs) ?? this.#streamIdleTimeoutMs,
     };
   }
 

@@ -57,6 +57,12 @@ export interface ModelRequest {
   readonly tools?: readonly ToolDefinition[] | undefined;
   /** Aborting it aborts the HTTP request or stream. */
   readonly signal?: AbortSignal | undefined;
+  /**
+   * Longest wait for the next event of a streamed call, in milliseconds; past it the stream is aborted and
+   * fails with a retryable `RequestTimeoutError`. Overrides the provider's own setting.
+   * @default the provider's `streamIdleTimeoutMs` (60000 for OpenAI and Anthropic)
+   */
+  readonly streamIdleTimeoutMs?: number | undefined;
   /** Provider-specific extras, namespaced by provider name: `{ openai: { seed: 1 } }`. */
   readonly providerOptions?: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined;
 }

@@ -81,7 +81,12 @@ export type FakeFault =
   | 'hang'
   | 'malformed-json'
   | 'drop-mid-stream'
-  | 'hang-mid-stream';
+  | 'hang-mid-stream'
+  /**
+   * A stall: 200 and `events` SSE events of a stream (or, for a non-streamed call, the headers and half the
+   * JSON body), then the connection stays open, sending nothing, until the client closes it.
+   */
+  | { readonly stallAfter: number };
 
 /** Rate limit the fake enforces like the real services (429 with real body and headers). */
 export interface FakeRateLimit {
@@ -324,7 +329,8 @@ export async function startFakeProviderServer(
       await closedByClient;
       return;
     }
-    if (typeof fault === 'number' || typeof fault === 'object') {
+    const stallAfter = typeof fault === 'object' && 'stallAfter' in fault ? fault.stallAfter : undefined;
+    if (typeof fault === 'number' || (typeof fault === 'object' && 'status' in fault)) {
       const status = typeof fault === 'number' ? fault : fault.status;
       const retryAfterMs =
         typeof fault === 'number'
@@ -366,6 +372,18 @@ export async function startFakeProviderServer(
     const usage = { input: tokens, output: estimateTokens(JSON.stringify(reply)) };
 
     if (!request.stream) {
+      if (stallAfter !== undefined) {
+        count('stall');
+        const payload = JSON.stringify(
+          api === 'openai'
+            ? openaiCompletion(request, reply, usage)
+            : anthropicMessage(request, reply, usage),
+        );
+        res.writeHead(200, { 'content-type': 'application/json', ...headers });
+        res.write(payload.slice(0, Math.floor(payload.length / 2)));
+        await closedByClient;
+        return;
+      }
       if (fault === 'malformed-json' || fault === 'drop-mid-stream') {
         count(fault);
         finished = true;
@@ -396,6 +414,10 @@ export async function startFakeProviderServer(
     const half = Math.max(1, Math.floor(events.length / 2));
     for (let i = 0; i < events.length; i++) {
       if (isClosed()) return;
+      if (i === stallAfter) {
+        await closedByClient;
+        return;
+      }
       if (i === half) {
         if (fault === 'drop-mid-stream') {
           finished = true;

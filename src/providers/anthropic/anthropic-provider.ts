@@ -39,10 +39,19 @@ export interface AnthropicProviderSettings {
    */
   readonly fetch?: typeof globalThis.fetch | undefined;
   /**
-   * Per-request timeout in milliseconds; exceeding it fails with a retryable `RequestTimeoutError`.
-   * @default 600000 (the SDK default)
+   * Per-attempt request timeout in milliseconds: a non-streamed call must be answered in full, and a streamed
+   * call must send its response headers, within it; past it the request is aborted and fails with a retryable
+   * `RequestTimeoutError`. Raise it for long non-streamed generations.
+   * @default 120000 (2 minutes; the SDK's own default of 10 minutes is not used)
    */
   readonly timeoutMs?: number | undefined;
+  /**
+   * Stream idle timeout in milliseconds: the longest wait for the next event of a streamed call (the first
+   * one counted from the response headers); past it the stream is aborted and fails with a retryable
+   * `RequestTimeoutError`. A request's own `streamIdleTimeoutMs` (e.g. from the ModelClient) wins.
+   * @default 60000
+   */
+  readonly streamIdleTimeoutMs?: number | undefined;
   /**
    * `max_tokens` to send when the request sets none (the Messages API requires one).
    * @default 1024

@@ -14,6 +14,13 @@ import type {
 } from '@anthropic-ai/sdk/resources/messages';
 import { AbortedError, ConnectionError } from '../errors.ts';
 import { parseRateLimitHeaders } from '../rate-limit-headers.ts';
+import {
+  AttemptGuard,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+  requestTimeout,
+  streamStalled,
+} from '../timeouts.ts';
 import type {
   FinishReason,
   ModelRequest,
@@ -31,6 +38,8 @@ const PLACEHOLDER_API_KEY = 'no-key-required';
 interface ResolvedClient {
   readonly client: Anthropic;
   readonly secrets: readonly string[];
+  readonly timeoutMs: number;
+  readonly streamIdleTimeoutMs: number;
 }
 
 /** The adapter itself; loaded by {@link createAnthropicProvider} on the first call, with its SDK. */
@@ -46,7 +55,7 @@ export class AnthropicProvider implements Provider {
   }
 
   async complete(request: ModelRequest): Promise<ModelResponse> {
-    const { client, secrets } = this.#resolve();
+    const { client, secrets, timeoutMs } = this.#resolve();
     const context = { provider: this.name, model: request.model, secrets, signal: request.signal };
     if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
     const body: MessageCreateParamsNonStreaming = Object.assign(
@@ -54,10 +63,15 @@ export class AnthropicProvider implements Provider {
       extras(request, this.name),
     );
     let result: { data: Message; response: Response; request_id: string | null | undefined };
+    // The whole response within timeoutMs: the SDK's own timeout stops at the headers.
+    const guard = new AttemptGuard(request.signal);
     try {
-      result = await client.messages.create(body, { signal: request.signal }).withResponse();
+      guard.arm(timeoutMs, () => requestTimeout(this.name, request.model, secrets, timeoutMs));
+      result = await guard.race(client.messages.create(body, { signal: guard.signal }).withResponse());
     } catch (error) {
       throw mapAnthropicError(error, context);
+    } finally {
+      guard.dispose();
     }
     const { data, response, request_id: requestId } = result;
     const forced = this.#forcedToolName(request);
@@ -88,7 +102,8 @@ export class AnthropicProvider implements Provider {
   }
 
   async *stream(request: ModelRequest): AsyncGenerator<StreamEvent, void, undefined> {
-    const { client, secrets } = this.#resolve();
+    const { client, secrets, timeoutMs, streamIdleTimeoutMs } = this.#resolve();
+    const idleMs = request.streamIdleTimeoutMs ?? streamIdleTimeoutMs;
     const context = { provider: this.name, model: request.model, secrets, signal: request.signal };
     if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
     const body: MessageCreateParamsStreaming = Object.assign(
@@ -118,13 +133,22 @@ export class AnthropicProvider implements Provider {
       number,
       { kind: 'text' | 'tool' | 'output' | 'other'; id: string; name: string; json: string }
     >();
+    // The headers within timeoutMs, then each event within idleMs of the one before (SDK timeouts stop at
+    // the headers, so a stream that stalls later would otherwise stay open for good).
+    const guard = new AttemptGuard(request.signal);
     try {
-      const { data, response, request_id } = await client.messages
-        .create(body, { signal: request.signal })
-        .withResponse();
+      guard.arm(timeoutMs, () => requestTimeout(this.name, request.model, secrets, timeoutMs));
+      const { data, response, request_id } = await guard.race(
+        client.messages.create(body, { signal: guard.signal }).withResponse(),
+      );
+      guard.disarm();
       requestId = request_id ?? undefined;
       rateLimit = rateLimitOf(response.headers);
-      for await (const event of data) {
+      const events = guard.iterate(data, {
+        ms: idleMs,
+        error: (received) => streamStalled(this.name, request.model, secrets, requestId, idleMs, received),
+      });
+      for await (const event of events) {
         // Events the SDK had already buffered keep coming after an abort; stop at once instead.
         if (isAborted(request.signal)) break;
         switch (event.type) {
@@ -189,6 +213,8 @@ export class AnthropicProvider implements Provider {
       }
     } catch (error) {
       throw mapAnthropicError(error, { ...context, requestId });
+    } finally {
+      guard.dispose();
     }
     const errorInit = { provider: this.name, model: request.model, secrets, requestId };
     // The SDK ends the iteration quietly when the request is aborted, so check the signal ourselves.
@@ -254,6 +280,7 @@ export class AnthropicProvider implements Provider {
     if (this.#resolved !== undefined) return this.#resolved;
     const settings = this.#settings;
     const { baseURL, configuredKey } = resolveAnthropicAccess(settings, this.name);
+    const timeoutMs = settings.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const client = new Anthropic({
       // An explicit key also stops the SDK from looking for other credentials (auth token, profiles on disk).
       apiKey: configuredKey ?? PLACEHOLDER_API_KEY,
@@ -261,9 +288,14 @@ export class AnthropicProvider implements Provider {
       maxRetries: 0,
       ...(settings.headers === undefined ? {} : { defaultHeaders: { ...settings.headers } }),
       ...(settings.fetch === undefined ? {} : { fetch: settings.fetch }),
-      ...(settings.timeoutMs === undefined ? {} : { timeout: settings.timeoutMs }),
+      timeout: timeoutMs,
     });
-    this.#resolved = { client, secrets: configuredKey === undefined ? [] : [configuredKey] };
+    this.#resolved = {
+      client,
+      secrets: configuredKey === undefined ? [] : [configuredKey],
+      timeoutMs,
+      streamIdleTimeoutMs: settings.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+    };
     return this.#resolved;
   }
 }

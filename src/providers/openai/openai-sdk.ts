@@ -15,6 +15,13 @@ import type {
 } from 'openai/resources/chat/completions';
 import { AbortedError, ConnectionError } from '../errors.ts';
 import { parseRateLimitHeaders } from '../rate-limit-headers.ts';
+import {
+  AttemptGuard,
+  DEFAULT_REQUEST_TIMEOUT_MS,
+  DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+  requestTimeout,
+  streamStalled,
+} from '../timeouts.ts';
 import type {
   FinishReason,
   ModelRequest,
@@ -34,6 +41,8 @@ interface ResolvedClient {
   readonly client: OpenAI;
   readonly secrets: readonly string[];
   readonly maxTokensField: 'max_completion_tokens' | 'max_tokens';
+  readonly timeoutMs: number;
+  readonly streamIdleTimeoutMs: number;
 }
 
 /** The adapter itself; loaded by {@link createOpenAIProvider} on the first call, with its SDK. */
@@ -49,7 +58,7 @@ export class OpenAIProvider implements Provider {
   }
 
   async complete(request: ModelRequest): Promise<ModelResponse> {
-    const { client, secrets, maxTokensField } = this.#resolve();
+    const { client, secrets, maxTokensField, timeoutMs } = this.#resolve();
     const context = { provider: this.name, model: request.model, secrets, signal: request.signal };
     if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
     const body: ChatCompletionCreateParamsNonStreaming = Object.assign(
@@ -57,10 +66,17 @@ export class OpenAIProvider implements Provider {
       extras(request, this.name),
     );
     let result: { data: ChatCompletion; response: Response; request_id: string | null };
+    // The whole response, body included, within timeoutMs.
+    const guard = new AttemptGuard(request.signal);
     try {
-      result = await client.chat.completions.create(body, { signal: request.signal }).withResponse();
+      guard.arm(timeoutMs, () => requestTimeout(this.name, request.model, secrets, timeoutMs));
+      result = await guard.race(
+        client.chat.completions.create(body, { signal: guard.signal, timeout: timeoutMs }).withResponse(),
+      );
     } catch (error) {
       throw mapOpenAIError(error, context);
+    } finally {
+      guard.dispose();
     }
     const { data, response, request_id: requestId } = result;
     const choice = data.choices[0];
@@ -85,7 +101,8 @@ export class OpenAIProvider implements Provider {
   }
 
   async *stream(request: ModelRequest): AsyncGenerator<StreamEvent, void, undefined> {
-    const { client, secrets, maxTokensField } = this.#resolve();
+    const { client, secrets, maxTokensField, timeoutMs, streamIdleTimeoutMs } = this.#resolve();
+    const idleMs = request.streamIdleTimeoutMs ?? streamIdleTimeoutMs;
     const context = { provider: this.name, model: request.model, secrets, signal: request.signal };
     if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
     const body: ChatCompletionCreateParamsStreaming = Object.assign(
@@ -103,13 +120,22 @@ export class OpenAIProvider implements Provider {
     let rateLimit: RateLimitInfo | undefined;
     // Tool-call deltas arrive in pieces keyed by `index`; the id and name come with the first piece.
     const partialCalls = new Map<number, { id: string; name: string; args: string }>();
+    // The headers within timeoutMs, then each event within idleMs of the one before (SDK timeouts stop at
+    // the headers, so a stream that stalls later would otherwise stay open for good).
+    const guard = new AttemptGuard(request.signal);
     try {
-      const { data, response, request_id } = await client.chat.completions
-        .create(body, { signal: request.signal })
-        .withResponse();
+      guard.arm(timeoutMs, () => requestTimeout(this.name, request.model, secrets, timeoutMs));
+      const { data, response, request_id } = await guard.race(
+        client.chat.completions.create(body, { signal: guard.signal, timeout: timeoutMs }).withResponse(),
+      );
+      guard.disarm();
       requestId = request_id ?? undefined;
       rateLimit = rateLimitOf(response.headers);
-      for await (const chunk of data) {
+      const events = guard.iterate(data, {
+        ms: idleMs,
+        error: (received) => streamStalled(this.name, request.model, secrets, requestId, idleMs, received),
+      });
+      for await (const chunk of events) {
         // Events the SDK had already buffered keep coming after an abort; stop at once instead.
         if (isAborted(request.signal)) break;
         if (chunk.usage != null) {
@@ -135,6 +161,8 @@ export class OpenAIProvider implements Provider {
       }
     } catch (error) {
       throw mapOpenAIError(error, { ...context, requestId });
+    } finally {
+      guard.dispose();
     }
     // The SDK ends the iteration quietly when the request is aborted, so check the signal ourselves.
     const errorInit = { provider: this.name, model: request.model, secrets, requestId };
@@ -167,6 +195,7 @@ export class OpenAIProvider implements Provider {
     const settings = this.#settings;
     const { baseURL, configuredKey, official } = resolveOpenAIAccess(settings, this.name);
     const apiKey = configuredKey ?? PLACEHOLDER_API_KEY;
+    const timeoutMs = settings.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const client = new OpenAI({
       apiKey,
       baseURL: baseURL ?? null,
@@ -174,12 +203,14 @@ export class OpenAIProvider implements Provider {
       ...(settings.organization === undefined ? {} : { organization: settings.organization }),
       ...(settings.headers === undefined ? {} : { defaultHeaders: { ...settings.headers } }),
       ...(settings.fetch === undefined ? {} : { fetch: settings.fetch }),
-      ...(settings.timeoutMs === undefined ? {} : { timeout: settings.timeoutMs }),
+      timeout: timeoutMs,
     });
     this.#resolved = {
       client,
       secrets: configuredKey === undefined ? [] : [configuredKey],
       maxTokensField: settings.maxTokensField ?? (official ? 'max_completion_tokens' : 'max_tokens'),
+      timeoutMs,
+      streamIdleTimeoutMs: settings.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS,
     };
     return this.#resolved;
   }
