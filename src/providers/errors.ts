@@ -32,6 +32,12 @@ export interface ProviderErrorInit {
   readonly hint?: string | undefined;
   /** An underlying cause. Adapters never pass SDK errors here (they may hold request headers). */
   readonly cause?: unknown;
+  /**
+   * The failure arrived as an error event inside a stream, after a 200: no HTTP status was on the wire, so
+   * the class's usual status (e.g. 500 for {@link InternalServerError}) is not filled in and `status` stays
+   * `undefined`; the class and code come from the event's error type. @default false
+   */
+  readonly inStream?: boolean | undefined;
 }
 
 /** True for statuses worth retrying: 408, 409, 429 and every 5xx (529 "overloaded" included). */
@@ -349,14 +355,17 @@ function redactedUrl(url: string): string {
   }
 }
 
-/** Fill `status`, `hint` and `message` only where the caller left them undefined (explicit undefined too). */
+/**
+ * Fill `status`, `hint` and `message` only where the caller left them undefined (explicit undefined too);
+ * never `status` for an error that came inside a stream (`inStream`), which had none on the wire.
+ */
 function withDefaults(
   init: ProviderErrorInit,
   defaults: { readonly status?: number; readonly hint?: string; readonly message?: string },
 ): ProviderErrorInit {
   return {
     ...init,
-    status: init.status ?? defaults.status,
+    status: init.inStream === true ? init.status : (init.status ?? defaults.status),
     hint: init.hint ?? defaults.hint,
     message: init.message ?? defaults.message,
   };

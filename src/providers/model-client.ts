@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import { InvalidOptionError, TryAgainError } from '../core/errors.ts';
 import { NodeRunner, type Executor, type RunContext } from '../core/node-runner.ts';
-import { ConnectionError } from './errors.ts';
+import { AbortedError, ConnectionError, ProviderError } from './errors.ts';
 import {
   RateLimiterRegistry,
   estimateTokens,
@@ -308,8 +308,30 @@ export class ModelClient {
       if (error instanceof RetriesExhaustedError && error.lastError instanceof OutputValidationError) {
         throw error.lastError;
       }
+      // An abort rejects with the signal's reason as is; report it as a typed error naming provider and model.
+      const signal = options.signal;
+      if (signal?.aborted === true && error === signal.reason && !(error instanceof ProviderError)) {
+        throw this.#aborted(spec.model, signal.reason, state.errors.at(-1));
+      }
       throw error;
     }
+  }
+
+  /** The {@link AbortedError} of a call to `modelId` that its caller aborted with `reason`. */
+  #aborted(modelId: string, reason: unknown, last: unknown): AbortedError {
+    if (last instanceof AbortedError && last.cause === reason) return last; // e.g. the rate limiter's
+    let names: { provider: string; model: string | undefined };
+    try {
+      const { provider, model } = this.#registry.resolve(modelId);
+      names = { provider: provider.name, model };
+    } catch {
+      const colon = modelId.indexOf(':');
+      names = { provider: colon > 0 ? modelId.slice(0, colon) : '', model: modelId.slice(colon + 1) };
+    }
+    const requestId = last instanceof ProviderError ? last.requestId : undefined;
+    const why = reason instanceof Error && reason.name !== 'AbortError' ? reason.message : '';
+    const message = why === '' ? undefined : `The call was aborted: ${why}`;
+    return new AbortedError({ ...names, requestId, message, cause: reason });
   }
 
   /**
@@ -364,6 +386,14 @@ export class ModelClient {
       let yielded = false;
       let finished = false;
       let released = false;
+      let counted = false;
+      // Count what was streamed once: at the abort itself (before anyone sees the cancel), or when it broke.
+      const count = (): void => {
+        if (counted || finished) return;
+        counted = true;
+        this.#recordEstimate(spec.model, request, estimated, received, labels);
+      };
+      let unwatch = noop;
       let unreserve = noop;
       // Every attempt has its own guard: its timeout aborts that attempt's request only.
       const guard = new AttemptGuard(options.signal);
@@ -373,6 +403,7 @@ export class ModelClient {
         const attemptMs = timeouts.timeoutMs;
         const sent: ModelRequest = { ...request, signal: guard.signal };
         guard.arm(attemptMs, () => attemptTimeout(provider.name, model, attemptMs ?? 0));
+        unwatch = onAbort(options.signal, count);
         const events = attemptMs === undefined ? provider.stream(sent) : guard.iterate(provider.stream(sent));
         for await (const event of events) {
           if (event.type === 'text-delta') received += event.text;
@@ -399,7 +430,7 @@ export class ModelClient {
         if (!finished) {
           permit.release(releaseInfo(error, this.#policy, failures + 1));
           released = true;
-          if (yielded) this.#recordEstimate(spec.model, request, estimated, received, labels);
+          if (yielded) count();
         }
         if (yielded || finished) throw error;
         failures += 1;
@@ -413,8 +444,9 @@ export class ModelClient {
         // The consumer stopped early (break / return): free the slot and count what was streamed.
         if (!finished && !released) {
           permit.release();
-          this.#recordEstimate(spec.model, request, estimated, received, labels);
+          count();
         }
+        unwatch();
       }
     }
   }
@@ -490,6 +522,8 @@ export class ModelClient {
     });
     let response: ModelResponse;
     let unreserve = noop;
+    let unwatch = noop;
+    const cancel = { seen: false };
     const guard = new AttemptGuard(signal);
     try {
       // Re-check after the wait (other calls may have spent the budget meanwhile), and hold the estimate
@@ -497,6 +531,12 @@ export class ModelClient {
       unreserve = this.#reserveBudget(spec.model, request, estimated);
       const attemptMs = timeouts.timeoutMs;
       guard.arm(attemptMs, () => attemptTimeout(provider.name, model, attemptMs ?? 0));
+      // A request cancelled in flight was sent: count its estimate (no output) at the abort itself, so it is
+      // in client.usage and in the run's usage before anyone sees the cancel.
+      unwatch = onAbort(signal, () => {
+        cancel.seen = true;
+        this.#recordEstimate(spec.model, request, estimated, '', labels);
+      });
       response = await guard.race(provider.complete({ ...request, signal: guard.signal }));
     } catch (error) {
       unreserve();
@@ -504,6 +544,18 @@ export class ModelClient {
       throw error;
     } finally {
       guard.dispose();
+      unwatch();
+    }
+    if (cancel.seen) {
+      // The answer raced the abort; its estimate is already counted and the caller has given up on it.
+      unreserve();
+      permit.settle(response);
+      throw new AbortedError({
+        provider: provider.name,
+        model,
+        requestId: response.requestId,
+        cause: signal.reason,
+      });
     }
     unreserve();
     permit.settle(response);
@@ -776,6 +828,15 @@ function noop(): void {
   // nothing to undo
 }
 
+/** Calls `listener` once if `signal` aborts; returns a function that stops watching. */
+function onAbort(signal: AbortSignal | undefined, listener: () => void): () => void {
+  if (signal === undefined || signal.aborted) return noop;
+  signal.addEventListener('abort', listener, { once: true });
+  return () => {
+    signal.removeEventListener('abort', listener);
+  };
+}
+
 function newState(): CallState {
   return { transportFailures: 0, repairs: 0, errors: [], firstStartedAt: undefined, feedback: undefined };
 }
@@ -788,12 +849,19 @@ function releaseInfo(
 ): { backoffMs?: number; rateLimit?: ModelResponse['rateLimit'] } {
   const fields = (typeof error === 'object' && error !== null ? error : {}) as {
     status?: unknown;
+    code?: unknown;
     retryAfterMs?: unknown;
     rateLimit?: ModelResponse['rateLimit'];
   };
   const info: { backoffMs?: number; rateLimit?: ModelResponse['rateLimit'] } = {};
   if (fields.rateLimit !== undefined) info.rateLimit = fields.rateLimit;
-  if (fields.status === 429 || fields.status === 529) {
+  // An error event inside a stream has no status; its code says it was a rate limit or an overload.
+  if (
+    fields.status === 429 ||
+    fields.status === 529 ||
+    fields.code === 'rate_limit_error' ||
+    fields.code === 'overloaded_error'
+  ) {
     info.backoffMs =
       typeof fields.retryAfterMs === 'number' ? fields.retryAfterMs : policy.backoffMs(failure);
   }

@@ -86,7 +86,18 @@ export type FakeFault =
    * A stall: 200 and `events` SSE events of a stream (or, for a non-streamed call, the headers and half the
    * JSON body), then the connection stays open, sending nothing, until the client closes it.
    */
-  | { readonly stallAfter: number };
+  | { readonly stallAfter: number }
+  /**
+   * An error inside a stream after a 200: `streamErrorAfter` SSE events, then the wire's error event (OpenAI: a `data:`
+   * chunk `{ error: { type, code, message } }`; Anthropic: `event: error` with `{ error: { type, message } }`),
+   * then the stream ends. Only streamed requests see it; a non-streamed request is answered normally.
+   */
+  | {
+      readonly streamErrorAfter: number;
+      readonly type: string;
+      readonly code?: string | undefined;
+      readonly message?: string | undefined;
+    };
 
 /** Rate limit the fake enforces like the real services (429 with real body and headers). */
 export interface FakeRateLimit {
@@ -330,6 +341,7 @@ export async function startFakeProviderServer(
       return;
     }
     const stallAfter = typeof fault === 'object' && 'stallAfter' in fault ? fault.stallAfter : undefined;
+    const streamError = typeof fault === 'object' && 'streamErrorAfter' in fault ? fault : undefined;
     if (typeof fault === 'number' || (typeof fault === 'object' && 'status' in fault)) {
       const status = typeof fault === 'number' ? fault : fault.status;
       const retryAfterMs =
@@ -416,6 +428,12 @@ export async function startFakeProviderServer(
       if (isClosed()) return;
       if (i === stallAfter) {
         await closedByClient;
+        return;
+      }
+      if (i === streamError?.streamErrorAfter) {
+        count('stream-error');
+        finished = true;
+        res.end(streamErrorEvent(api, streamError));
         return;
       }
       if (i === half) {
@@ -1038,6 +1056,16 @@ const anthropicErrorTypes: Readonly<Record<number, string>> = {
   504: 'timeout_error',
   529: 'overloaded_error',
 };
+
+function streamErrorEvent(
+  api: FakeApi,
+  fault: { readonly type: string; readonly code?: string | undefined; readonly message?: string | undefined },
+): string {
+  const message = fault.message ?? `The stream failed (${fault.type}).`;
+  return api === 'openai'
+    ? sse({ error: { message, type: fault.type, param: null, code: fault.code ?? null } })
+    : sse({ type: 'error', error: { type: fault.type, message } }, 'error');
+}
 
 function errorBody(
   api: FakeApi,

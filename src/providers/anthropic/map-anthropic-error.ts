@@ -10,11 +10,20 @@ import {
 } from '@anthropic-ai/sdk';
 import {
   AbortedError,
+  AuthenticationError,
+  BadRequestError,
+  ConflictError,
   ConnectionError,
+  InternalServerError,
+  NotFoundError,
+  OverloadedError,
+  PermissionDeniedError,
   ProviderError,
+  RateLimitError,
   RequestTimeoutError,
   providerErrorFromStatus,
 } from '../errors.ts';
+import type { ProviderErrorInit } from '../errors.ts';
 import { redactSecrets } from '../redact.ts';
 
 /** What the adapter knows about the failed call. */
@@ -31,19 +40,18 @@ export interface AnthropicErrorContext {
   readonly requestId?: string | undefined;
 }
 
-// An `error` event inside a stream has no HTTP status; its `error.type` says which status it stands for.
-const statusByType: Readonly<Record<string, number>> = {
-  invalid_request_error: 400,
-  authentication_error: 401,
-  billing_error: 402,
-  permission_error: 403,
-  not_found_error: 404,
-  timeout_error: 408,
-  conflict_error: 409,
-  request_too_large: 413,
-  rate_limit_error: 429,
-  api_error: 500,
-  overloaded_error: 529,
+// An `error` event inside a stream has no HTTP status (the response was a 200); its `error.type` says which
+// failure it is. The error keeps `status: undefined`: only what the wire said is reported.
+const classByType: Readonly<Record<string, (init: ProviderErrorInit) => ProviderError>> = {
+  invalid_request_error: (init) => new BadRequestError(init),
+  authentication_error: (init) => new AuthenticationError(init),
+  permission_error: (init) => new PermissionDeniedError(init),
+  not_found_error: (init) => new NotFoundError(init),
+  timeout_error: (init) => new RequestTimeoutError(init),
+  conflict_error: (init) => new ConflictError(init),
+  rate_limit_error: (init) => new RateLimitError(init),
+  api_error: (init) => new InternalServerError(init),
+  overloaded_error: (init) => new OverloadedError(init),
 };
 
 /**
@@ -53,7 +61,8 @@ const statusByType: Readonly<Record<string, number>> = {
  * - `APIConnectionTimeoutError` → {@link RequestTimeoutError}; `APIConnectionError`, a dropped body → {@link ConnectionError}
  * - `APIError` with a status → {@link providerErrorFromStatus} (529 → `OverloadedError`; retry-after and
  *   `anthropic-ratelimit-*` headers read)
- * - an `error` event inside a stream → mapped from its `error.type` (e.g. `overloaded_error` → `OverloadedError`)
+ * - an `error` event inside a stream → mapped from its `error.type` (e.g. `overloaded_error` → `OverloadedError`,
+ *   `api_error` → `InternalServerError`), with `status` left `undefined` (the wire said 200, then the event)
  * - a malformed response body → retryable `ProviderError` with code `api_error`
  */
 export function mapAnthropicError(error: unknown, context: AnthropicErrorContext): ProviderError {
@@ -80,9 +89,10 @@ export function mapAnthropicError(error: unknown, context: AnthropicErrorContext
     const init = { ...base, message: providerMessage, requestId, headers: error.headers };
     if (error.status !== undefined) return providerErrorFromStatus(error.status, init);
     const type = error.type ?? (typeof body?.error?.type === 'string' ? body.error.type : undefined);
-    const status = type === undefined ? undefined : statusByType[type];
-    if (status !== undefined) return providerErrorFromStatus(status, { ...init, headers: undefined });
-    return new ProviderError('api_error', { ...base, message: providerMessage, requestId }, false);
+    const inStream = { ...base, message: providerMessage, requestId, inStream: true };
+    const make = type === undefined || !Object.hasOwn(classByType, type) ? undefined : classByType[type];
+    if (make !== undefined) return make(inStream);
+    return new ProviderError('api_error', inStream, false);
   }
   if (error instanceof SyntaxError) {
     return new ProviderError(

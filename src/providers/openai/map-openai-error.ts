@@ -34,7 +34,9 @@ export interface MapErrorContext {
  * - `APIUserAbortError`, or any failure once `signal` is aborted → {@link AbortedError}
  * - `APIConnectionTimeoutError` → {@link RequestTimeoutError}; `APIConnectionError`, a dropped body → {@link ConnectionError}
  * - `APIError` with a status → {@link providerErrorFromStatus} (retry-after and rate-limit headers read)
- * - an error event inside a stream (no status) → mapped from its `type`/`code`
+ * - an error event inside a stream (no status on the wire, so `status` stays `undefined`) → mapped from its
+ *   `type`/`code`: `server_error` → {@link InternalServerError}, a rate limit → {@link RateLimitError}, else a
+ *   non-retryable `api_error`
  * - a malformed response body → retryable `ProviderError` with code `api_error`
  */
 export function mapOpenAIError(error: unknown, context: MapErrorContext): ProviderError {
@@ -57,12 +59,12 @@ export function mapOpenAIError(error: unknown, context: MapErrorContext): Provid
     const requestId = apiError.requestID ?? apiError.headers?.get('x-request-id') ?? context.requestId;
     const init = { ...base, message: providerMessage, requestId, headers: apiError.headers };
     if (apiError.status !== undefined) return providerErrorFromStatus(apiError.status, init);
+    // An error event inside a stream, after a 200: no status was on the wire, so none is reported.
     const type = `${typeof body?.type === 'string' ? body.type : ''} ${typeof body?.code === 'string' ? body.code : ''}`;
-    if (/rate_limit|requests|tokens/.test(type))
-      return new RateLimitError({ ...base, message: providerMessage, requestId });
-    if (/server_error|overloaded/.test(type))
-      return new InternalServerError({ ...base, message: providerMessage, requestId });
-    return new ProviderError('api_error', { ...base, message: providerMessage, requestId }, false);
+    const inStream = { ...base, message: providerMessage, requestId, inStream: true };
+    if (/rate_limit|requests|tokens/.test(type)) return new RateLimitError(inStream);
+    if (/server_error|overloaded/.test(type)) return new InternalServerError(inStream);
+    return new ProviderError('api_error', inStream, false);
   }
   if (error instanceof SyntaxError) {
     return new ProviderError(
