@@ -94,6 +94,8 @@ Options:
   --concurrency <n>       rows running at once (default: 16)
   --max-cost <usd>        cost ceiling: stop cleanly before the batch would cost more (resume after raising it)
   --retry-errors          run again the rows stored as ERROR
+  --wait                  if another process is running this run, wait for it to finish (then run what is
+                          left) instead of exiting 1
   --cache <file>          replay model answers from a response cache, and record new ones
   --cache-mode <mode>     read-write (default with --cache), read-only (replay only: a miss is an ERROR row,
                           no provider is called) or off. Without --cache, the cache lives in the store file
@@ -103,10 +105,15 @@ Options:
 Progress goes to stderr: a bar on a terminal (rows, rate, ETA, errors, tokens, cost), else a line every
 second or every 10%. Ctrl+C stops cleanly: finished rows stay stored, and the command to resume is printed.
 
+One process at a time runs a run: it holds the run's lease in the store, heartbeated every 5 s. A second
+eval of the same --run and --store exits 1 (run_leased, naming the holder's host and pid), or waits with
+--wait. A lease not heartbeated for 30 s, or held by a process of this host that is gone, is taken over.
+
 Exit codes: 0 the batch completed and every row was read (FAIL and ERROR rows are results), 1 some rows
-could not be read (not evaluated: fix them and run again) or stopped by --max-cost or Ctrl+C, 2 usage
-error (arguments, missing dataset or module, no chain, bad scorers or variants, store; a model of a variant
-whose provider is unknown or has no API key, found before the store is opened).
+could not be read (not evaluated: fix them and run again), stopped by --max-cost or Ctrl+C, or the run is
+being run by another process (run_leased, without --wait), 2 usage error (arguments, missing dataset or
+module, no chain, bad scorers or variants, store; a model of a variant whose provider is unknown or has no
+API key, found before the store is opened).
 
 Examples:
   symphonizer eval ./chains/classify.ts --dataset tickets.jsonl --report report.html

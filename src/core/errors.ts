@@ -61,6 +61,7 @@ export type ErrorCode =
   | 'store_open'
   | 'run_mismatch'
   | 'unknown_run'
+  | 'run_leased'
   | 'cache_miss'
   | 'cache_closed'
   | 'batch_stopped'

@@ -20,7 +20,7 @@ import {
 import type { ResponseCache } from './cache.ts';
 import { datasetFromArray, isUnreadRowId, readDataset } from './dataset.ts';
 import { summarize, type EvalSummary } from './report.ts';
-import { RunStore } from './store.ts';
+import { DEFAULT_LEASE_STALE_MS, RunLeasedError, RunStore, type LeaseInfo } from './store.ts';
 import type { DatasetItem, DatasetRow, RowRecord, RowStatus, ScoreResult, Scorer, Variant } from './types.ts';
 
 /** Progress of a batch, reported after every finished row. */
@@ -41,6 +41,26 @@ export interface EvalProgress {
   readonly rate: number;
   /** Estimated milliseconds left, when `total` is known. */
   readonly etaMs: number | undefined;
+}
+
+/**
+ * How {@link evaluate} leases its run: one process (or batch) at a time runs a run name, so two resuming the
+ * same run cannot each redo every row. The holder heartbeats every `heartbeatMs`; a lease whose heartbeat is
+ * older than `staleMs`, or whose holder is a dead process of this host, is taken over.
+ */
+export interface EvalLeaseOptions {
+  /**
+   * Wait for the holder to finish (polling with backoff, up to `heartbeatMs` apart) instead of throwing
+   * {@link RunLeasedError}. Aborting `signal` stops the wait (the result is `stopped: 'aborted'`).
+   * @default false
+   */
+  readonly wait?: boolean | undefined;
+  /** How often the holder records that it is alive, in ms. @default 5000 */
+  readonly heartbeatMs?: number | undefined;
+  /** A lease not heartbeated for this long is stale and taken over, in ms. @default 30000 (6 × heartbeatMs) */
+  readonly staleMs?: number | undefined;
+  /** Called once when the batch starts waiting, with the lease it waits for. Must not throw. */
+  readonly onWait?: ((lease: LeaseInfo) => void) | undefined;
 }
 
 /** Options of {@link evaluate}. */
@@ -86,6 +106,8 @@ export interface EvaluateOptions<S extends z.ZodType, O extends Record<string, u
   readonly onProgress?: ((progress: EvalProgress) => void) | undefined;
   /** Aborting it stops the batch cleanly: running rows are cancelled and not stored. */
   readonly signal?: AbortSignal | undefined;
+  /** How the run is leased while the batch runs (see {@link EvalLeaseOptions}). */
+  readonly lease?: EvalLeaseOptions | undefined;
 }
 
 /** The result of {@link evaluate}. */
@@ -129,6 +151,8 @@ const keyOf = (variant: string, rowId: string): string => `${variant}\u0000${row
  * console.log(renderTextTable(result.summary));
  * ```
  * @throws {InvalidOptionError} for bad options (duplicate variant or scorer names, client with cache).
+ * @throws {RunLeasedError} when another live process (or batch) is running the same run name and
+ *   `lease.wait` is not set.
  */
 export async function evaluate<S extends z.ZodType, O extends Record<string, unknown>>(
   options: EvaluateOptions<S, O>,
@@ -156,11 +180,45 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
   if (maxCost !== undefined && !(typeof maxCost === 'number' && maxCost > 0)) {
     throw new InvalidOptionError('maxCostUsd', maxCost, 'a number > 0');
   }
+  const heartbeatMs = options.lease?.heartbeatMs ?? DEFAULT_HEARTBEAT_MS;
+  if (!(typeof heartbeatMs === 'number' && heartbeatMs > 0)) {
+    throw new InvalidOptionError('lease.heartbeatMs', heartbeatMs, 'a number > 0');
+  }
+  const staleMs = options.lease?.staleMs ?? DEFAULT_LEASE_STALE_MS;
+  if (!(typeof staleMs === 'number' && staleMs > heartbeatMs)) {
+    throw new InvalidOptionError('lease.staleMs', staleMs, 'a number > lease.heartbeatMs');
+  }
   const run = options.runName ?? chain.name;
   const ownsStore = !(options.store instanceof RunStore);
   const store =
     options.store instanceof RunStore ? options.store : RunStore.open(options.store ?? ':memory:');
+  let lease: LeaseInfo | undefined;
+  let heartbeat: ReturnType<typeof setInterval> | undefined;
   try {
+    lease = await acquire(store, run, staleMs, heartbeatMs, options);
+    if (lease === undefined) {
+      // Aborted while waiting for another holder: nothing ran.
+      return {
+        run,
+        summary: summarize(store.rows(run), { scorers: options.scorers.map((s) => s.name) }),
+        done: 0,
+        skipped: 0,
+        rowErrors: 0,
+        unreadRows: 0,
+        usage: emptyUsage(),
+        stopped: 'aborted',
+        estimatedCostUsd: undefined,
+      };
+    }
+    const held = lease;
+    heartbeat = setInterval(() => {
+      try {
+        store.heartbeatLease(run, held.holder);
+      } catch {
+        // A busy or closing store: the next beat tries again (the lease goes stale only after several misses).
+      }
+    }, heartbeatMs);
+    heartbeat.unref();
     store.beginRun({
       run,
       chain: chain.name,
@@ -190,8 +248,66 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
       estimatedCostUsd: batch.estimatedCostUsd,
     };
   } finally {
+    if (heartbeat !== undefined) clearInterval(heartbeat);
+    if (lease !== undefined) {
+      try {
+        store.releaseLease(run, lease.holder);
+      } catch {
+        // Releasing is best effort: an unreleased lease goes stale and is taken over.
+      }
+    }
     if (ownsStore) store.close();
   }
+}
+
+const DEFAULT_HEARTBEAT_MS = 5000;
+
+/**
+ * Takes the run's lease; with `lease.wait`, polls with backoff (100 ms growing to `heartbeatMs`) until it is
+ * free or stale. Returns undefined when `signal` aborted the wait.
+ */
+async function acquire<S extends z.ZodType, O extends Record<string, unknown>>(
+  store: RunStore,
+  run: string,
+  staleMs: number,
+  heartbeatMs: number,
+  options: EvaluateOptions<S, O>,
+): Promise<LeaseInfo | undefined> {
+  const { signal } = options;
+  let delay = Math.min(100, heartbeatMs);
+  let told = false;
+  for (;;) {
+    if (signal?.aborted === true) return undefined;
+    try {
+      return store.acquireLease(run, { staleMs });
+    } catch (error) {
+      if (!(error instanceof RunLeasedError) || options.lease?.wait !== true) throw error;
+      if (!told) {
+        told = true;
+        try {
+          options.lease.onWait?.(error.lease);
+        } catch (callbackError) {
+          queueMicrotask(() => {
+            throw callbackError;
+          });
+        }
+      }
+    }
+    await sleep(delay, signal);
+    delay = Math.min(delay * 1.5, heartbeatMs);
+  }
+}
+
+function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /**

@@ -4,7 +4,13 @@
  * @packageDocumentation
  */
 
-export { evaluate, type EvalProgress, type EvalResult, type EvaluateOptions } from './batch.ts';
+export {
+  evaluate,
+  type EvalLeaseOptions,
+  type EvalProgress,
+  type EvalResult,
+  type EvaluateOptions,
+} from './batch.ts';
 export {
   CacheClosedError,
   CacheMissError,
@@ -62,10 +68,14 @@ export {
   type PairedComparison,
 } from './stats.ts';
 export {
+  DEFAULT_LEASE_STALE_MS,
+  RunLeasedError,
   RunMismatchError,
   RunStore,
   StoreOpenError,
   UnknownRunError,
+  type AcquireLeaseOptions,
+  type LeaseInfo,
   type RowCounts,
   type RunInfo,
   type RunSummary,

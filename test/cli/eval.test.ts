@@ -8,6 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createEvalProgress, isScorer, isVariant, shellQuote } from '../../src/cli/eval-support.ts';
 import type { CliWritable } from '../../src/cli/output.ts';
 import type { EvalProgress } from '../../src/eval/batch.ts';
+import { RunStore } from '../../src/eval/store.ts';
 
 const root = resolve(import.meta.dirname, '../..');
 const fixtures = 'test/cli/fixtures';
@@ -404,6 +405,35 @@ describe.concurrent('symphonizer eval, runs and compare', slow, () => {
     expect(existsSync(store)).toBe(true);
   });
 
+  it('a run leased by another live process exits 1 naming the holder; --wait waits for it, then runs', async () => {
+    const store = join(tempDir(), 'runs.sqlite');
+    const holder = RunStore.open(store);
+    try {
+      const lease = holder.acquireLease('spam'); // this test process is the live holder
+      const refused = await cli(['eval', chainModule, '--dataset', dataset, '--store', store]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toContain(`error [run_leased]: Run "spam" is being run by ${lease.holder}`);
+      expect(refused.stderr).toContain(`pid ${process.pid}`);
+      expect(refused.stderr).toMatch(/^hint: .*--wait/m);
+      expect(holder.countRows('spam').total).toBe(0);
+      expect(holder.lease('spam')?.holder).toBe(lease.holder);
+
+      const waiting = cli(['eval', chainModule, '--dataset', dataset, '--store', store, '--wait', '--json']);
+      // The command records the run just before evaluate() asks for the lease: release a moment after that.
+      holder.deleteRun('spam');
+      while (holder.run('spam') === undefined) await new Promise((resolve) => setTimeout(resolve, 20));
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      holder.releaseLease('spam', lease.holder);
+      const waited = await waiting;
+      expect(waited.code).toBe(0);
+      expect(waited.stderr).toContain(`waiting for run "spam": it is being run by ${lease.holder}`);
+      expect(JSON.parse(waited.stdout)).toMatchObject({ run: 'spam', done: 6, skipped: 0 });
+      expect(holder.lease('spam')).toBeUndefined();
+    } finally {
+      holder.close();
+    }
+  });
+
   it('help texts', async () => {
     const [main, evalHelp, runsHelp, compareHelp] = await Promise.all([
       cli(['--help']),
@@ -415,6 +445,8 @@ describe.concurrent('symphonizer eval, runs and compare', slow, () => {
     expect(evalHelp.code).toBe(0);
     expect(evalHelp.stdout).toContain('Usage: symphonizer eval <chain module> --dataset <file>');
     expect(evalHelp.stdout).toContain('Exit codes: 0 the batch completed');
+    expect(evalHelp.stdout).toContain('--wait');
+    expect(evalHelp.stdout).toContain('run_leased');
     expect(runsHelp.stdout).toContain('Usage: symphonizer runs');
     expect(compareHelp.stdout).toContain('Usage: symphonizer compare <run A> <run B>');
   });

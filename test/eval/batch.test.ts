@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -8,7 +8,7 @@ import { ModelClient, PriceTable, ProviderRegistry, chain } from '../../src/inde
 import { evaluate } from '../../src/eval/batch.ts';
 import { ResponseCache } from '../../src/eval/cache.ts';
 import { exactMatch } from '../../src/eval/scorers.ts';
-import { RunStore } from '../../src/eval/store.ts';
+import { RunLeasedError, RunStore } from '../../src/eval/store.ts';
 import { ScriptedProvider } from '../helpers/scripted-provider.ts';
 import { classifierChain, scorers, writeDataset } from './fixtures/eval-chain.ts';
 
@@ -305,4 +305,255 @@ describe('evaluate()', () => {
     expect(provider.requests).toHaveLength(8);
     expect(c.client?.usage.total.calls).toBe(3);
   });
+});
+
+describe('evaluate() run lease', () => {
+  it('refuses a run leased by a live holder, without calling anything, and leaves the lease alone', async () => {
+    const { chain: c, registry, provider } = scripted();
+    const storePath = join(tempDir(), 'runs.sqlite');
+    const other = RunStore.open(storePath);
+    const held = other.acquireLease('leased');
+    try {
+      const attempt = evaluate({
+        chain: c,
+        dataset: rows,
+        scorers: [],
+        registry,
+        store: storePath,
+        runName: 'leased',
+      });
+      await expect(attempt).rejects.toBeInstanceOf(RunLeasedError);
+      await attempt.catch((err: unknown) => {
+        expect((err as RunLeasedError).code).toBe('run_leased');
+        expect((err as RunLeasedError).lease.holder).toBe(held.holder);
+      });
+      expect(provider.requests).toHaveLength(0);
+      expect(other.lease('leased')?.holder).toBe(held.holder);
+      expect(other.countRows('leased').total).toBe(0);
+    } finally {
+      other.close();
+    }
+  });
+
+  it('holds the lease while running, heartbeats it, and releases it at the end and on error', async () => {
+    const { chain: c, registry } = classifierChain(20);
+    const dir = tempDir();
+    const storePath = join(dir, 'runs.sqlite');
+    const probe = RunStore.open(storePath);
+    try {
+      const seen: { holder: string | undefined; heartbeatAt: number }[] = [];
+      await evaluate({
+        chain: c,
+        dataset: writeDataset(join(dir, 'rows.jsonl'), 12),
+        scorers,
+        registry,
+        store: storePath,
+        runName: 'beat',
+        concurrency: 1,
+        lease: { heartbeatMs: 20, staleMs: 1000 },
+        onProgress: () => {
+          const lease = probe.lease('beat');
+          seen.push({ holder: lease?.holder, heartbeatAt: lease?.heartbeatAt ?? 0 });
+        },
+      });
+      expect(seen.length).toBeGreaterThan(5);
+      expect(new Set(seen.map((s) => s.holder)).size).toBe(1);
+      expect(seen[0]?.holder).toMatch(new RegExp(`:${process.pid}:`));
+      expect(seen.at(-1)!.heartbeatAt).toBeGreaterThan(seen[0]!.heartbeatAt);
+      expect(probe.lease('beat')).toBeUndefined();
+
+      // A batch that throws (missing dataset file) releases its lease too.
+      await expect(
+        evaluate({
+          chain: c,
+          dataset: join(dir, 'missing.jsonl'),
+          scorers,
+          registry,
+          store: storePath,
+          runName: 'beat',
+        }),
+      ).rejects.toThrow();
+      expect(probe.lease('beat')).toBeUndefined();
+    } finally {
+      probe.close();
+    }
+  });
+
+  it('with lease.wait, waits for the holder to release, then runs; an abort ends the wait', async () => {
+    const { chain: c, registry, provider } = scripted();
+    const storePath = join(tempDir(), 'runs.sqlite');
+    const other = RunStore.open(storePath);
+    try {
+      const held = other.acquireLease('queued');
+      const waits: string[] = [];
+      const waiting = evaluate({
+        chain: c,
+        dataset: rows,
+        scorers: [],
+        registry,
+        store: storePath,
+        runName: 'queued',
+        lease: { wait: true, heartbeatMs: 20, staleMs: 60_000, onWait: (lease) => waits.push(lease.holder) },
+      });
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      expect(provider.requests).toHaveLength(0);
+      expect(waits).toEqual([held.holder]);
+      other.releaseLease('queued', held.holder);
+      const result = await waiting;
+      expect(result.stopped).toBeUndefined();
+      expect(result.done).toBe(rows.length);
+
+      other.acquireLease('queued');
+      const controller = new AbortController();
+      const aborted = evaluate({
+        chain: c,
+        dataset: rows,
+        scorers: [],
+        registry,
+        store: storePath,
+        runName: 'queued',
+        signal: controller.signal,
+        lease: { wait: true, heartbeatMs: 20 },
+      });
+      setTimeout(() => {
+        controller.abort();
+      }, 50);
+      const stopped = await aborted;
+      expect(stopped).toMatchObject({ stopped: 'aborted', done: 0 });
+    } finally {
+      other.close();
+    }
+  });
+});
+
+interface ChildOutcome {
+  readonly pid: number;
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly result: {
+    ok: boolean;
+    done?: number;
+    skipped?: number;
+    code?: string;
+    holder?: string;
+    pid?: number;
+  };
+}
+
+/**
+ * Starts test/eval/fixtures/lease-child.ts; `until` resolves once its stdout contains `text`; `go` starts its
+ * batch (after it printed `ready`).
+ */
+function leaseChild(storePath: string, dataset: string, mode: 'wait' | 'no-wait', latencyMs: number) {
+  const child = spawn(
+    process.execPath,
+    ['test/eval/fixtures/lease-child.ts', storePath, dataset, mode, String(latencyMs)],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  let stdout = '';
+  const listeners: (() => void)[] = [];
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+    for (const listener of listeners) listener();
+  });
+  const exited = new Promise<ChildOutcome>((resolve) => {
+    child.once('exit', (code) => {
+      const last = stdout.trim().split('\n').at(-1) ?? '';
+      resolve({
+        pid: child.pid ?? 0,
+        code,
+        stdout,
+        result: last.startsWith('{') ? (JSON.parse(last) as ChildOutcome['result']) : { ok: false },
+      });
+    });
+  });
+  const until = (text: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (stdout.includes(text)) resolve();
+        else if (child.exitCode !== null) reject(new Error(`exited before printing ${text}: ${stdout}`));
+      };
+      listeners.push(check);
+      void exited.then(check);
+      check();
+    });
+  const go = async (): Promise<void> => {
+    await until('ready\n');
+    child.stdin.end('go\n');
+  };
+  return { child, exited, until, go };
+}
+
+function storedIds(storePath: string): string[] {
+  const db = RunStore.open(storePath);
+  try {
+    return [...db.rows('shared')].map((r) => r.rowId);
+  } finally {
+    db.close();
+  }
+}
+
+describe('two processes on one run', () => {
+  it('started at once: exactly one runs the rows, the other fails with run_leased naming the holder', async () => {
+    const dir = tempDir();
+    const dataset = writeDataset(join(dir, 'rows.jsonl'), 60);
+    const storePath = join(dir, 'runs.sqlite');
+    const a = leaseChild(storePath, dataset, 'no-wait', 40);
+    const b = leaseChild(storePath, dataset, 'no-wait', 40);
+    await Promise.all([a.until('ready\n'), b.until('ready\n')]);
+    await Promise.all([a.go(), b.go()]);
+    const outcomes = await Promise.all([a.exited, b.exited]);
+    const winners = outcomes.filter((o) => o.result.ok);
+    const losers = outcomes.filter((o) => !o.result.ok);
+    expect(winners).toHaveLength(1);
+    expect(losers).toHaveLength(1);
+    expect(winners[0]!.result).toMatchObject({ done: 60, skipped: 0 });
+    expect(losers[0]!.code).toBe(1);
+    expect(losers[0]!.result).toMatchObject({ code: 'run_leased', host: hostname(), pid: winners[0]!.pid });
+    expect(losers[0]!.result.holder).toMatch(new RegExp(`^${hostname()}:${winners[0]!.pid}:`));
+    expect(losers[0]!.stdout).not.toContain('row ');
+    const ids = storedIds(storePath);
+    expect(ids).toHaveLength(60);
+    expect(new Set(ids).size).toBe(60);
+  }, 60_000);
+
+  it('with wait, the second waits for the first and then runs zero rows', async () => {
+    const dir = tempDir();
+    const dataset = writeDataset(join(dir, 'rows.jsonl'), 30);
+    const storePath = join(dir, 'runs.sqlite');
+    const a = leaseChild(storePath, dataset, 'no-wait', 30);
+    const b = leaseChild(storePath, dataset, 'wait', 30);
+    await Promise.all([a.go(), b.until('ready\n')]);
+    await a.until('row 1\n');
+    await b.go();
+    const [first, second] = await Promise.all([a.exited, b.exited]);
+    expect(first.result).toMatchObject({ ok: true, done: 30, skipped: 0 });
+    expect(second.stdout).toContain('waiting\n');
+    expect(second.result).toMatchObject({ ok: true, done: 0, skipped: 30 });
+    expect(second.code).toBe(0);
+    const ids = storedIds(storePath);
+    expect(ids).toHaveLength(30);
+    expect(new Set(ids).size).toBe(30);
+  }, 60_000);
+
+  it('a SIGKILLed holder does not lock the run: a new process takes the lease over and resumes', async () => {
+    const dir = tempDir();
+    const dataset = writeDataset(join(dir, 'rows.jsonl'), 60);
+    const storePath = join(dir, 'runs.sqlite');
+    const a = leaseChild(storePath, dataset, 'no-wait', 40);
+    await a.go();
+    await a.until('row 5\n');
+    a.child.kill('SIGKILL');
+    await a.exited;
+    const before = storedIds(storePath).length;
+    expect(before).toBeGreaterThanOrEqual(5);
+    expect(before).toBeLessThan(60);
+    const b = leaseChild(storePath, dataset, 'no-wait', 0);
+    await b.go();
+    const resumed = await b.exited;
+    expect(resumed.result).toMatchObject({ ok: true, done: 60 - before, skipped: before });
+    const ids = storedIds(storePath);
+    expect(ids).toHaveLength(60);
+    expect(new Set(ids).size).toBe(60);
+  }, 60_000);
 });

@@ -1,13 +1,20 @@
 // The run store on node:sqlite: create/resume, idempotent upserts, counts, streaming, and durability when the
 // writing process is killed mid-write (a real child process, SIGKILLed).
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SymphonizerError } from '../../src/core/errors.ts';
-import { RunMismatchError, RunStore, StoreOpenError, UnknownRunError, rowKey } from '../../src/eval/store.ts';
+import {
+  RunLeasedError,
+  RunMismatchError,
+  RunStore,
+  StoreOpenError,
+  UnknownRunError,
+  rowKey,
+} from '../../src/eval/store.ts';
 import type { RowRecord, RowStatus } from '../../src/eval/types.ts';
 
 function record(rowId: string, overrides: Partial<RowRecord> = {}): RowRecord {
@@ -217,6 +224,81 @@ describe('RunStore', () => {
     } catch (err) {
       expect(SymphonizerError.isInstance(err) && err.code).toBe('store_open');
     }
+  });
+});
+
+describe('RunStore leases', () => {
+  /** Rewrites the stored lease of `run` (as another process or an old heartbeat would have left it). */
+  function setLease(run: string, fields: { host?: string; pid?: number; heartbeatAt?: number }): void {
+    const db = new DatabaseSync(join(dir, 'runs.db'));
+    db.prepare(
+      'UPDATE leases SET host = coalesce(?, host), pid = coalesce(?, pid), heartbeat_at = coalesce(?, heartbeat_at) WHERE run = ?',
+    ).run(fields.host ?? null, fields.pid ?? null, fields.heartbeatAt ?? null, run);
+    db.close();
+  }
+
+  it('gives a run to one holder at a time, across connections, and frees it on release', () => {
+    const other = RunStore.open(join(dir, 'runs.db'));
+    try {
+      const lease = store.acquireLease('r1');
+      expect(lease).toMatchObject({ run: 'r1', host: hostname(), pid: process.pid });
+      expect(lease.holder).toMatch(new RegExp(`^${hostname()}:${process.pid}:[a-z0-9]+$`));
+      expect(other.lease('r1')).toEqual(lease);
+
+      let refused: unknown;
+      try {
+        other.acquireLease('r1');
+      } catch (err) {
+        refused = err;
+      }
+      expect(refused).toBeInstanceOf(RunLeasedError);
+      const error = refused as RunLeasedError;
+      expect(error.code).toBe('run_leased');
+      expect(error.lease).toEqual(lease);
+      expect(error.message).toContain(lease.holder);
+      expect(error.message).toContain(`pid ${process.pid}`);
+      expect(error.message).toContain('last heartbeat');
+      expect(error.hint).toContain('--wait');
+
+      // Another run is not affected; a release by a non-holder does nothing.
+      expect(other.acquireLease('r2').run).toBe('r2');
+      other.releaseLease('r1', 'someone-else');
+      expect(store.lease('r1')?.holder).toBe(lease.holder);
+
+      expect(store.heartbeatLease('r1', lease.holder)).toBe(true);
+      expect(store.heartbeatLease('r1', 'someone-else')).toBe(false);
+      store.releaseLease('r1', lease.holder);
+      expect(store.lease('r1')).toBeUndefined();
+      expect(other.acquireLease('r1').run).toBe('r1');
+    } finally {
+      other.close();
+    }
+  });
+
+  it('takes over a lease whose heartbeat is older than staleMs, and the old holder learns it lost it', () => {
+    const old = store.acquireLease('r1');
+    setLease('r1', { host: 'elsewhere', heartbeatAt: Date.now() - 10_000 });
+    // Fresh enough for the default bound (30 s): refused.
+    expect(() => store.acquireLease('r1')).toThrow(RunLeasedError);
+    const taken = store.acquireLease('r1', { staleMs: 5000 });
+    expect(taken.holder).not.toBe(old.holder);
+    expect(store.lease('r1')?.holder).toBe(taken.holder);
+    expect(store.heartbeatLease('r1', old.holder)).toBe(false);
+    store.releaseLease('r1', old.holder); // the old holder's release does not free the new lease
+    expect(store.lease('r1')?.holder).toBe(taken.holder);
+  });
+
+  it('takes over at once a lease of a dead process on this host, not one of a live process elsewhere', () => {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid;
+    expect(dead).toBeGreaterThan(0);
+    store.acquireLease('r1');
+    setLease('r1', { pid: dead });
+    const taken = store.acquireLease('r1');
+    expect(taken.pid).toBe(process.pid);
+
+    // The same pid on another host with a fresh heartbeat cannot be checked: it is live until it goes stale.
+    setLease('r1', { host: 'elsewhere', pid: dead });
+    expect(() => store.acquireLease('r1')).toThrow(RunLeasedError);
   });
 });
 

@@ -51,8 +51,9 @@ type ScorerSource = 'option' | 'chain module' | 'default' | 'none';
 
 /**
  * Runs `symphonizer eval`; returns the exit code: 0 the batch completed and every dataset row was read (FAIL
- * and ERROR rows included), 1 some rows could not be read (so were not evaluated), or the batch was stopped
- * by the cost ceiling or interrupted, 2 a usage error.
+ * and ERROR rows included), 1 some rows could not be read (so were not evaluated), the batch was stopped
+ * by the cost ceiling or interrupted, or another process is running the same run (`run_leased`, without
+ * `--wait`), 2 a usage error.
  */
 export async function evalCommand(args: readonly string[], io: CliIO): Promise<number> {
   const { values, positionals } = parseCommandArgs('eval', {
@@ -70,6 +71,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       concurrency: { type: 'string' },
       'max-cost': { type: 'string' },
       'retry-errors': { type: 'boolean', default: false },
+      wait: { type: 'boolean', default: false },
       cache: { type: 'string' },
       'cache-mode': { type: 'string' },
       model: { type: 'string' },
@@ -213,6 +215,15 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
         progress.update(p);
       },
       signal: io.signal,
+      // Another process running this run holds its lease: without --wait, evaluate() throws RunLeasedError (exit 1).
+      lease: {
+        wait: values.wait,
+        onWait: (lease) => {
+          err.write(
+            `waiting for run "${runName}": it is being run by ${lease.holder} (host ${lease.host}, pid ${lease.pid})\n`,
+          );
+        },
+      },
     });
     progress.finish();
     comparisons = variantComparisons(runStore, runName, result.summary);
