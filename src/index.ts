@@ -117,6 +117,8 @@ export {
   type RetryPolicyOptions,
   type SimulatedProviderOptions,
   type StreamEvent,
+  type StreamOptions,
+  type StreamRetryEvent,
   type ToolCall,
   type ToolDefinition,
   type Usage,

@@ -81,6 +81,18 @@ export interface ChainRunOptions<O = Record<string, unknown>> {
   /** Stream text nodes token by token (`token` events). @default true for `stream()`, false for `run()` */
   readonly streamTokens?: boolean | undefined;
   /**
+   * Retry a streamed text node whose attempt fails after it has streamed tokens (a drop or a stall
+   * mid-stream), per the client's retry policy like a failure before the first token. The run then emits a
+   * `retry` event with `discardTokens: true` for the node, and its next attempt streams the answer again
+   * from the start: a consumer must discard the node's `token` events received before that `retry` (the
+   * node's output holds only the text of the attempt that finished). Without it, such a failure fails the
+   * node with the provider's typed error. Only matters with `streamTokens`; non-streamed calls are retried
+   * either way.
+   * @default true when no one sees the tokens (`run()`/`runAll()` without `onEvent`), else false (`stream()`,
+   *   or `onEvent` given: its `token` events are a live consumer that must opt in)
+   */
+  readonly retryAfterText?: boolean | undefined;
+  /**
    * Per-attempt timeout of each model call of a node, in milliseconds, counted from when the request is sent
    * (see `CallOptions.timeoutMs`): a timed-out attempt is aborted and fails with a retryable
    * `RequestTimeoutError` naming provider and model, and is retried per the client's retry policy like any
@@ -592,8 +604,11 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
       });
     }
     if (options.streamTokens === true && entry.spec.output === undefined) {
+      // Tokens no one has seen (no onEvent) only go into the result, so a drop after some of them is retried.
+      const retryAfterText = options.retryAfterText ?? options.onEvent === undefined;
       return new NodeRunner({
-        executor: (_params, context) => streamText(build(context), client, context, labels, state, timeoutMs),
+        executor: (_params, context) =>
+          streamText(build(context), client, context, labels, state, { timeoutMs, retryAfterText }),
       });
     }
     return client.runner(build, { labels, timeoutMs: options.nodeTimeoutMs });
@@ -758,6 +773,7 @@ class RunState<O> {
           delayMs: event.delayMs,
           reason: event.reason,
           kind: event.kind,
+          ...(event.discardText === true ? { discardTokens: true as const } : {}),
         });
         return;
       case 'rate-limit-wait':
@@ -783,11 +799,17 @@ async function streamText<O>(
   context: RunContext,
   labels: { nodeKey: string; compositionId: string },
   state: RunState<O>,
-  timeoutMs: number | undefined,
+  options: { readonly timeoutMs: number | undefined; readonly retryAfterText: boolean },
 ): Promise<CallResult> {
   let text = '';
-  for await (const event of client.stream(spec, { signal: context.signal, labels, timeoutMs })) {
-    if (event.type === 'text-delta') {
+  let retries = 0;
+  const stream = client.stream(spec, { ...options, signal: context.signal, labels });
+  for await (const event of stream) {
+    // The client has already reported the retry (a `retry` event with `discardTokens`); start over.
+    if (event.type === 'retry') {
+      text = '';
+      retries += 1;
+    } else if (event.type === 'text-delta') {
       text += event.text;
       state.emit({ type: 'token', node: labels.nodeKey, text: event.text });
     } else if (event.type === 'finish') {
@@ -798,7 +820,7 @@ async function streamText<O>(
         modelId: spec.model,
         usage: response.usage,
         costUsd: costOf(spec.model, response.usage).costUsd,
-        attempt: context.attempt,
+        attempt: context.attempt + retries,
         simulated: response.simulated === true,
         requestId: response.requestId,
         response,

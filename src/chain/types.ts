@@ -94,6 +94,11 @@ export type ChainEvent<O = Record<string, unknown>> =
       readonly delayMs: number;
       readonly reason: string;
       readonly kind: 'transport' | 'repair';
+      /**
+       * Present and true when the failed attempt had already streamed `token` events of this node (see
+       * `ChainRunOptions.retryAfterText`): discard them; the next attempt streams the answer from the start.
+       */
+      readonly discardTokens?: true | undefined;
     }
   | {
       readonly type: 'rate-limit-wait';

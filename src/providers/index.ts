@@ -129,4 +129,6 @@ export {
   type CallSpec,
   type ModelClientOptions,
   type ModelRunnerOptions,
+  type StreamOptions,
+  type StreamRetryEvent,
 } from './model-client.ts';

@@ -109,6 +109,11 @@ export type CallEvent =
       readonly attempt: number;
       readonly delayMs: number;
       readonly reason: string;
+      /**
+       * Present and true when the failed attempt was a stream that had already yielded events (see
+       * {@link StreamOptions.retryAfterText}): what it streamed is void and the next attempt starts over.
+       */
+      readonly discardText?: true | undefined;
     }
   | {
       readonly type: 'call';
@@ -177,6 +182,35 @@ export interface CallOptions {
   readonly timeoutMs?: number | undefined;
   /** Stream idle timeout of this call, in milliseconds. @default the client's {@link ModelClientOptions.streamIdleTimeoutMs} */
   readonly streamIdleTimeoutMs?: number | undefined;
+}
+
+/** Options of {@link ModelClient.stream}. */
+export interface StreamOptions extends CallOptions {
+  /**
+   * Also retry an attempt that fails after it has yielded events (a drop or a stall mid-stream), per the
+   * retry policy like a failure before the first event. The stream then yields a {@link StreamRetryEvent}
+   * before the next attempt starts over from its first event: the consumer must discard every event it
+   * received since the stream began or since the previous `retry` event (the partial text is not resumed,
+   * and the next attempt's text repeats it from the start). Without it, such a failure is thrown, since the
+   * caller has already seen part of the answer. A failure after the `finish` event is never retried.
+   * @default false
+   */
+  readonly retryAfterText?: boolean | undefined;
+}
+
+/**
+ * Yielded by {@link ModelClient.stream} with `retryAfterText: true` when an attempt failed after it had
+ * yielded events and is retried: discard what was received since the stream began or the previous `retry`.
+ */
+export interface StreamRetryEvent {
+  readonly type: 'retry';
+  /** The failed attempt, from 1. */
+  readonly attempt: number;
+  /** The backoff before the next attempt starts. */
+  readonly delayMs: number;
+  readonly reason: string;
+  /** Why the attempt failed (e.g. a `ConnectionError` for a dropped connection). */
+  readonly error: unknown;
 }
 
 /** Options of {@link ModelClient.runner}. */
@@ -356,10 +390,23 @@ export class ModelClient {
   /**
    * Streams one call: text deltas as they come, then a `finish` event. Rate limits, budget and usage apply as
    * for {@link ModelClient.call}; a failure before the first event is retried per the policy, a failure after
-   * it is not (the caller has already seen part of the answer). If the stream is aborted or breaks, the usage
-   * is still recorded, estimated from what was received (the `call` event says `estimated: true`).
+   * it is not (the caller has already seen part of the answer) unless `retryAfterText` is set: then it is
+   * retried too, after a {@link StreamRetryEvent} that tells the consumer to discard what it received. If
+   * the stream is aborted or breaks, the usage is still recorded, estimated from what was received (the
+   * `call` event says `estimated: true`).
    */
-  async *stream(spec: CallSpec, options: CallOptions = {}): AsyncGenerator<StreamEvent, void, undefined> {
+  stream(
+    spec: CallSpec,
+    options?: StreamOptions & { readonly retryAfterText?: false | undefined },
+  ): AsyncGenerator<StreamEvent, void, undefined>;
+  stream(
+    spec: CallSpec,
+    options: StreamOptions,
+  ): AsyncGenerator<StreamEvent | StreamRetryEvent, void, undefined>;
+  async *stream(
+    spec: CallSpec,
+    options: StreamOptions = {},
+  ): AsyncGenerator<StreamEvent | StreamRetryEvent, void, undefined> {
     const { provider, model } = this.#registry.resolve(spec.model);
     const labels = options.labels;
     const timeouts = this.#timeouts(options);
@@ -432,11 +479,20 @@ export class ModelClient {
           released = true;
           if (yielded) count();
         }
-        if (yielded || finished) throw error;
+        if (finished || (yielded && options.retryAfterText !== true)) throw error;
         failures += 1;
         const decision = this.#policy.shouldRetry(error, failures, performance.now() - startedAt);
         if (!decision.retry) throw error;
-        this.#emitRetry(spec.model, labels, error, failures, decision.delayMs, decision.reason);
+        this.#emitRetry(spec.model, labels, error, failures, decision.delayMs, decision.reason, yielded);
+        if (yielded) {
+          yield {
+            type: 'retry',
+            attempt: failures,
+            delayMs: decision.delayMs,
+            reason: decision.reason,
+            error,
+          };
+        }
         await abortableSleep(decision.delayMs, options.signal);
       } finally {
         guard.dispose();
@@ -736,6 +792,7 @@ export class ModelClient {
     attempt: number,
     delayMs: number,
     reason: string,
+    discardText = false,
   ): void {
     const kind = error instanceof OutputValidationError ? 'repair' : 'transport';
     this.#emit({
@@ -747,6 +804,7 @@ export class ModelClient {
       attempt,
       delayMs,
       reason,
+      ...(discardText ? { discardText: true as const } : {}),
     });
   }
 
