@@ -103,7 +103,7 @@ describe.each(models)('a drop after text was streamed (%s)', (model) => {
 
   it('chain.run() with streamTokens retries a stream that stalls after text', async () => {
     server.failNth(1, { stallAfter: 6 });
-    const { client, events } = clientFor({ streamIdleTimeoutMs: 150 });
+    const { client, events } = clientFor({ streamIdleTimeoutMs: 500 });
     const result = await answerChain(model, client).run({ q: 'ten' }, { streamTokens: true });
     expect(result.outputs.answer).toBe(ANSWER);
     expect(server.requests).toBe(2);
