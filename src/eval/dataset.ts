@@ -85,8 +85,8 @@ export const maxRawLength = 10_000;
 
 /**
  * Reads a dataset file row by row, streamed: JSONL line by line, CSV record by record, a JSON array element
- * by element, so memory stays flat however large the file (only the set of row ids seen so far is kept, to
- * find duplicates).
+ * by element, so memory stays flat however large the file (only the row ids seen so far are kept, packed
+ * off the JS heap, to find duplicates).
  *
  * Each row becomes a {@link DatasetRow}: `id` is the row's `idField` (a string or a number) or else its
  * `line`; `expected` its `expectedField`; `input` its `inputField`, or else the row without those two fields,
@@ -194,9 +194,92 @@ interface Shape {
   readonly inputField: string | undefined;
 }
 
+/**
+ * The ids seen so far, with the line of their first row, packed off the JS heap: a byte arena of
+ * `[line u32][length u32][UTF-8 bytes]` entries and an open-addressing table of entry offsets. About 8 bytes
+ * plus the id's bytes per row, where a `Map<string, number>` costs some 80 bytes of heap per row.
+ */
+export class RowIdIndex {
+  #arena = Buffer.allocUnsafe(1 << 16);
+  #used = 0;
+  /** Entry offset + 1 per slot (0 = empty); a power-of-two length, at most half full. */
+  #slots = new Uint32Array(1 << 12);
+  #count = 0;
+  /** Ids with surrogates (lone ones, which UTF-8 cannot tell apart, all become U+FFFD): kept as strings. */
+  readonly #illFormed = new Map<string, number>();
+
+  /** Ids held. */
+  get size(): number {
+    return this.#count + this.#illFormed.size;
+  }
+
+  /** Adds `id` first seen at `line`; returns the line of its first row instead if it was already there. */
+  add(id: string, line: number): number | undefined {
+    if (/[\uD800-\uDFFF]/.test(id)) {
+      const first = this.#illFormed.get(id);
+      if (first === undefined) this.#illFormed.set(id, line);
+      return first;
+    }
+    const length = Buffer.byteLength(id, 'utf8');
+    this.#reserve(8 + length);
+    const arena = this.#arena;
+    const at = this.#used;
+    const start = at + 8;
+    arena.write(id, start, length, 'utf8');
+    let hash = 0x811c9dc5;
+    for (let i = start; i < start + length; i++) hash = Math.imul(hash ^ (arena[i] as number), 0x01000193);
+    const mask = this.#slots.length - 1;
+    for (let slot = hash & mask; ; slot = (slot + 1) & mask) {
+      const entry = this.#slots[slot] as number;
+      if (entry === 0) {
+        arena.writeUInt32LE(line >>> 0, at);
+        arena.writeUInt32LE(length, at + 4);
+        this.#used = start + length;
+        this.#slots[slot] = at + 1;
+        this.#count += 1;
+        if (this.#count * 2 > this.#slots.length) this.#rehash();
+        return undefined;
+      }
+      const other = entry - 1;
+      if (
+        arena.readUInt32LE(other + 4) === length &&
+        arena.compare(arena, start, start + length, other + 8, other + 8 + length) === 0
+      ) {
+        return arena.readUInt32LE(other);
+      }
+    }
+  }
+
+  #reserve(bytes: number): void {
+    if (this.#used + bytes <= this.#arena.length) return;
+    let size = this.#arena.length * 2;
+    while (size < this.#used + bytes) size *= 2;
+    const grown = Buffer.allocUnsafe(size);
+    this.#arena.copy(grown, 0, 0, this.#used);
+    this.#arena = grown;
+  }
+
+  #rehash(): void {
+    const slots = new Uint32Array(this.#slots.length * 2);
+    const mask = slots.length - 1;
+    const arena = this.#arena;
+    for (const entry of this.#slots) {
+      if (entry === 0) continue;
+      const start = entry - 1 + 8;
+      const end = start + arena.readUInt32LE(entry - 1 + 4);
+      let hash = 0x811c9dc5;
+      for (let i = start; i < end; i++) hash = Math.imul(hash ^ (arena[i] as number), 0x01000193);
+      let slot = hash & mask;
+      while (slots[slot] !== 0) slot = (slot + 1) & mask;
+      slots[slot] = entry;
+    }
+    this.#slots = slots;
+  }
+}
+
 class RowMaker<I> {
   /** Ids seen so far, with the line of their first row. */
-  readonly #ids = new Map<string, number>();
+  readonly #ids = new RowIdIndex();
   readonly #schema: z.ZodType<I>;
   readonly #shape: Shape;
   /** CSV: empty id and expected cells count as absent. */
@@ -230,11 +313,10 @@ class RowMaker<I> {
         );
       }
     }
-    const first = this.#ids.get(id);
+    const first = this.#ids.add(id, line);
     if (first !== undefined) {
       return this.error(line, `duplicate id ${JSON.stringify(id)} (first at line ${first})`, raw());
     }
-    this.#ids.set(id, line);
 
     let input: unknown = value;
     let expected: unknown;
