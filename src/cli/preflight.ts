@@ -1,8 +1,7 @@
 /**
  * The checks `run` and `eval` make before anything starts: every model a run will call names a registered
  * provider, every provider that needs an API key has one, and no base URL has credentials in it. A failure is
- * a usage error (exit code 2)
- * naming the model, where it is used, and what to set; no node has started, so there is no output or trace.
+ * a usage error (exit code 2) naming the model, where it is used, and what to set; no node has started, so there is no output or trace.
  */
 import { SymphonizerError } from '../core/index.ts';
 import type { NodeOverride } from '../chain/index.ts';
@@ -12,7 +11,8 @@ import {
   type ModelClient,
   type ProviderRegistry,
 } from '../providers/index.ts';
-import { hasUrlCredentials } from '../providers/redact.ts';
+import { resolveAnthropicAccess } from '../providers/anthropic/anthropic-provider.ts';
+import { resolveOpenAIAccess } from '../providers/openai/openai-provider.ts';
 import { CliError } from './errors.ts';
 
 /** The environment the key checks read: the CLI's `io.env`. */
@@ -85,49 +85,17 @@ export function clientOf(chain: unknown): ModelClient | undefined {
     : undefined;
 }
 
-/** How the built-in providers find their key: the variable, the base URL variable, and their own hosts. */
-const keyRules: Readonly<Record<string, { key: string; baseURL: string; hosts: readonly string[] }>> = {
-  openai: { key: 'OPENAI_API_KEY', baseURL: 'OPENAI_BASE_URL', hosts: ['openai.com', 'openai.azure.com'] },
-  anthropic: { key: 'ANTHROPIC_API_KEY', baseURL: 'ANTHROPIC_BASE_URL', hosts: ['anthropic.com'] },
-};
-
 /**
  * Throws when provider `name` (`openai` or `anthropic`, as created from the environment) would refuse its
  * first call: its base URL variable has credentials in it, or it lacks a key (no key variable set, and no base
  * URL variable pointing to another server: a local OpenAI-compatible server needs none). Any other provider
- * passes.
+ * passes. The rule is the provider's own, read from `env` instead of `process.env`.
  * @throws {CredentialsInUrlError}
  * @throws {MissingApiKeyError}
  */
 export function checkEnvKey(name: string, env: PreflightEnv): void {
-  const rule = keyRules[name];
-  if (rule === undefined) return;
-  const baseURL = read(env, rule.baseURL);
-  if (baseURL !== undefined && hasUrlCredentials(baseURL))
-    throw new CredentialsInUrlError({
-      provider: name,
-      url: baseURL,
-      setting: rule.baseURL,
-      keyEnvVar: rule.key,
-    });
-  if (read(env, rule.key) !== undefined) return;
-  if (baseURL !== undefined && !ownHost(baseURL, rule.hosts)) return;
-  throw new MissingApiKeyError(name, rule.key);
-}
-
-function read(env: PreflightEnv, name: string): string | undefined {
-  const value = env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
-}
-
-/** True when `url` is on one of `hosts` (or a subdomain); an unparsable URL is not. */
-function ownHost(url: string, hosts: readonly string[]): boolean {
-  try {
-    const host = new URL(url).hostname;
-    return hosts.some((h) => host === h || host.endsWith(`.${h}`));
-  } catch {
-    return false;
-  }
+  if (name === 'openai') resolveOpenAIAccess({}, name, env);
+  else if (name === 'anthropic') resolveAnthropicAccess({}, name, env);
 }
 
 /** Each model id the runs call, with where, by run label ('' for a single run), in first-use order. */

@@ -3,6 +3,7 @@
  * `./anthropic-sdk.ts`, imported on the first call.
  */
 import { CredentialsInUrlError, MissingApiKeyError } from '../errors.ts';
+import { readEnv, type ProviderEnv } from '../env.ts';
 import { lazyProvider } from '../lazy-provider.ts';
 import { hasUrlCredentials } from '../redact.ts';
 import type { Provider } from '../types.ts';
@@ -114,13 +115,18 @@ export interface AnthropicAccess {
 
 /**
  * Reads the base URL and the key of a provider the way its first call will, without importing its SDK.
- * Package-internal: the adapter and {@link Provider.preflight} share it.
+ * Package-internal: the adapter, {@link Provider.preflight} and the command's pre-flight share it; `env` is
+ * where unset settings are read from.
  *
  * @throws {CredentialsInUrlError} when the base URL has credentials in it (`http://user:password@host`).
  * @throws {MissingApiKeyError} when a key is required (the vendor's own host, or `requireApiKey`) and none is set.
  */
-export function resolveAnthropicAccess(settings: AnthropicProviderSettings, name: string): AnthropicAccess {
-  const baseURL = settings.baseURL ?? readEnv('ANTHROPIC_BASE_URL');
+export function resolveAnthropicAccess(
+  settings: AnthropicProviderSettings,
+  name: string,
+  env: ProviderEnv = process.env,
+): AnthropicAccess {
+  const baseURL = settings.baseURL ?? readEnv('ANTHROPIC_BASE_URL', env);
   if (baseURL !== undefined && hasUrlCredentials(baseURL)) {
     const setting = settings.baseURL === undefined ? 'ANTHROPIC_BASE_URL' : 'baseURL';
     throw new CredentialsInUrlError({
@@ -131,15 +137,10 @@ export function resolveAnthropicAccess(settings: AnthropicProviderSettings, name
     });
   }
   const official = isAnthropicHost(baseURL);
-  const configuredKey = settings.apiKey ?? readEnv('ANTHROPIC_API_KEY');
+  const configuredKey = settings.apiKey ?? readEnv('ANTHROPIC_API_KEY', env);
   if (configuredKey === undefined && (settings.requireApiKey ?? official))
     throw new MissingApiKeyError(name, 'ANTHROPIC_API_KEY');
   return { baseURL, configuredKey };
-}
-
-function readEnv(name: string): string | undefined {
-  const value = process.env[name]?.trim();
-  return value === undefined || value === '' ? undefined : value;
 }
 
 function isAnthropicHost(baseURL: string | undefined): boolean {
