@@ -19,7 +19,7 @@ import {
 } from '../providers/index.ts';
 import type { ResponseCache } from './cache.ts';
 import { datasetFromArray, isUnreadRowId, readDataset } from './dataset.ts';
-import { summarize, type EvalSummary } from './report.ts';
+import { summarizeRun, type EvalSummary } from './report.ts';
 import { DEFAULT_LEASE_STALE_MS, RunLeasedError, RunStore, type LeaseInfo } from './store.ts';
 import type { DatasetItem, DatasetRow, RowRecord, RowStatus, ScoreResult, Scorer, Variant } from './types.ts';
 
@@ -200,7 +200,7 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
       // Aborted while waiting for another holder: nothing ran.
       return {
         run,
-        summary: summarize(store.rows(run), { scorers: options.scorers.map((s) => s.name) }),
+        summary: summarizeRun(store, run, { scorers: options.scorers.map((s) => s.name) }),
         done: 0,
         skipped: 0,
         rowErrors: 0,
@@ -238,7 +238,7 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
     await batch.run();
     return {
       run,
-      summary: summarize(store.rows(run), { scorers: options.scorers.map((s) => s.name) }),
+      summary: summarizeRun(store, run, { scorers: options.scorers.map((s) => s.name) }),
       done: batch.done,
       skipped: batch.skipped,
       rowErrors: batch.rowErrors,

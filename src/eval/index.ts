@@ -35,6 +35,8 @@ export {
   renderMarkdownReport,
   renderTextTable,
   summarize,
+  summarizeRun,
+  DEFAULT_MAX_LISTED,
   type EvalSummary,
   type LatencySummary,
   type RowErrorSummary,
@@ -62,6 +64,7 @@ export {
   mean,
   pairedComparison,
   percentile,
+  RunningStats,
   signTest,
   stdev,
   type ConfidenceInterval,
@@ -78,6 +81,7 @@ export {
   type LeaseInfo,
   type RowCounts,
   type RunInfo,
+  type RowsOptions,
   type RunSummary,
 } from './store.ts';
 export type {
@@ -88,5 +92,6 @@ export type {
   ScoreResult,
   Scorer,
   ScorerContext,
+  SummaryRecord,
   Variant,
 } from './types.ts';

@@ -5,22 +5,40 @@
  *
  * Errors are never scores: a row whose status is `error` counts in `error`, is listed apart, and is left out
  * of the pass rate's denominator and of every mean.
+ *
+ * Memory: {@link summarizeRun} reads a stored run of any size in bounded memory (counts, usage and means are
+ * streamed, latency percentiles are computed by SQLite, at most `maxListed` error and failed rows are kept
+ * per variant). {@link summarize} over records in memory holds one record per distinct row, to keep the last
+ * of repeated ones.
  */
 import { InvalidOptionError } from '../core/index.ts';
 import { addUsageTotals, emptyUsage, type UsageTotals } from '../providers/index.ts';
 import {
-  ci95,
   pairedComparison,
   percentile,
+  RunningStats,
   type ConfidenceInterval,
   type PairedComparison,
 } from './stats.ts';
-import type { RowRecord, ScoreResult } from './types.ts';
+import type { RunStore } from './store.ts';
+import type { ScoreResult, SummaryRecord } from './types.ts';
 
-/** Options of {@link summarize}. */
+/**
+ * Most rows a summary lists per variant in `errors`, and as many in `failures`, by default: the rest are
+ * counted (in `error` and `fail`) and stay in the run store, where `symphonizer runs` and
+ * {@link RunStore.rows} reach every one of them.
+ */
+export const DEFAULT_MAX_LISTED = 1000;
+
+/** Options of {@link summarize} and {@link summarizeRun}. */
 export interface SummarizeOptions {
   /** The scorers to report, in column order. */
   readonly scorers: readonly string[];
+  /**
+   * Most rows listed per variant in `errors`, and as many in `failures` (the first ones by line); every row is
+   * still counted in `error` and `fail`. @default {@link DEFAULT_MAX_LISTED} (1000)
+   */
+  readonly maxListed?: number | undefined;
 }
 
 /** A row that ended in error, as listed in reports. */
@@ -65,9 +83,15 @@ export interface VariantSummary {
   readonly latencyMs: LatencySummary;
   /** Tokens and cost of every row, errors included (they spent them too). */
   readonly usage: UsageTotals;
-  /** The rows that ended in error, in line order. */
+  /**
+   * The first rows (by line) that ended in error, at most `maxListed` of them; `error` counts them all, so
+   * `error - errors.length` were left out of the list.
+   */
   readonly errors: readonly RowErrorSummary[];
-  /** The rows that ran and failed, in line order. */
+  /**
+   * The first rows (by line) that ran and failed, at most `maxListed` of them; `fail` counts them all, so
+   * `fail - failures.length` were left out of the list.
+   */
   readonly failures: readonly RowFailureSummary[];
 }
 
@@ -99,69 +123,158 @@ export interface RenderOptions {
 
 /**
  * Summarizes row records per variant. When records repeat a (variant, row) pair, e.g. after a re-run of
- * failed rows, the one that finished last counts.
+ * failed rows, the one that finished last counts. Latency percentiles are exact ({@link percentile}); the
+ * records are held until the summary is made (one per distinct row), so for a stored run use
+ * {@link summarizeRun}, which reads it in bounded memory.
  *
  * @example
  * ```ts
  * const summary = summarize(records, { scorers: ['exactMatch', 'judge'] });
  * console.log(renderTextTable(summary));
  * ```
+ * @throws {InvalidOptionError} when `maxListed` is not an integer >= 0.
  */
-export function summarize(records: Iterable<RowRecord>, options: SummarizeOptions): EvalSummary {
+export function summarize(records: Iterable<SummaryRecord>, options: SummarizeOptions): EvalSummary {
   const scorers = [...options.scorers];
-  const byVariant = latestRecords(records);
+  const maxListed = checkMaxListed(options.maxListed);
   const variants: VariantSummary[] = [];
-  for (const [variant, rows] of byVariant) {
+  for (const [variant, rows] of latestRecords(records)) {
     const list = [...rows.values()].sort((x, y) => x.line - y.line);
-    let pass = 0;
-    let fail = 0;
-    let cached = 0;
-    const errors: RowErrorSummary[] = [];
-    const failures: RowFailureSummary[] = [];
+    const summary = new VariantAccumulator(variant, scorers, maxListed);
     const latencies: number[] = [];
-    const scoreValues = new Map<string, number[]>(scorers.map((s) => [s, []]));
-    let usage = emptyUsage();
     for (const record of list) {
-      usage = addUsageTotals(usage, record.usage);
-      if (record.cached) cached++;
-      if (record.status === 'error') {
-        errors.push(errorOf(record));
-        continue;
-      }
-      if (record.status === 'pass') pass++;
-      else {
-        fail++;
+      summary.add(record);
+      if (ranUncached(record)) latencies.push(record.latencyMs);
+    }
+    variants.push(
+      summary.finish({
+        p50: percentile(latencies, 50),
+        p95: percentile(latencies, 95),
+        n: latencies.length,
+      }),
+    );
+  }
+  return { scorers, variants };
+}
+
+/**
+ * Summarizes the stored rows of `run` per variant (variants in the run's order), as {@link summarize} would
+ * the same rows, in memory bounded by the number of variants and scorers and by `maxListed`, not by the rows:
+ * the rows are streamed from the store once without their inputs and outputs, means and CIs are accumulated
+ * as they pass (Welford's update: equal to the two-pass values within floating-point rounding), latency
+ * percentiles are exact, computed by SQLite over the stored latencies, and at most `maxListed` error rows and
+ * as many failed rows are kept per variant (the first by line; every row is counted). The store holds one
+ * row per (variant, row id), so there is nothing to deduplicate.
+ *
+ * @example
+ * ```ts
+ * const store = RunStore.open('.symphonizer/runs.db');
+ * console.log(renderTextTable(summarizeRun(store, 'nightly', { scorers: ['exactMatch'] })));
+ * ```
+ * @throws {InvalidOptionError} when `maxListed` is not an integer >= 0.
+ */
+export function summarizeRun(store: RunStore, run: string, options: SummarizeOptions): EvalSummary {
+  const scorers = [...options.scorers];
+  const maxListed = checkMaxListed(options.maxListed);
+  const accumulators: VariantAccumulator[] = [];
+  let current: VariantAccumulator | undefined;
+  for (const record of store.summaryRows(run)) {
+    if (current?.variant !== record.variant) {
+      // Rows come grouped by variant (see RunStore.summaryRows), each group in line order.
+      current = new VariantAccumulator(record.variant, scorers, maxListed);
+      accumulators.push(current);
+    }
+    current.add(record);
+  }
+  const variants = accumulators.map((summary) => {
+    const p50 = store.latencyPercentile(run, summary.variant, 50);
+    const p95 = store.latencyPercentile(run, summary.variant, 95);
+    return summary.finish({ p50: p50.value, p95: p95.value, n: p50.n });
+  });
+  return { scorers, variants };
+}
+
+/** A row that ran (not an error), was not answered wholly from the cache, and has a finite latency. */
+function ranUncached(record: SummaryRecord): boolean {
+  return record.status !== 'error' && !record.cached && Number.isFinite(record.latencyMs);
+}
+
+/** One variant's summary, built one record at a time in memory bounded by the scorers and `maxListed`. */
+class VariantAccumulator {
+  readonly variant: string;
+  readonly #scorers: readonly string[];
+  readonly #maxListed: number;
+  #rows = 0;
+  #pass = 0;
+  #fail = 0;
+  #error = 0;
+  #cached = 0;
+  #usage = emptyUsage();
+  readonly #errors: RowErrorSummary[] = [];
+  readonly #failures: RowFailureSummary[] = [];
+  readonly #scores: Map<string, RunningStats>;
+
+  constructor(variant: string, scorers: readonly string[], maxListed: number) {
+    this.variant = variant;
+    this.#scorers = scorers;
+    this.#maxListed = maxListed;
+    this.#scores = new Map(scorers.map((s) => [s, new RunningStats()]));
+  }
+
+  /** Adds one record; records come in line order, so the first `maxListed` listed are the first by line. */
+  add(record: SummaryRecord): void {
+    this.#rows++;
+    this.#usage = addUsageTotals(this.#usage, record.usage);
+    if (record.cached) this.#cached++;
+    if (record.status === 'error') {
+      this.#error++;
+      if (this.#errors.length < this.#maxListed) this.#errors.push(errorOf(record));
+      return;
+    }
+    if (record.status === 'pass') this.#pass++;
+    else {
+      this.#fail++;
+      if (this.#failures.length < this.#maxListed) {
         const shown: Record<string, ScoreResult> = {};
-        for (const name of scorers) {
+        for (const name of this.#scorers) {
           const result = record.scores[name];
           if (result !== undefined) shown[name] = result;
         }
-        failures.push({ rowId: record.rowId, line: record.line, scores: shown });
-      }
-      if (!record.cached && Number.isFinite(record.latencyMs)) latencies.push(record.latencyMs);
-      for (const name of scorers) {
-        const score = record.scores[name]?.score;
-        if (typeof score === 'number' && Number.isFinite(score)) scoreValues.get(name)?.push(score);
+        this.#failures.push({ rowId: record.rowId, line: record.line, scores: shown });
       }
     }
+    for (const name of this.#scorers) {
+      const score = record.scores[name]?.score;
+      if (typeof score === 'number' && Number.isFinite(score)) this.#scores.get(name)?.add(score);
+    }
+  }
+
+  finish(latencyMs: LatencySummary): VariantSummary {
     const scores: Record<string, ConfidenceInterval> = {};
-    for (const name of scorers) scores[name] = ci95(scoreValues.get(name) ?? []);
-    variants.push({
-      variant,
-      rows: list.length,
+    for (const name of this.#scorers) scores[name] = (this.#scores.get(name) ?? new RunningStats()).ci95();
+    const pass = this.#pass;
+    const fail = this.#fail;
+    return {
+      variant: this.variant,
+      rows: this.#rows,
       pass,
       fail,
-      error: errors.length,
-      cached,
+      error: this.#error,
+      cached: this.#cached,
       passRate: pass + fail === 0 ? Number.NaN : pass / (pass + fail),
       scores,
-      latencyMs: { p50: percentile(latencies, 50), p95: percentile(latencies, 95), n: latencies.length },
-      usage,
-      errors,
-      failures,
-    });
+      latencyMs,
+      usage: this.#usage,
+      errors: this.#errors,
+      failures: this.#failures,
+    };
   }
-  return { scorers, variants };
+}
+
+function checkMaxListed(value: number | undefined): number {
+  const max = value ?? DEFAULT_MAX_LISTED;
+  if (!(Number.isInteger(max) && max >= 0)) throw new InvalidOptionError('maxListed', max, 'an integer >= 0');
+  return max;
 }
 
 /**
@@ -171,7 +284,7 @@ export function summarize(records: Iterable<RowRecord>, options: SummarizeOption
  * @throws {InvalidOptionError} when `a` or `b` has no record.
  */
 export function compareVariants(
-  records: Iterable<RowRecord>,
+  records: Iterable<SummaryRecord>,
   a: string,
   b: string,
   scorer: string,
@@ -183,7 +296,7 @@ export function compareVariants(
     throw new InvalidOptionError('a', a, `a variant of the records (${known(byVariant)})`);
   if (rowsB === undefined)
     throw new InvalidOptionError('b', b, `a variant of the records (${known(byVariant)})`);
-  const scoreOf = (record: RowRecord | undefined): number | undefined => {
+  const scoreOf = (record: SummaryRecord | undefined): number | undefined => {
     if (record === undefined || record.status === 'error') return undefined;
     const score = record.scores[scorer]?.score;
     return typeof score === 'number' && Number.isFinite(score) ? score : undefined;
@@ -271,17 +384,19 @@ function comparisonTable(comparisons: readonly VariantComparison[]): Table {
 
 function errorTable(summary: EvalSummary, max: number): { table: Table; omitted: number } {
   const all = summary.variants.flatMap((v) => v.errors.map((e) => ({ variant: v.variant, ...e })));
+  const total = summary.variants.reduce((n, v) => n + Math.max(v.error, v.errors.length), 0);
   const rows = all
     .slice(0, max)
     .map((e) => [e.variant, e.rowId, String(e.line), e.node ?? '', e.code ?? '', e.message]);
   return {
     table: { head: ['Variant', 'Row', 'Line', 'Node', 'Code', 'Message'], rows, numeric: new Set([2]) },
-    omitted: all.length - rows.length,
+    omitted: total - rows.length,
   };
 }
 
 function failureTable(summary: EvalSummary, max: number): { table: Table; omitted: number } {
   const all = summary.variants.flatMap((v) => v.failures.map((f) => ({ variant: v.variant, ...f })));
+  const total = summary.variants.reduce((n, v) => n + Math.max(v.fail, v.failures.length), 0);
   const rows = all.slice(0, max).map((f) => [
     f.variant,
     f.rowId,
@@ -296,7 +411,7 @@ function failureTable(summary: EvalSummary, max: number): { table: Table; omitte
   ]);
   return {
     table: { head: ['Variant', 'Row', 'Line', ...summary.scorers], rows, numeric: new Set([2]) },
-    omitted: all.length - rows.length,
+    omitted: total - rows.length,
   };
 }
 
@@ -516,11 +631,11 @@ const css = [
 // Helpers
 
 /** Latest record per (variant, row), variants in order of first appearance. */
-function latestRecords(records: Iterable<RowRecord>): Map<string, Map<string, RowRecord>> {
-  const byVariant = new Map<string, Map<string, RowRecord>>();
+function latestRecords<R extends SummaryRecord>(records: Iterable<R>): Map<string, Map<string, R>> {
+  const byVariant = new Map<string, Map<string, R>>();
   for (const record of records) {
     let rows = byVariant.get(record.variant);
-    if (rows === undefined) byVariant.set(record.variant, (rows = new Map<string, RowRecord>()));
+    if (rows === undefined) byVariant.set(record.variant, (rows = new Map<string, R>()));
     const previous = rows.get(record.rowId);
     if (previous === undefined || record.finishedAt >= previous.finishedAt) rows.set(record.rowId, record);
   }
@@ -531,7 +646,7 @@ function known(byVariant: ReadonlyMap<string, unknown>): string {
   return [...byVariant.keys()].map((k) => JSON.stringify(k)).join(', ') || 'none';
 }
 
-function errorOf(record: RowRecord): RowErrorSummary {
+function errorOf(record: SummaryRecord): RowErrorSummary {
   const e = record.error;
   return {
     rowId: record.rowId,

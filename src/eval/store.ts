@@ -9,10 +9,10 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import type { SQLInputValue, StatementSync } from 'node:sqlite';
-import { SymphonizerError } from '../core/errors.ts';
+import { InvalidOptionError, SymphonizerError } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
 import type { UsageTotals } from '../providers/usage.ts';
-import type { RowRecord, RowStatus, ScoreResult } from './types.ts';
+import type { RowRecord, RowStatus, ScoreResult, SummaryRecord } from './types.ts';
 
 /** Version of the schema below, kept in `PRAGMA user_version`. */
 const SCHEMA_VERSION = 1;
@@ -398,6 +398,51 @@ export class RunStore {
     for (const row of statement.iterate(...params)) yield toRecord(row);
   }
 
+  /**
+   * The stored rows of `run` as {@link SummaryRecord}s (no input, expected value or outputs read or parsed),
+   * streamed in the order of {@link RunStore.rows}: what a summary or a comparison needs of a large run.
+   */
+  *summaryRows(run: string, options: RowsOptions = {}): IterableIterator<SummaryRecord> {
+    const filter = options.variant === undefined ? '' : 'AND r.variant = ?';
+    const params: SQLInputValue[] = options.variant === undefined ? [run, run] : [run, run, options.variant];
+    const statement = this.#db.prepare(
+      `SELECT r.variant, r.row_id, r.line, r.status, r.scores, r.usage, r.error, r.latency_ms, r.cached,
+         r.finished_at
+       FROM rows r
+       LEFT JOIN json_each((SELECT variants FROM runs WHERE name = ?)) v ON v.value = r.variant
+       WHERE r.run = ? ${filter}
+       ORDER BY coalesce(v.key, 1e18), r.variant, r.line, r.row_id`,
+    );
+    for (const row of statement.iterate(...params)) yield toSummaryRecord(row);
+  }
+
+  /**
+   * The `p`-th percentile (0–100) of the latencies of one variant's rows of `run` that ran (status not
+   * `error`, not answered wholly from the cache, finite latency), exactly as {@link percentile} computes it
+   * over the same values (linear interpolation between the closest ranks), but sorted by SQLite, so a run of
+   * any size is not loaded into memory. `NaN` (with `n: 0`) when no row qualifies.
+   * @throws {InvalidOptionError} when `p` is not within [0, 100].
+   */
+  latencyPercentile(run: string, variant: string, p: number): { readonly value: number; readonly n: number } {
+    if (!(Number.isFinite(p) && p >= 0 && p <= 100)) {
+      throw new InvalidOptionError('p', p, 'a number within [0, 100]');
+    }
+    const where = `run = ? AND variant = ? AND status != 'error' AND cached = 0
+      AND latency_ms BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308`;
+    const n = Number(
+      this.#stmt(`SELECT count(*) AS n FROM rows WHERE ${where}`).get(run, variant)?.['n'] ?? 0,
+    );
+    if (n === 0) return { value: Number.NaN, n };
+    const rank = (p / 100) * (n - 1);
+    const lower = Math.floor(rank);
+    const pair = this.#stmt(`SELECT latency_ms FROM rows WHERE ${where} ORDER BY latency_ms LIMIT 2 OFFSET ?`)
+      .all(run, variant, lower)
+      .map((row) => Number(row['latency_ms']));
+    const low = pair[0] ?? Number.NaN;
+    const high = pair[1] ?? low;
+    return { value: low + (high - low) * (rank - lower), n };
+  }
+
   /** How many rows of `run` are stored, by status (all zero for an unknown run). */
   countRows(run: string): RowCounts {
     return toCounts(
@@ -640,6 +685,25 @@ function toRecord(row: DbRow): RowRecord {
     usage: JSON.parse(String(row['usage'])) as UsageTotals,
     latencyMs: Number(row['latency_ms']),
     attempts: Number(row['attempts']),
+    ...(error === undefined ? {} : { error }),
+    cached: Number(row['cached']) === 1,
+    finishedAt: Number(row['finished_at']),
+  };
+}
+
+function toSummaryRecord(row: DbRow): SummaryRecord {
+  const status = String(row['status']);
+  if (status !== 'pass' && status !== 'fail' && status !== 'error')
+    throw new SymphonizerError('store_corrupt', `Stored row has an unknown status "${status}".`);
+  const error = fromJsonColumn(row['error']) as RowRecord['error'];
+  return {
+    variant: String(row['variant']),
+    rowId: String(row['row_id']),
+    line: Number(row['line']),
+    status: status satisfies RowStatus,
+    scores: JSON.parse(String(row['scores'])) as Record<string, ScoreResult>,
+    usage: JSON.parse(String(row['usage'])) as UsageTotals,
+    latencyMs: Number(row['latency_ms']),
     ...(error === undefined ? {} : { error }),
     cached: Number(row['cached']) === 1,
     finishedAt: Number(row['finished_at']),

@@ -97,3 +97,21 @@ export interface RowRecord {
   /** Epoch milliseconds. */
   readonly finishedAt: number;
 }
+
+/**
+ * The part of a {@link RowRecord} that summaries and comparisons read: no input, expected value or outputs, so
+ * a run's rows can be streamed for a report without parsing what the report never shows.
+ */
+export type SummaryRecord = Pick<
+  RowRecord,
+  | 'variant'
+  | 'rowId'
+  | 'line'
+  | 'status'
+  | 'scores'
+  | 'usage'
+  | 'error'
+  | 'latencyMs'
+  | 'cached'
+  | 'finishedAt'
+>;

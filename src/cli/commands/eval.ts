@@ -393,7 +393,7 @@ function storedScorers(config: Json | undefined): string[] | undefined {
 function variantComparisons(store: RunStore, run: string, summary: EvalSummary): VariantComparison[] {
   const [first, ...others] = summary.variants;
   if (first === undefined || others.length === 0 || summary.scorers.length === 0) return [];
-  const rows = [...store.rows(run)];
+  const rows = [...store.summaryRows(run)];
   return others.flatMap((other) =>
     summary.scorers.map((scorer) => compareVariants(rows, first.variant, other.variant, scorer)),
   );
