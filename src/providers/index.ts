@@ -120,15 +120,16 @@ export {
   type SimulatedProviderOptions,
   type SimulatedScriptEntry,
 } from './simulated/index.ts';
-export {
-  ModelClient,
-  type CallEvent,
-  type CallOptions,
-  type CallOutput,
-  type CallResult,
-  type CallSpec,
-  type ModelClientOptions,
-  type ModelRunnerOptions,
-  type StreamOptions,
-  type StreamRetryEvent,
-} from './model-client.ts';
+export { ModelClient, type ModelClientOptions } from './model-client.ts';
+export type {
+  AttemptOptions,
+  CallOptions,
+  CallOutput,
+  CallResult,
+  CallSpec,
+  ModelRunnerOptions,
+  StreamOptions,
+  StreamRetryEvent,
+} from './call.ts';
+export type { CallEvent, CallEventSink } from './call-events.ts';
+export { CallRetries } from './call-policy.ts';

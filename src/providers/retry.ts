@@ -1,9 +1,9 @@
 /**
  * The one retry policy of symphonizer: which provider errors are retried, how long to wait (the server's
  * Retry-After within a cap, else exponential backoff with full jitter), and when to stop (retry budget,
- * deadline). Two drivers use it: {@link retryWithRunners} (a call outside a Composition, on p-retry) and
- * {@link tryAgainFor} (inside a Composition, as a `TryAgainError`). Either way every retry is a visible
- * `retryTask()` child runner.
+ * deadline). An executor turns its verdict into a `TryAgainError` ({@link tryAgainFor}), which a Composition
+ * follows, or {@link runRetryTasks} outside one; {@link retryWithRunners} drives a plain executor on
+ * p-retry. Either way every retry is a visible `retryTask()` child runner.
  */
 import pRetry from 'p-retry';
 import { InvalidOptionError, SymphonizerError, TryAgainError, describe } from '../core/errors.ts';
@@ -392,6 +392,25 @@ export function tryAgainFor(
   const decision = policy.shouldRetry(error, attempt, elapsedMs);
   if (!decision.retry) return undefined;
   return new TryAgainError(`Retrying: ${decision.reason}.`, { delayMs: decision.delayMs, cause: error });
+}
+
+/**
+ * @internal Runs `runner` as a Composition would run its node, outside one: an attempt that throws a
+ * `TryAgainError` is re-run as a `retryTask()` child after the error's `delayMs`; anything else settles.
+ * Aborting `signal` cancels the running attempt or the wait at once and rejects with `signal.reason`.
+ */
+export async function runRetryTasks<R>(runner: NodeRunner<unknown, R>, signal?: AbortSignal): Promise<R> {
+  const context: Partial<RunContext> = signal === undefined ? {} : { signal };
+  for (let current = runner; ; current = current.retryTask()) {
+    try {
+      // The runner links `signal` to its own cancel() and removes that listener when it ends.
+      return await current.execute(context);
+    } catch (error) {
+      if (signal?.aborted === true) throw signal.reason;
+      if (!(error instanceof TryAgainError)) throw error;
+      await abortableSleep(error.delayMs, signal);
+    }
+  }
 }
 
 /** @internal A sleep that an abort ends at once (rejecting with `signal.reason`); its listener is removed when it settles. */
