@@ -75,8 +75,10 @@ export interface PhaseOptions {
   readonly dataset: string;
   readonly storePath: string;
   readonly cachePath: string;
-  /** Rows in the dataset (the memory checkpoint is at min(10,000, rows)). */
+  /** Rows in the dataset. */
   readonly rows: number;
+  /** Rows done at the memory checkpoint (capped at `rows`). @default 10,000 */
+  readonly checkpoint?: number | undefined;
   readonly concurrency: number;
 }
 
@@ -148,7 +150,7 @@ export async function runPhase(options: PhaseOptions): Promise<PhaseResult> {
   const registry = new ProviderRegistry().register(sim.provider); // replaces the default `sim`
   const cache = ResponseCache.open(options.cachePath, phase === 'record' ? 'read-write' : 'read-only');
   const store = RunStore.open(options.storePath);
-  const checkpoint = Math.min(10_000, rows);
+  const checkpoint = Math.min(options.checkpoint ?? 10_000, rows);
   const step = Math.max(1, Math.floor(rows / 10));
 
   let peak = 0;

@@ -2,7 +2,7 @@
  * The `--input` of `symphonizer run`: inline JSON or `@file.json`, with parse errors located by line and
  * column and shown with a caret under the offending character.
  */
-import { readFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CliError } from './errors.ts';
 
@@ -17,7 +17,7 @@ export async function readInput(value: string | undefined, cwd: string): Promise
   const path = resolve(cwd, value.slice(1));
   let text: string;
   try {
-    text = decode(await readFile(path));
+    text = await readText(path);
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     throw new CliError(
@@ -33,13 +33,45 @@ export async function readInput(value: string | undefined, cwd: string): Promise
 }
 
 /**
- * The file's text, decoded once from its bytes (`readFile(path, 'utf8')` peaks some 75 MB higher on a 50 MB
- * file), a UTF-8 BOM skipped while decoding rather than sliced off a copy. The bytes are unreferenced once
- * this returns, so they can be collected while JSON.parse builds the value.
+ * The file's text, decoded once from its bytes, a UTF-8 BOM skipped while decoding rather than sliced off a
+ * copy. The bytes are read into an ArrayBuffer of the file's own (so not a pooled or shared one) and released
+ * the moment the text exists, by transferring it to an empty buffer, so JSON.parse never builds its value
+ * while the bytes are still held: a 50 MB file peaks about 50 MB lower than with `readFile` (whose bytes
+ * live until a collection finds them), and some 125 MB lower than `readFile(path, 'utf8')`.
  */
-function decode(bytes: Buffer): string {
+async function readText(path: string): Promise<string> {
+  const handle = await open(path, 'r');
+  let buffer: ArrayBuffer;
+  let length = 0;
+  try {
+    const { size } = await handle.stat();
+    if (size === 0) {
+      // A pipe or a file of /proc reports no size: read it as it comes (such inputs are small).
+      return decode(await handle.readFile(), undefined);
+    }
+    buffer = new ArrayBuffer(size);
+    const view = new Uint8Array(buffer);
+    while (length < size) {
+      const { bytesRead } = await handle.read(view, length, size - length, length);
+      if (bytesRead === 0) break; // the file shrank since stat()
+      length += bytesRead;
+    }
+  } finally {
+    await handle.close();
+  }
+  return decode(Buffer.from(buffer, 0, length), buffer);
+}
+
+/** An ArrayBuffer with ES2024's `transfer`. */
+type Transferable = ArrayBuffer & { transfer(length: number): ArrayBuffer };
+
+function decode(bytes: Buffer, owned: ArrayBuffer | undefined): string {
   const bom = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
-  return bytes.toString('utf8', bom ? 3 : 0);
+  const text = bytes.toString('utf8', bom ? 3 : 0);
+  // Detaches `owned` and frees its memory now, not at the next collection that finds it unreachable
+  // (ArrayBuffer.prototype.transfer is ES2024: Node 22+, typed here since the project's lib is ES2023).
+  (owned as Transferable | undefined)?.transfer(0);
+  return text;
 }
 
 /**
