@@ -1,0 +1,388 @@
+/**
+ * The chain-level peer bench: the 5-call fan-out/fan-in chain (bench/peers/chain-shared.ts) on symphonizer
+ * (a constant provider, and the built-in `sim` model), the AI SDK (`generateText` on `MockLanguageModelV3`),
+ * LangGraph.js (a `StateGraph` on `FakeListChatModel`) and plain `Promise.all` of zero-latency async
+ * functions (the floor), each in text and in structured mode. Every model answers at once, so what is
+ * measured is what each framework costs per model call.
+ *
+ *   node bench/peers/chain.bench.ts                  the table (from the repository root, Node >= 22.18)
+ *   node bench/peers/chain.bench.ts --json           results as JSON on stdout (progress on stderr)
+ *   node bench/peers/chain.bench.ts --only symphonizer,floor    a subset of the variants (ids below)
+ *   BENCH_PEER_ROUNDS=7   rounds (fresh processes per variant and mode; default 5)
+ *   BENCH_PEER_WARMUP=3   warm-up batches in each process before the timed one (default 2)
+ *   BENCH_PEER_CHAINS=2000 BENCH_PEER_CONCURRENCY=100   chains per batch, chains in flight (the defaults)
+ *
+ * Method: this process only orchestrates. Each measurement is one fresh child process (`--expose-gc`) that
+ * builds its variant's chain once, runs BENCH_PEER_WARMUP whole batches to warm up, collects garbage, then
+ * times one batch of 2,000 chains with 100 in flight (10,000 model calls). Variants and modes alternate
+ * inside a round and the order flips every round; the table shows the median over the rounds of µs per
+ * model call (batch wall time / calls). Overhead is a variant's µs per call minus the floor's in the same
+ * run. If bench/peers/node_modules is missing it is installed first (`npm ci --prefix bench/peers`); if
+ * that fails the bench prints a skip line and exits 0.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { collectGarbage, fmt, hasGc, median, timed } from '../util.ts';
+import { CALLS_PER_CHAIN, MODES, type ChainVariant, type Mode } from './chain-shared.ts';
+
+const HERE = fileURLToPath(new URL('.', import.meta.url));
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+/** The variants, by id; each module is imported only by the child that runs it. */
+const VARIANTS = {
+  symphonizer: {
+    label: 'symphonizer (constant provider)',
+    load: async () => (await import('./chain-symphonizer.ts')).symphonizerConstant,
+  },
+  'symphonizer-sim': {
+    label: 'symphonizer (built-in `sim`)',
+    load: async () => (await import('./chain-symphonizer.ts')).symphonizerSim,
+  },
+  'ai-sdk': {
+    label: 'AI SDK (`generateText`, `MockLanguageModelV3`)',
+    load: async () => (await import('./chain-ai-sdk.ts')).aiSdk,
+  },
+  langgraph: {
+    label: 'LangGraph.js (`StateGraph`, `FakeListChatModel`)',
+    load: async () => (await import('./chain-langgraph.ts')).langGraph,
+  },
+  floor: {
+    label: 'plain `Promise.all` (floor)',
+    load: async () => (await import('./chain-floor.ts')).promiseAll,
+  },
+} satisfies Record<string, { label: string; load: () => Promise<ChainVariant> }>;
+
+type VariantId = keyof typeof VARIANTS;
+const VARIANT_IDS = Object.keys(VARIANTS) as VariantId[];
+
+// Targets of the issue, checked against the same run.
+const TEXT_US = 5;
+const STRUCTURED_US = 6.5;
+const SIM_FACTOR = 1.3;
+const STRUCTURED_FACTOR = 1.3;
+const AI_SDK_SHARE = 1 / 8;
+const LANGGRAPH_SHARE = 1 / 40;
+
+const { values: args } = parseArgs({
+  options: {
+    json: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    child: { type: 'string' },
+  },
+});
+
+function positiveInt(name: string, fallback: number, min = 1): number {
+  const env = process.env[name];
+  if (env === undefined || env === '') return fallback;
+  const value = Number(env);
+  if (!Number.isInteger(value) || value < min)
+    throw new Error(`${name} must be an integer >= ${min}, got ${env}`);
+  return value;
+}
+
+const ROUNDS = positiveInt('BENCH_PEER_ROUNDS', 5);
+const WARMUP = positiveInt('BENCH_PEER_WARMUP', 2, 0);
+const CHAINS = positiveInt('BENCH_PEER_CHAINS', 2000);
+const CONCURRENCY = positiveInt('BENCH_PEER_CONCURRENCY', 100);
+const CALLS = CHAINS * CALLS_PER_CHAIN;
+
+/** What one child reports. */
+interface Measurement {
+  readonly id: VariantId;
+  readonly mode: Mode;
+  readonly wallMs: number;
+  readonly cpuMs: number;
+  readonly calls: number;
+}
+
+// ---------------------------------------------------------------------------------------------- child side
+
+async function child(spec: string): Promise<void> {
+  const [id, mode] = spec.split(':') as [VariantId, Mode];
+  if (!(id in VARIANTS) || !MODES.includes(mode)) throw new Error(`unknown child ${spec}`);
+  const run = await (await VARIANTS[id].load()).prepare(mode);
+  for (let i = 0; i < WARMUP; i++) await run(CHAINS, CONCURRENCY);
+  collectGarbage();
+  const { timing } = await timed(() => run(CHAINS, CONCURRENCY));
+  const result: Measurement = { id, mode, wallMs: timing.wallMs, cpuMs: timing.cpuMs, calls: CALLS };
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+// --------------------------------------------------------------------------------------------- parent side
+
+/** Installs bench/peers/node_modules when missing; returns why it cannot run, or undefined when it can. */
+function ensurePeers(log: (message: string) => void): string | undefined {
+  const needed = ['ai', '@langchain/langgraph', '@langchain/core'];
+  if (needed.every((name) => existsSync(`${HERE}node_modules/${name}/package.json`))) return undefined;
+  log('Installing bench/peers (npm ci --prefix bench/peers) …');
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const install = spawnSync(
+    npm,
+    ['ci', '--prefix', HERE, '--no-audit', '--no-fund', '--prefer-offline', '--loglevel=error'],
+    { stdio: ['ignore', 'inherit', 'inherit'] },
+  );
+  if (install.status !== 0)
+    return `npm ci --prefix bench/peers failed (${install.error?.message ?? `exit ${install.status}`})`;
+  return needed.every((name) => existsSync(`${HERE}node_modules/${name}/package.json`))
+    ? undefined
+    : 'bench/peers/node_modules is incomplete after npm ci';
+}
+
+function versionOf(packageJson: string): string {
+  try {
+    return (JSON.parse(readFileSync(packageJson, 'utf8')) as { version: string }).version;
+  } catch {
+    return '?';
+  }
+}
+
+function versions(): Record<VariantId, string> {
+  const symphonizer = `${versionOf(`${ROOT}package.json`)} (this tree)`;
+  return {
+    symphonizer,
+    'symphonizer-sim': symphonizer,
+    'ai-sdk': `ai ${versionOf(`${HERE}node_modules/ai/package.json`)}`,
+    langgraph:
+      `@langchain/langgraph ${versionOf(`${HERE}node_modules/@langchain/langgraph/package.json`)}, ` +
+      `@langchain/core ${versionOf(`${HERE}node_modules/@langchain/core/package.json`)}`,
+    floor: `Node ${process.versions.node}`,
+  };
+}
+
+function measure(id: VariantId, mode: Mode): Measurement {
+  const run = spawnSync(
+    process.execPath,
+    ['--expose-gc', fileURLToPath(import.meta.url), '--child', `${id}:${mode}`],
+    { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 16 * 2 ** 20 },
+  );
+  const line = run.stdout.trim().split('\n').at(-1) ?? '';
+  if (run.status !== 0 || !line.startsWith('{')) {
+    throw new Error(`child ${id}:${mode} failed (exit ${run.status}):\n${run.stderr}${run.stdout}`);
+  }
+  return JSON.parse(line) as Measurement;
+}
+
+function selected(only: string | undefined): VariantId[] {
+  if (only === undefined) return VARIANT_IDS;
+  const wanted = only.split(',').map((s) => s.trim());
+  const unknown = wanted.filter((w) => !(VARIANT_IDS as string[]).includes(w));
+  if (unknown.length > 0)
+    throw new Error(`--only: unknown ${unknown.join(', ')} (ids: ${VARIANT_IDS.join(', ')})`);
+  return VARIANT_IDS.filter((id) => wanted.includes(id));
+}
+
+interface Row {
+  readonly id: VariantId;
+  readonly label: string;
+  readonly version: string;
+  /** Per mode: µs per call of each round (wall), their median, and the median CPU µs per call. */
+  readonly modes: Partial<
+    Record<Mode, { readonly usPerCall: number[]; readonly median: number; readonly cpuMedian: number }>
+  >;
+}
+
+interface Check {
+  readonly name: string;
+  readonly target: string;
+  readonly measured: string;
+  readonly pass: boolean;
+}
+
+function checksOf(rows: readonly Row[]): Check[] {
+  const us = (id: VariantId, mode: Mode): number | undefined =>
+    rows.find((r) => r.id === id)?.modes[mode]?.median;
+  const checks: Check[] = [];
+  const add = (
+    name: string,
+    target: string,
+    measured: number | undefined,
+    pass: (m: number) => boolean,
+    unit = '',
+  ) => {
+    if (measured === undefined || Number.isNaN(measured)) return;
+    checks.push({ name, target, measured: `${fmt(measured, 2)}${unit}`, pass: pass(measured) });
+  };
+  const own = { text: TEXT_US, structured: STRUCTURED_US };
+  for (const mode of MODES) {
+    const mine = us('symphonizer', mode);
+    const floor = us('floor', mode);
+    add(`symphonizer ${mode} µs/call`, `<= ${own[mode]}`, mine, (m) => m <= own[mode], ' µs');
+    const sim = us('symphonizer-sim', mode);
+    if (mine !== undefined && sim !== undefined)
+      add(`sim ${mode} vs constant`, `<= ${SIM_FACTOR}×`, sim / mine, (m) => m <= SIM_FACTOR, '×');
+    if (mine === undefined || floor === undefined) continue;
+    const ai = us('ai-sdk', mode);
+    if (ai !== undefined)
+      add(
+        `${mode} overhead vs AI SDK`,
+        `<= 1/${1 / AI_SDK_SHARE}`,
+        (mine - floor) / (ai - floor),
+        (m) => m <= AI_SDK_SHARE,
+      );
+    const lg = us('langgraph', mode);
+    if (lg !== undefined)
+      add(
+        `${mode} overhead vs LangGraph`,
+        `<= 1/${1 / LANGGRAPH_SHARE}`,
+        (mine - floor) / (lg - floor),
+        (m) => m <= LANGGRAPH_SHARE,
+      );
+  }
+  const text = us('symphonizer', 'text');
+  const structured = us('symphonizer', 'structured');
+  if (text !== undefined && structured !== undefined)
+    add(
+      'structured vs text call',
+      `<= ${STRUCTURED_FACTOR}×`,
+      structured / text,
+      (m) => m <= STRUCTURED_FACTOR,
+      '×',
+    );
+  return checks;
+}
+
+/** `1/n` for a share below one (overheads compared), else `n×`. */
+function share(value: number): string {
+  if (!Number.isFinite(value) || value <= 0) return '–';
+  return value < 1 ? `1/${fmt(1 / value, 1)}` : `${fmt(value, 2)}×`;
+}
+
+function table(rows: readonly Row[], checks: readonly Check[]): string {
+  const base = rows.find((r) => r.id === 'symphonizer');
+  const floor = rows.find((r) => r.id === 'floor');
+  const header = [
+    'Variant',
+    'Version',
+    'text µs/call',
+    'structured µs/call',
+    'text × symphonizer',
+    'structured × symphonizer',
+    'symphonizer overhead share (text / structured)',
+  ];
+  const cells = rows.map((r) => {
+    const ratio = (mode: Mode): string => {
+      const mine = base?.modes[mode]?.median;
+      const theirs = r.modes[mode]?.median;
+      return mine === undefined || theirs === undefined ? '–' : `${fmt(theirs / mine, 2)}×`;
+    };
+    const overheadShare = (mode: Mode): string => {
+      const mine = base?.modes[mode]?.median;
+      const theirs = r.modes[mode]?.median;
+      const f = floor?.modes[mode]?.median;
+      if (
+        r.id === 'symphonizer' ||
+        r.id === 'floor' ||
+        mine === undefined ||
+        theirs === undefined ||
+        f === undefined
+      )
+        return '–';
+      return share((mine - f) / (theirs - f));
+    };
+    return [
+      r.label,
+      r.version,
+      fmt(r.modes.text?.median, 2),
+      fmt(r.modes.structured?.median, 2),
+      ratio('text'),
+      ratio('structured'),
+      `${overheadShare('text')} / ${overheadShare('structured')}`,
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
+  const line = (c: readonly string[]): string => `| ${c.map((s, i) => s.padEnd(widths[i]!)).join(' | ')} |`;
+  const out = [
+    `Chain peers: 5-call fan-out/fan-in chain, ${CHAINS.toLocaleString('en-US')} chains, ${CONCURRENCY} at once, ` +
+      `zero-latency models; median of ${ROUNDS} fresh processes per cell (${WARMUP} warm-up batches each), ` +
+      `Node ${process.versions.node}.`,
+    'µs/call = batch wall time / model calls. Overhead = µs/call minus the floor’s; the last column is ' +
+      'symphonizer’s overhead as a share of that row’s.',
+    '',
+    line(header),
+    `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
+    ...cells.map(line),
+    '',
+    ...checks.map((c) => `${c.pass ? 'PASS' : 'MISS'}  ${c.name}: ${c.measured} (target ${c.target})`),
+  ];
+  const missed = checks.filter((c) => !c.pass);
+  out.push(
+    `Chain peer targets: ${checks.length - missed.length}/${checks.length} PASS` +
+      (missed.length > 0 ? `; MISS: ${missed.map((c) => `${c.name} (${c.measured})`).join('; ')}` : ''),
+  );
+  return out.join('\n');
+}
+
+function parent(): void {
+  const log = (message: string): void => {
+    process.stderr.write(`${message}\n`);
+  };
+  const ids = selected(args.only);
+  const skip = ensurePeers(log);
+  if (skip !== undefined) {
+    if (args.json) console.log(JSON.stringify({ skipped: skip }));
+    else console.log(`Chain peers: SKIPPED (${skip})`);
+    return;
+  }
+  const cells = ids.flatMap((id) => MODES.map((mode) => ({ id, mode })));
+  const samples = new Map<string, Measurement[]>();
+  for (let round = 0; round < ROUNDS; round++) {
+    const order = round % 2 === 0 ? cells : [...cells].reverse();
+    for (const { id, mode } of order) {
+      const m = measure(id, mode);
+      const key = `${id}:${mode}`;
+      samples.set(key, [...(samples.get(key) ?? []), m]);
+      log(`round ${round + 1}/${ROUNDS} ${key}: ${fmt((m.wallMs * 1000) / m.calls, 2)} µs/call`);
+    }
+  }
+  const version = versions();
+  const rows: Row[] = ids.map((id) => ({
+    id,
+    label: VARIANTS[id].label,
+    version: version[id],
+    modes: Object.fromEntries(
+      MODES.map((mode) => {
+        const ms = samples.get(`${id}:${mode}`) ?? [];
+        const usPerCall = ms.map((m) => (m.wallMs * 1000) / m.calls);
+        return [
+          mode,
+          {
+            usPerCall,
+            median: median(usPerCall),
+            cpuMedian: median(ms.map((m) => (m.cpuMs * 1000) / m.calls)),
+          },
+        ];
+      }),
+    ),
+  }));
+  const checks = checksOf(rows);
+  if (args.json) {
+    console.log(
+      JSON.stringify(
+        {
+          bench: 'chain-peers',
+          chains: CHAINS,
+          concurrency: CONCURRENCY,
+          callsPerChain: CALLS_PER_CHAIN,
+          rounds: ROUNDS,
+          warmup: WARMUP,
+          node: process.versions.node,
+          rows,
+          checks,
+        },
+        null,
+        2,
+      ),
+    );
+  } else {
+    console.log(table(rows, checks));
+  }
+}
+
+if (args.child !== undefined) {
+  if (!hasGc()) throw new Error('bench children need --expose-gc');
+  await child(args.child);
+} else {
+  parent();
+}
