@@ -1,14 +1,15 @@
 /**
- * The rate-limited provider workload of `bench/providers.bench.ts`: many single-call compositions through one
- * Perform, each call made by the real OpenAI SDK provider against the loopback fake server, which enforces
- * "N requests per window" with real 429s. Everything is recorded with timestamps; statistics are computed by
- * {@link summarise}.
+ * The rate-limited provider workloads of `bench/providers.bench.ts`: many single-call compositions through one
+ * Perform, each call made by the real OpenAI or Anthropic SDK provider against the loopback fake server, which
+ * enforces "N requests per window" (RPM) or "N tokens per window" (TPM) with real 429s. Everything is recorded
+ * with timestamps; statistics are computed by {@link summarise}.
  */
 import { Composition, DAGNote, Perform } from '../src/index.ts';
 import {
   ModelClient,
   ProviderRegistry,
   RateLimiterRegistry,
+  createAnthropicProvider,
   createOpenAIProvider,
   type CallEvent,
 } from '../src/providers/index.ts';
@@ -18,8 +19,17 @@ import { startFakeProviderServer } from '../test/support/fake-provider-server.ts
 export interface ProvidersWorkload {
   /** Single-call compositions. */
   readonly calls: number;
-  /** Requests the server allows per window (and the client's `requestsPerMinute`). */
+  /** Requests the server allows per window (and the client's `requestsPerMinute`); unused when `tpm` is set. */
   readonly rpm: number;
+  /**
+   * When set, a token-limited workload: the server allows this many tokens per window (input + output, see
+   * `FakeRateLimit.tokens`) and no request limit, the client's limiter has `tokensPerMinute: tpm` and no
+   * request limit, and calls have seeded prompt and reply sizes (about 100–500 tokens in, 50–350 out,
+   * `maxTokens: 400`), so the client's estimates over-count and are reconciled at settle.
+   */
+  readonly tpm?: number | undefined;
+  /** Wire format and SDK. @default 'openai' */
+  readonly api?: 'openai' | 'anthropic' | undefined;
   /** The window is `60_000 / timeScale` ms on both the server and the client limiter. */
   readonly timeScale: number;
   /** Server latency before each response, ms. */
@@ -51,6 +61,8 @@ export interface ProvidersRun {
   readonly exchanges: readonly Exchange[];
   /** Epoch ms at which the server accepted each request (its rate-limit check passed), in order. */
   readonly acceptedAt: readonly number[];
+  /** What the server counted against its token window for each accepted request, with its acceptance time. */
+  readonly acceptedTokens: readonly { readonly at: number; readonly tokens: number }[];
   /** Per composition: wall time from its start (admitted by the Perform) to its end, ms. */
   readonly callMs: readonly number[];
   readonly completed: number;
@@ -75,6 +87,13 @@ export interface ProvidersRun {
   };
 }
 
+/** A deterministic pseudo-random integer for call `i` (stream `salt`), so every run sees the same sizes. */
+function seeded(i: number, salt: number): number {
+  let x = (i * 0x9e3779b1 + salt * 0x85ebca6b) >>> 0;
+  x = Math.imul(x ^ (x >>> 16), 0x45d9f3b) >>> 0;
+  return (x ^ (x >>> 16)) >>> 0;
+}
+
 const count = (record: Record<string, number>, key: string): void => {
   record[key] = (record[key] ?? 0) + 1;
 };
@@ -85,14 +104,21 @@ export async function runProvidersWorkload(
   progress: (line: string) => void,
 ): Promise<ProvidersRun> {
   const windowMs = 60_000 / workload.timeScale;
+  const api = workload.api ?? 'openai';
+  const tpm = workload.tpm;
   const acceptedAt: number[] = [];
   const server = await startFakeProviderServer({
     latencyMs: workload.latencyMs,
-    rateLimit: { requests: workload.rpm, windowMs, mode: workload.serverWindow },
+    rateLimit:
+      tpm === undefined
+        ? { requests: workload.rpm, windowMs, mode: workload.serverWindow }
+        : { requests: 1_000_000, tokens: tpm, windowMs, mode: workload.serverWindow },
     // Called right after the server's rate-limit check passed, in the same tick: the acceptance time.
     respond: (request) => {
       acceptedAt.push(Date.now());
-      return { text: `echo: ${request.lastUserText}` };
+      if (tpm === undefined) return { text: `echo: ${request.lastUserText}` };
+      const n = Number(/^call (\d+)/.exec(request.lastUserText)?.[1] ?? 0);
+      return { text: `reply ${n}: ${'word '.repeat(40 + (seeded(n, 2) % 240))}` };
     },
   });
 
@@ -108,18 +134,23 @@ export async function runProvidersWorkload(
       throw error;
     }
   };
-  const provider = createOpenAIProvider({
-    baseURL: server.openaiBaseURL,
-    apiKey: ['sk', 'fake', 'bench', '0000'].join('-'), // not a key: the loopback fake server accepts any
-    fetch: recordingFetch,
-  });
+  const apiKey = ['sk', 'fake', 'bench', '0000'].join('-'); // not a key: the loopback fake server accepts any
+  const provider =
+    api === 'openai'
+      ? createOpenAIProvider({ baseURL: server.openaiBaseURL, apiKey, fetch: recordingFetch })
+      : createAnthropicProvider({ baseURL: server.anthropicBaseURL, apiKey, fetch: recordingFetch });
 
   const retryReasons: Record<string, number> = {};
   const waits: Record<string, number> = {};
   let retries = 0;
   let longestHoldMs = 0;
   const limiters = new RateLimiterRegistry({
-    limits: { openai: { requestsPerMinute: workload.rpm, windowMs } },
+    limits: {
+      [api]:
+        tpm === undefined
+          ? { requestsPerMinute: workload.rpm, windowMs }
+          : { tokensPerMinute: tpm, windowMs },
+    },
     onWait: (_key, wait) => {
       count(waits, wait.reason);
       if (wait.reason === 'hold') longestHoldMs = Math.max(longestHoldMs, wait.delayMs ?? 0);
@@ -141,7 +172,12 @@ export async function runProvidersWorkload(
   const perform = new Perform({ highWater: workload.highWater, lowWater: workload.lowWater });
   const note = new DAGNote('call');
   const graph = new Map([[note, []]]);
-  const modelId = `openai:${workload.model}`;
+  const modelId = `${api}:${workload.model}`;
+  // TPM: prompts of seeded size (about 100–500 tokens of the fake's count), replies capped by maxTokens.
+  const spec = (i: number): { model: string; prompt: string; maxTokens?: number } =>
+    tpm === undefined
+      ? { model: modelId, prompt: `call ${i}` }
+      : { model: modelId, prompt: `call ${i} ${'text '.repeat(60 + (seeded(i, 1) % 340))}`, maxTokens: 400 };
 
   let done = 0;
   const step = Math.max(1, Math.round(workload.calls / 10));
@@ -150,7 +186,7 @@ export async function runProvidersWorkload(
   for (let i = 0; i < workload.calls; i++) {
     const composition = new Composition(graph, {
       maxTries: client.maxTries,
-      configureNodeRunner: () => client.runner({ model: modelId, prompt: `call ${i}` }),
+      configureNodeRunner: () => client.runner(spec(i)),
       onDone: (c, status, _error, elapsedMs) => {
         callMs.push(elapsedMs);
         if (status !== 'completed') {
@@ -171,7 +207,7 @@ export async function runProvidersWorkload(
   await Promise.allSettled(runs);
   await perform.onIdle();
   const endedAt = Date.now();
-  const limiter = limiters.get('openai', workload.model);
+  const limiter = limiters.get(api, workload.model);
   const result: ProvidersRun = {
     workload,
     windowMs,
@@ -179,6 +215,7 @@ export async function runProvidersWorkload(
     endedAt,
     exchanges,
     acceptedAt,
+    acceptedTokens: server.accepted,
     callMs,
     completed: perform.completed,
     failed: perform.failed,
@@ -211,18 +248,27 @@ export interface WindowRow {
   /** Fraction of the window inside the run, [0, 1]. */
   readonly coverage: number;
   readonly accepted: number;
+  /** Tokens the server counted for the window's accepted requests. */
+  readonly tokens: number;
   readonly rejected429: number;
-  /** accepted / limit. */
+  /** accepted / limit (RPM), or tokens / limit (TPM). */
   readonly ofLimit: number;
 }
 
 /** The statistics printed by the bench. */
 export interface ProvidersSummary {
   readonly wallMs: number;
-  /** Completed calls per window over the whole run, as a fraction of the limit. */
+  /** Completed calls (TPM: tokens) per window over the whole run, as a fraction of the limit. */
   readonly overallOfLimit: number;
-  /** Accepted requests per window between the 10th and 90th percentile of acceptances, as a fraction. */
+  /**
+   * Accepted requests (TPM: tokens) per window between the 10th and 90th percentile of acceptances, as a
+   * fraction of the limit.
+   */
   readonly steadyOfLimit: number;
+  /** Most tokens the server counted in one of its windows, as a fraction of the limit (TPM; NaN for RPM). */
+  readonly peakWindowOfLimit: number;
+  /** 429s in windows after the first, per 10 such windows. */
+  readonly per10Windows429AfterFirst: number;
   /** Mean accepted per fully covered window (fixed server windows only), as a fraction; NaN if none. */
   readonly fullWindowsOfLimit: number;
   readonly requests429: number;
@@ -249,9 +295,12 @@ export function percentile(values: readonly number[], p: number): number {
 
 export function summarise(run: ProvidersRun): ProvidersSummary {
   const { windowMs, workload } = run;
-  const limit = workload.rpm;
+  const byTokens = workload.tpm !== undefined;
+  const limit = workload.tpm ?? workload.rpm;
   const wallMs = run.endedAt - run.startedAt;
-  const accepted = [...run.acceptedAt].sort((a, b) => a - b);
+  const entries = [...run.acceptedTokens].sort((a, b) => a.at - b.at);
+  const accepted = entries.map((e) => e.at);
+  const weight = (e: { readonly tokens: number }): number => (byTokens ? e.tokens : 1);
   const rejected = run.exchanges.filter((e) => e.status === 429).map((e) => e.answeredAt);
 
   // Steady state: the middle 80 % of acceptances, which leaves out the ramp-up and the tail.
@@ -260,7 +309,9 @@ export function summarise(run: ProvidersRun): ProvidersSummary {
     const lo = Math.floor(accepted.length * 0.1);
     const hi = Math.ceil(accepted.length * 0.9) - 1;
     const span = accepted[hi]! - accepted[lo]!;
-    if (span > 0) steadyOfLimit = ((hi - lo) / span) * (windowMs / limit);
+    let amount = 0;
+    for (let i = lo + 1; i <= hi; i++) amount += weight(entries[i]!);
+    if (span > 0) steadyOfLimit = (amount / span) * (windowMs / limit);
   }
 
   // Windows: the server's own fixed windows (epoch-aligned), or run-relative chunks for a sliding server.
@@ -275,14 +326,16 @@ export function summarise(run: ProvidersRun): ProvidersSummary {
     const end = start + windowMs;
     const inside = (t: number): boolean => t >= start && t < end;
     const covered = Math.max(0, Math.min(end, run.endedAt) - Math.max(start, run.startedAt));
-    const acceptedHere = accepted.filter(inside).length;
+    const here = entries.filter((e) => inside(e.at));
+    const tokensHere = here.reduce((sum, e) => sum + e.tokens, 0);
     windows.push({
       index: w - firstWindow + 1,
       startMs: start - run.startedAt,
       coverage: covered / windowMs,
-      accepted: acceptedHere,
+      accepted: here.length,
+      tokens: tokensHere,
       rejected429: rejected.filter(inside).length,
-      ofLimit: acceptedHere / limit,
+      ofLimit: (byTokens ? tokensHere : here.length) / limit,
     });
   }
   const full = windows.filter((w) => w.coverage >= 0.999);
@@ -292,10 +345,15 @@ export function summarise(run: ProvidersRun): ProvidersSummary {
       : Number.NaN;
 
   const http = run.exchanges.map((e) => e.answeredAt - e.sentAt);
+  const total = byTokens ? entries.reduce((sum, e) => sum + e.tokens, 0) : run.completed;
+  const later = windows.slice(1);
   return {
     wallMs,
-    overallOfLimit: (run.completed / wallMs) * (windowMs / limit),
+    overallOfLimit: (total / wallMs) * (windowMs / limit),
     steadyOfLimit,
+    peakWindowOfLimit: byTokens ? Math.max(...windows.map((w) => w.ofLimit)) : Number.NaN,
+    per10Windows429AfterFirst:
+      later.length === 0 ? 0 : (later.reduce((sum, w) => sum + w.rejected429, 0) / later.length) * 10,
     fullWindowsOfLimit,
     requests429: rejected.length,
     windowsWith429: windows.filter((w) => w.rejected429 > 0).map((w) => w.index),

@@ -1,11 +1,20 @@
 /**
  * Provider bench: can ModelClient's rate limiter keep a Perform of single-call compositions at the provider's
- * limit, without 429s and without losing calls? See bench/README.md.
+ * limit (requests per minute, and tokens per minute on both wire formats), without 429s and without losing
+ * calls? See bench/README.md.
  *
- *   node bench/providers.bench.ts                    2,000 calls at 600 requests/min: ~200 s (time scale 1)
- *   node bench/providers.bench.ts --time-scale 10    same workload, 6 s windows (100 req/s): ~20 s
+ *   node bench/providers.bench.ts                    RPM, then TPM on OpenAI and Anthropic (time scale 1: slow)
+ *   node bench/providers.bench.ts --time-scale 10    same workloads, 6 s windows: ~20 s RPM + ~70 s per TPM run
+ *   node bench/providers.bench.ts --only tpm         just the TPM runs (`rpm`, `tpm`, or both: `rpm,tpm`)
  *   node bench/providers.bench.ts --json             results as JSON on stdout (progress on stderr)
- *   --calls N  --rpm N  --latency-ms N  --high-water N --low-water N  --server-window fixed|sliding
+ *   --calls N  --rpm N  --tpm N  --tpm-calls N  --api openai|anthropic|both  --latency-ms N
+ *   --high-water N --low-water N  --server-window fixed|sliding
+ *
+ * TPM workload: `--tpm-calls` compositions whose prompts and replies have seeded sizes (about 100–500 tokens
+ * in, 50–350 out, `maxTokens: 400`); the fake server allows `--tpm` tokens per window, counting each accepted
+ * request's input at acceptance plus its output once generated, and no request limit; the client's limiter has
+ * `tokensPerMinute: tpm` and nothing else, so its estimates (prompt chars / 4 + maxTokens) over-count and are
+ * reconciled with the real usage at settle.
  *
  * Workload: `--calls` one-node compositions, each node's runner `client.runner({ model: 'openai:…', prompt })`
  * with `maxTries: client.maxTries`, all submitted at once to one Perform (100/50). The ModelClient uses the
@@ -31,11 +40,17 @@ import {
 } from './providers-workload.ts';
 
 const TARGET_OF_LIMIT = 0.9;
+/** TPM: at most this many 429s per 10 server windows after the first. */
+const TARGET_429_PER_10_WINDOWS = 1;
 
 const { values: args } = parseArgs({
   options: {
     calls: { type: 'string', default: '2000' },
     rpm: { type: 'string', default: '600' },
+    tpm: { type: 'string', default: '40000' },
+    'tpm-calls': { type: 'string', default: '900' },
+    api: { type: 'string', default: 'both' },
+    only: { type: 'string', default: 'rpm,tpm' },
     'latency-ms': { type: 'string', default: '20' },
     'time-scale': { type: 'string', default: '1' },
     'high-water': { type: 'string', default: '100' },
@@ -59,7 +74,7 @@ const serverWindow = args['server-window'];
 if (serverWindow !== 'fixed' && serverWindow !== 'sliding') {
   throw new Error(`--server-window must be fixed or sliding, got ${serverWindow}`);
 }
-const workload: ProvidersWorkload = {
+const base: ProvidersWorkload = {
   calls: num('calls', 1),
   rpm: num('rpm', 1),
   latencyMs: num('latency-ms', 0),
@@ -69,6 +84,29 @@ const workload: ProvidersWorkload = {
   serverWindow,
   model: args.model,
 };
+const only = new Set(args.only.split(',').map((s) => s.trim()));
+for (const name of only) {
+  if (name !== 'rpm' && name !== 'tpm') throw new Error(`--only takes rpm, tpm or rpm,tpm; got ${args.only}`);
+}
+const apis = args.api === 'both' ? (['openai', 'anthropic'] as const) : ([args.api] as const);
+for (const api of apis) {
+  if (api !== 'openai' && api !== 'anthropic') {
+    throw new Error(`--api must be openai, anthropic or both, got ${args.api}`);
+  }
+}
+const workloads: ProvidersWorkload[] = [];
+if (only.has('rpm')) workloads.push(base);
+if (only.has('tpm')) {
+  for (const api of apis as readonly ('openai' | 'anthropic')[]) {
+    workloads.push({
+      ...base,
+      calls: num('tpm-calls', 1),
+      tpm: num('tpm', 1),
+      api,
+      model: api === 'anthropic' ? 'claude-haiku-4-5' : args.model,
+    });
+  }
+}
 
 interface Check {
   readonly name: string;
@@ -79,7 +117,25 @@ interface Check {
 const pct = (fraction: number): string => `${fmt(fraction * 100, 1)}%`;
 const seconds = (ms: number): string => `${fmt(ms / 1000, ms >= 10_000 ? 1 : 2)} s`;
 
-function checksOf(s: ProvidersSummary): Check[] {
+function checksOf(w: ProvidersWorkload, s: ProvidersSummary): Check[] {
+  if (w.tpm !== undefined) {
+    return [
+      {
+        name: `steady-state token throughput ≥ ${TARGET_OF_LIMIT * 100}% of the limit`,
+        pass: s.steadyOfLimit >= TARGET_OF_LIMIT,
+        measured: pct(s.steadyOfLimit),
+      },
+      { name: 'lost calls = 0', pass: s.lost === 0, measured: String(s.lost) },
+      {
+        name: `429s after the first window ≤ ${TARGET_429_PER_10_WINDOWS} per 10 windows`,
+        pass: s.per10Windows429AfterFirst <= TARGET_429_PER_10_WINDOWS,
+        measured:
+          s.requests429 === 0
+            ? '0'
+            : `${fmt(s.per10Windows429AfterFirst, 2)} per 10 (${s.requests429} in window(s) ${s.windowsWith429.join(', ')})`,
+      },
+    ];
+  }
   return [
     {
       name: `steady-state throughput ≥ ${TARGET_OF_LIMIT * 100}% of the limit`,
@@ -105,26 +161,52 @@ function table(header: readonly string[], rows: readonly (readonly string[])[]):
 function render(run: ProvidersRun, s: ProvidersSummary, checks: readonly Check[], meta: Meta): string {
   const w = run.workload;
   const out: string[] = [];
-  out.push(`symphonizer providers bench — Node ${meta.node}, ${meta.platform}, ${meta.cpus} CPUs`);
+  const api = w.api ?? 'openai';
+  const sdk = api === 'openai' ? 'OpenAI' : 'Anthropic';
+  const tpm = w.tpm;
   out.push(
-    `TIME SCALE ×${w.timeScale}: window = ${fmt(run.windowMs, 0)} ms (limit ${w.rpm} requests per window = ` +
-      `${fmt((w.rpm / run.windowMs) * 1000, 1)} req/s; real-time equivalent: ${w.rpm} rpm). ` +
-      `At the limit ${w.calls} calls take ≥ ${seconds((w.calls / w.rpm) * run.windowMs)}.`,
+    `symphonizer providers bench, ${tpm === undefined ? 'RPM' : `TPM (${sdk})`} — Node ${meta.node}, ` +
+      `${meta.platform}, ${meta.cpus} CPUs`,
   );
+  if (tpm === undefined) {
+    out.push(
+      `TIME SCALE ×${w.timeScale}: window = ${fmt(run.windowMs, 0)} ms (limit ${w.rpm} requests per window = ` +
+        `${fmt((w.rpm / run.windowMs) * 1000, 1)} req/s; real-time equivalent: ${w.rpm} rpm). ` +
+        `At the limit ${w.calls} calls take ≥ ${seconds((w.calls / w.rpm) * run.windowMs)}.`,
+    );
+  } else {
+    out.push(
+      `TIME SCALE ×${w.timeScale}: window = ${fmt(run.windowMs, 0)} ms (limit ${tpm} tokens per window, ` +
+        `input + output as the server counts them; real-time equivalent: ${tpm} tokens per minute).`,
+    );
+  }
   out.push(
     `Workload: ${w.calls} one-node compositions (client.runner, maxTries = client.maxTries) through ` +
-      `Perform ${w.highWater}/${w.lowWater}; OpenAI SDK provider → loopback fake server, ${w.latencyMs} ms ` +
+      `Perform ${w.highWater}/${w.lowWater}; ${sdk} SDK provider → loopback fake server, ${w.latencyMs} ms ` +
       `latency, ${w.serverWindow} ${fmt(run.windowMs, 0)} ms window enforced with 429s; ModelClient limits: ` +
-      `${w.rpm} requests per ${fmt(run.windowMs, 0)} ms.`,
+      (tpm === undefined
+        ? `${w.rpm} requests per ${fmt(run.windowMs, 0)} ms.`
+        : `${tpm} tokens per ${fmt(run.windowMs, 0)} ms (no request limit); prompts ~100–500 tokens, ` +
+          `replies ~50–350, maxTokens 400.`),
   );
   out.push('');
   const rows: [string, string, string, string][] = [
     [
-      'throughput, steady state',
+      tpm === undefined ? 'throughput, steady state' : 'token throughput, steady state',
       `${pct(s.steadyOfLimit)} of limit`,
       'middle 80% of server acceptances',
       checks[0]!.pass ? 'PASS' : 'MISS',
     ],
+    ...(tpm === undefined
+      ? []
+      : [
+          [
+            'busiest server window',
+            `${pct(s.peakWindowOfLimit)} of limit`,
+            'tokens the server counted in its fullest window',
+            '',
+          ] as [string, string, string, string],
+        ]),
     ['throughput, overall', `${pct(s.overallOfLimit)} of limit`, 'completed calls / wall time', ''],
     [
       'throughput, full windows',
@@ -188,12 +270,13 @@ function render(run: ProvidersRun, s: ProvidersSummary, checks: readonly Check[]
   );
   out.push(
     ...table(
-      ['Window', 'Starts at', 'In run', 'Accepted', '429s', 'Of limit'],
+      ['Window', 'Starts at', 'In run', 'Accepted', 'Tokens', '429s', 'Of limit'],
       s.windows.map((row) => [
         String(row.index),
         seconds(row.startMs),
         pct(row.coverage),
         String(row.accepted),
+        String(row.tokens),
         String(row.rejected429),
         pct(row.ofLimit),
       ]),
@@ -229,16 +312,29 @@ const meta: Meta = {
 const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
-log(
-  `providers bench: ${workload.calls} calls, ${workload.rpm} per ${fmt(60_000 / workload.timeScale, 0)} ms window ` +
-    `(time scale ×${workload.timeScale}), ${workload.latencyMs} ms latency …`,
-);
-const run = await runProvidersWorkload(workload, log);
-const summary = summarise(run);
-const checks = checksOf(summary);
-if (args.json) {
-  const { exchanges: _exchanges, acceptedAt: _acceptedAt, callMs: _callMs, ...rest } = run;
-  process.stdout.write(JSON.stringify({ meta, workload, summary, checks, run: rest }, null, 2) + '\n');
-} else {
-  console.log(render(run, summary, checks, meta));
+const results: unknown[] = [];
+for (const workload of workloads) {
+  log(
+    `providers bench: ${workload.calls} calls, ` +
+      (workload.tpm === undefined ? `${workload.rpm} requests` : `${workload.tpm} tokens (${workload.api})`) +
+      ` per ${fmt(60_000 / workload.timeScale, 0)} ms window (time scale ×${workload.timeScale}), ` +
+      `${workload.latencyMs} ms latency …`,
+  );
+  const run = await runProvidersWorkload(workload, log);
+  const summary = summarise(run);
+  const checks = checksOf(workload, summary);
+  if (args.json) {
+    const {
+      exchanges: _exchanges,
+      acceptedAt: _acceptedAt,
+      acceptedTokens: _tokens,
+      callMs: _callMs,
+      ...rest
+    } = run;
+    results.push({ workload, summary, checks, run: rest });
+  } else {
+    console.log(render(run, summary, checks, meta));
+    console.log('');
+  }
 }
+if (args.json) process.stdout.write(JSON.stringify({ meta, results }, null, 2) + '\n');

@@ -17,17 +17,23 @@ export interface RateLimits {
    */
   readonly requestsPerMinute?: number | undefined;
   /**
-   * Most tokens (estimated at acquire, reconciled with real usage at settle) granted per sliding `windowMs`.
-   * A single request larger than the whole limit waits until the window is empty, then goes alone.
+   * Most tokens per `windowMs`. Token grants are paced like requests: a grant of `n` tokens (estimated at
+   * acquire) moves the next token grant `n * windowMs / (tokensPerMinute * (1 - headroom))` later, and the
+   * real usage reported at settle moves it back or further by the difference, so tokens flow at the limit's
+   * rate instead of in bursts at window edges. On top of that, no sliding `windowMs` ever holds more than
+   * `tokensPerMinute` granted tokens. A single request larger than the whole limit waits until the window is
+   * empty, then goes alone. A request refused with a 429 is refunded (see {@link RateLimitPermit.release}).
    * @default unlimited
    */
   readonly tokensPerMinute?: number | undefined;
   /** Length of the rate window in milliseconds; "per minute" means "per `windowMs`". @default 60_000 */
   readonly windowMs?: number | undefined;
   /**
-   * Fraction of `requestsPerMinute` left unused as a safety margin, in `[0, 0.5)`. Requests are spaced
-   * `windowMs / (requestsPerMinute * (1 - headroom))` apart, so network jitter between us and the provider
-   * cannot put one request too many into the provider's window.
+   * Fraction of `requestsPerMinute` and of `tokensPerMinute` left unused as a safety margin, in `[0, 0.5)`.
+   * Requests are spaced `windowMs / (requestsPerMinute * (1 - headroom))` apart and tokens flow at
+   * `tokensPerMinute * (1 - headroom)` per window, so network jitter between us and the provider (and the
+   * gap between a token estimate and the real usage while a request is in flight) cannot put one request
+   * or token too many into the provider's window.
    * @default 0.02
    */
   readonly headroom?: number | undefined;
@@ -83,9 +89,13 @@ export interface RateLimitPermit {
     readonly rateLimit?: RateLimitInfo | undefined;
   }): void;
   /**
-   * The request failed: free the concurrency slot. The estimate stays charged (the provider may count it).
-   * For a 429, pass `backoffMs` (and/or the error's `rateLimit`): every caller is paused *before* the slot is
-   * freed, so no waiter slips through in between.
+   * The request failed: free the concurrency slot.
+   *
+   * For a 429 (or a 529 overload), pass `backoffMs` (and/or the error's `rateLimit`): every caller is paused
+   * *before* the slot is freed, so no waiter slips through in between, and the request's token estimate is
+   * refunded, because the provider refused it without counting its tokens (keeping it charged under-used the
+   * next window). Any other failure keeps the estimate charged: the provider may have read the input, or
+   * generated output before the connection broke.
    */
   release(failure?: {
     readonly backoffMs?: number | undefined;
@@ -131,6 +141,10 @@ export class RateLimiter {
   readonly #windowMs: number;
   /** Minimum gap between two grants, `windowMs / requestsPerMinute` (0 when unlimited). */
   readonly #spacingMs: number;
+  /** Time one token takes at the paced token rate, `windowMs / (tokensPerMinute * (1 - headroom))` (0 when unlimited). */
+  readonly #msPerToken: number;
+  /** How far behind its schedule the token pacing may be and still catch up (rather than restart from now). */
+  readonly #tokenCatchUpMs: number;
   readonly #now: () => number;
   readonly #onWait: ((wait: RateLimitWait) => void) | undefined;
   /** FIFO; only the head is ever considered for a grant. */
@@ -143,6 +157,8 @@ export class RateLimiter {
   #throttledMs = 0;
   /** Earliest time the next grant may happen under `requestsPerMinute`. */
   #nextRequestAt = -Infinity;
+  /** Earliest time the next request with tokens may be granted under the paced `tokensPerMinute`. */
+  #nextTokenAt = -Infinity;
   /** Nothing is granted before this time (headers said 0 remaining, or a 429 asked us to back off). */
   #holdUntil = -Infinity;
   /** The single pending timer; set only while someone waits for time to pass. */
@@ -174,6 +190,9 @@ export class RateLimiter {
       throw new InvalidOptionError('headroom', options.headroom, 'a number in [0, 0.5)');
     }
     this.#spacingMs = requests === Infinity ? 0 : this.#windowMs / (requests * (1 - headroom));
+    this.#msPerToken =
+      this.#tokensPerWindow === Infinity ? 0 : this.#windowMs / (this.#tokensPerWindow * (1 - headroom));
+    this.#tokenCatchUpMs = (this.#windowMs * headroom) / 2;
     const now = options.now ?? (() => performance.now());
     if (typeof now !== 'function') {
       throw new InvalidOptionError('now', now, 'a function returning milliseconds');
@@ -336,9 +355,10 @@ export class RateLimiter {
     return [reason, dueAt];
   }
 
-  /** When the sliding token window will have room for `tokens` (now, if it has). */
+  /** When the token pacing and the sliding token window allow a request of `tokens` (now, if they do). */
   #tokensDueAt(tokens: number, now: number): number {
-    if (this.#tokensPerWindow === Infinity) return now;
+    if (this.#tokensPerWindow === Infinity || tokens === 0) return now;
+    if (this.#nextTokenAt > now) return this.#nextTokenAt;
     this.#evict(now);
     // Too big for any window: it goes alone, once everything earlier has left the window.
     const need = Math.min(tokens, this.#tokensPerWindow);
@@ -377,7 +397,24 @@ export class RateLimiter {
       entry = { at: now, tokens: waiter.tokens, inWindow: true };
       this.#ledger.push(entry);
       this.#ledgerTokens += waiter.tokens;
+      if (waiter.tokens > 0) {
+        // Same schedule-keeping as for requests; after an idle gap the pacing restarts from now, so unused
+        // time is not saved up into a burst.
+        const due = this.#nextTokenAt;
+        this.#nextTokenAt = (now - due < this.#tokenCatchUpMs ? due : now) + waiter.tokens * this.#msPerToken;
+      }
     }
+    /** Charge `tokens` instead of what the grant holds now: the ledger and the pacing both move. */
+    const recharge = (tokens: number): void => {
+      if (entry === undefined) return;
+      const delta = tokens - entry.tokens;
+      if (entry.inWindow) this.#ledgerTokens += delta;
+      // A debit after an idle gap is not charged to the past (the same catch-up bound as at grant).
+      const from =
+        delta > 0 ? Math.max(this.#nextTokenAt, this.#now() - this.#tokenCatchUpMs) : this.#nextTokenAt;
+      this.#nextTokenAt = from + delta * this.#msPerToken;
+      entry.tokens = tokens;
+    };
     let open = true;
     const finish = (): void => {
       open = false;
@@ -391,16 +428,13 @@ export class RateLimiter {
         settle: (result: Parameters<RateLimitPermit['settle']>[0] = {}) => {
           if (!open) return;
           const { usage, rateLimit } = result;
-          if (entry !== undefined && usage !== undefined) {
-            const actual = usage.inputTokens + usage.outputTokens;
-            if (entry.inWindow) this.#ledgerTokens += actual - entry.tokens;
-            entry.tokens = actual;
-          }
+          if (usage !== undefined) recharge(usage.inputTokens + usage.outputTokens);
           if (rateLimit !== undefined) this.observe(rateLimit);
           finish();
         },
         release: (failure: Parameters<RateLimitPermit['release']>[0] = {}) => {
           if (!open) return;
+          if (failure.backoffMs !== undefined) recharge(0); // refused: the provider counted nothing
           if (failure.rateLimit !== undefined) this.observe(failure.rateLimit);
           if (failure.backoffMs !== undefined) this.backoff(failure.backoffMs);
           finish();

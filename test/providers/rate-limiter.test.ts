@@ -156,15 +156,77 @@ describe('RateLimiter - tokens per window', () => {
     a.settle();
   });
 
-  it('reconciles the estimate with real usage at settle, freeing room at once', async () => {
-    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000 });
+  it('reconciles the estimate with real usage at settle: the pacing moves back by the difference', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000, headroom: 0 });
     const a = await limiter.acquire({ estimatedTokens: 600 });
     const b = pending(limiter.acquire({ estimatedTokens: 600 }));
     await flush();
     expect(b.permit).toBeUndefined();
-    a.settle({ usage: { inputTokens: 80, outputTokens: 20 } }); // really 100
-    await flush();
+    a.settle({ usage: { inputTokens: 80, outputTokens: 20 } }); // really 100: b is due 100 ms after a, not 600
+    await vi.advanceTimersByTimeAsync(99);
+    expect(b.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
     expect(b.permit).toBeDefined();
+  });
+
+  it('paces token grants evenly instead of letting a window of them go at once', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000, headroom: 0 });
+    const grants: number[] = [];
+    const work = Array.from({ length: 20 }, async () => {
+      const permit = await limiter.acquire({ estimatedTokens: 100 });
+      grants.push(performance.now());
+      permit.settle({ usage: { inputTokens: 60, outputTokens: 40 } });
+    });
+    await vi.advanceTimersByTimeAsync(3000);
+    await Promise.all(work);
+    const gaps = grants.slice(1).map((t, i) => t - (grants[i] as number));
+    expect(gaps.every((gap) => gap >= 99 && gap <= 101)).toBe(true); // 100 tokens at 1000 per second
+    expect(maxInAnyWindow(grants, 1000)).toBe(10);
+  });
+
+  it('flows at tokensPerMinute * (1 - headroom)', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000, headroom: 0.2 });
+    const first = await limiter.acquire({ estimatedTokens: 400 });
+    first.settle({ usage: { inputTokens: 400, outputTokens: 0 } });
+    const next = pending(limiter.acquire({ estimatedTokens: 400 }));
+    await vi.advanceTimersByTimeAsync(499);
+    expect(next.permit).toBeUndefined(); // 400 tokens at 800 per second take 500 ms
+    await vi.advanceTimersByTimeAsync(1);
+    expect(next.permit).toBeDefined();
+  });
+
+  it('does not save idle time up into a burst', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000, headroom: 0 });
+    (await limiter.acquire({ estimatedTokens: 100 })).settle();
+    await vi.advanceTimersByTimeAsync(10_000);
+    (await limiter.acquire({ estimatedTokens: 500 })).settle();
+    const second = pending(limiter.acquire({ estimatedTokens: 500 }));
+    await vi.advanceTimersByTimeAsync(499);
+    expect(second.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(1);
+    expect(second.permit).toBeDefined();
+  });
+
+  it('refunds the estimate of a request refused with a 429 (release with backoffMs)', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000, headroom: 0 });
+    const refused = await limiter.acquire({ estimatedTokens: 900 });
+    const next = pending(limiter.acquire({ estimatedTokens: 900 }));
+    refused.release({ backoffMs: 50 });
+    await vi.advanceTimersByTimeAsync(49);
+    expect(next.permit).toBeUndefined(); // the pause holds everyone
+    await vi.advanceTimersByTimeAsync(1);
+    expect(next.permit).toBeDefined(); // and then the refused 900 tokens are not in its way
+  });
+
+  it('keeps the estimate of a request that failed otherwise charged (the provider may have counted it)', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000, headroom: 0 });
+    const failed = await limiter.acquire({ estimatedTokens: 900 });
+    const next = pending(limiter.acquire({ estimatedTokens: 900 }));
+    failed.release();
+    await vi.advanceTimersByTimeAsync(899);
+    expect(next.permit).toBeUndefined();
+    await vi.advanceTimersByTimeAsync(101);
+    expect(next.permit).toBeDefined();
   });
 
   it('charges usage above the estimate, so later requests wait longer', async () => {
@@ -200,14 +262,16 @@ describe('RateLimiter - tokens per window', () => {
   });
 
   it('does not let a small request overtake a large one waiting for tokens (no starvation)', async () => {
-    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000 });
+    const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000, headroom: 0 });
     await limiter.acquire({ estimatedTokens: 900 });
     const big = pending(limiter.acquire({ estimatedTokens: 500 }));
     const small = pending(limiter.acquire({ estimatedTokens: 50 }));
     await vi.advanceTimersByTimeAsync(500);
     expect(small.permit).toBeUndefined(); // it would fit, but it is behind the big one
     await vi.advanceTimersByTimeAsync(500);
-    expect(big.permit).toBeDefined();
+    expect(big.permit).toBeDefined(); // the window has room for it once the 900 leave it
+    expect(small.permit).toBeUndefined(); // and the small one is paced 500 tokens after it
+    await vi.advanceTimersByTimeAsync(500);
     expect(small.permit).toBeDefined();
   });
 
@@ -365,7 +429,7 @@ describe('RateLimiter - abort', () => {
   });
 
   it('aborting the head waiting for time re-plans the timer for the next caller', async () => {
-    const limiter = new RateLimiter({ tokensPerMinute: 100, windowMs: 1000 });
+    const limiter = new RateLimiter({ tokensPerMinute: 100, windowMs: 1000, headroom: 0 });
     await limiter.acquire({ estimatedTokens: 100 });
     const controller = new AbortController();
     pending(limiter.acquire({ estimatedTokens: 100, signal: controller.signal }));

@@ -103,7 +103,12 @@ export type FakeFault =
 export interface FakeRateLimit {
   /** Requests allowed per window. */
   readonly requests: number;
-  /** Tokens (input chars / 4 plus output estimate) allowed per window. */
+  /**
+   * Tokens allowed per window, counted as the service counts what a request used: its input (request body
+   * chars / 4) when it is accepted, plus its output (reply chars / 4) once generated, both at the acceptance
+   * time. A request is refused when the window's tokens plus its input would pass the limit; refused
+   * requests count nothing.
+   */
   readonly tokens?: number | undefined;
   readonly windowMs: number;
   /** @default 'fixed' */
@@ -148,6 +153,8 @@ export interface FakeProviderServer {
   readonly peakConcurrency: number;
   /** Most requests that arrived within one rate-limit window (sliding; 1000 ms when no limit is set). */
   readonly peakRequestsPerWindow: number;
+  /** Every accepted request since start or `reset()`, oldest first: when, and its tokens (input + output). */
+  readonly accepted: readonly { readonly at: number; readonly tokens: number }[];
   /** Requests open right now. */
   readonly inFlight: number;
   /** Requests whose client closed the connection before the response was complete. */
@@ -195,6 +202,7 @@ export async function startFakeProviderServer(
       log: [] as FakeRequest[],
       arrivals: [] as number[],
       accepted: [] as { at: number; tokens: number }[],
+      acceptedHistory: [] as { at: number; tokens: number }[],
       nth: new Map<number, FakeFault>(),
       rate: undefined as { fraction: number; faults: readonly FakeFault[]; random: Random } | undefined,
       idCounter: 0,
@@ -380,8 +388,10 @@ export async function startFakeProviderServer(
 
     const reply = await produceReply(request);
     if (isClosed()) return;
-    const headers = { ...ids, ...limitHeaders(api, remaining(current), windowResetMs(current)) };
     const usage = { input: tokens, output: estimateTokens(JSON.stringify(reply)) };
+    // The output counts against the token window too, once generated (at the acceptance time).
+    limitVerdict.entry.tokens += usage.output;
+    const headers = { ...ids, ...limitHeaders(api, remaining(current), windowResetMs(current)) };
 
     if (!request.stream) {
       if (stallAfter !== undefined) {
@@ -488,13 +498,15 @@ export async function startFakeProviderServer(
     current: ReturnType<typeof freshState>,
     tokens: number,
   ):
-    | { limited: false }
+    | { limited: false; entry: { at: number; tokens: number } }
     | { limited: true; by: 'requests' | 'tokens'; limit: number; used: number; retryAfterMs: number } {
     const limit = options.rateLimit;
     const now = Date.now();
+    const entry = { at: now, tokens };
     if (limit === undefined) {
-      current.accepted.push({ at: now, tokens });
-      return { limited: false };
+      current.accepted.push(entry);
+      current.acceptedHistory.push(entry);
+      return { limited: false, entry };
     }
     const windowStart =
       (limit.mode ?? 'fixed') === 'fixed'
@@ -517,8 +529,9 @@ export async function startFakeProviderServer(
     if (limit.tokens !== undefined && usedTokens + tokens > limit.tokens) {
       return { limited: true, by: 'tokens', limit: limit.tokens, used: usedTokens, retryAfterMs };
     }
-    current.accepted.push({ at: now, tokens });
-    return { limited: false };
+    current.accepted.push(entry);
+    current.acceptedHistory.push(entry);
+    return { limited: false, entry };
   }
 
   function remaining(current: ReturnType<typeof freshState>): number {
@@ -609,6 +622,9 @@ export async function startFakeProviderServer(
     },
     get peakRequestsPerWindow() {
       return state.peakRequestsPerWindow;
+    },
+    get accepted() {
+      return state.acceptedHistory.map((entry) => ({ ...entry }));
     },
     get inFlight() {
       return state.inFlight;
