@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -45,5 +46,28 @@ describe('readInput @file (read as bytes, decoded once)', () => {
     const big = { topic: 't', items: Array.from({ length: 50_000 }, (_, i) => ({ i, s: `item ${i}` })) };
     await writeFile(join(dir, 'big.json'), JSON.stringify(big));
     expect(await readInput('@big.json', dir)).toEqual(big);
+  });
+
+  it('reads a file that reports no size (a named pipe) as it comes', async () => {
+    const fifo = join(dir, 'pipe.json');
+    const made = spawnSync('mkfifo', [fifo]);
+    if (made.status !== 0) return expect.unreachable(`mkfifo failed: ${made.stderr.toString()}`);
+    const value = { topic: 'pipes ⛲', n: 3 };
+    const [read] = await Promise.all([readInput('@pipe.json', dir), writeFile(fifo, JSON.stringify(value))]);
+    expect(read).toEqual(value);
+  });
+
+  it('gives the same value as JSON.parse for a file of several MB, non-ASCII and __proto__ keys included', async () => {
+    const items = Array.from({ length: 60_000 }, (_, i) => ({
+      i,
+      text: `marées 🌊 潮汐 ${i}`,
+      ok: i % 2 === 0,
+    }));
+    const text = `{"__proto__":{"x":1},"items":${JSON.stringify(items)}}`;
+    await writeFile(join(dir, 'several.json'), text);
+    const read = (await readInput('@several.json', dir)) as Record<string, unknown>;
+    expect(read).toEqual(JSON.parse(text));
+    expect(Object.keys(read)).toEqual(['__proto__', 'items']);
+    expect(Object.getPrototypeOf(read)).toBe(Object.prototype);
   });
 });
