@@ -12,7 +12,7 @@ import {
   describe,
 } from './errors.ts';
 import { compileGraph, type Graph, type GraphPlan } from './graph.ts';
-import { nextId } from './ids.ts';
+import { formatId, nextSeq } from './ids.ts';
 import { NodeRunner, beginRunner, settledSymbol, type SettleTarget } from './node-runner.ts';
 import type { CompositionStatus, NodeDoneStatus } from './status.ts';
 
@@ -48,7 +48,10 @@ export interface NodeRecord {
   readonly attempt: number;
   readonly runnerId?: string;
   readonly parentId?: string;
-  /** Epoch milliseconds (fractional). */
+  /**
+   * Epoch milliseconds (fractional) when the composition began the node: made its runner (see
+   * {@link Composition.configureNodeRunner}) and started it.
+   */
   readonly startedAt?: number;
   readonly endedAt?: number;
   readonly durationMs?: number;
@@ -68,11 +71,29 @@ interface StartDeferred {
 }
 
 const NONE: unknown[] = [];
-/** Marks a node without a result in `#values` (undefined is a valid result). */
-const unset: unique symbol = Symbol('unset');
+/** Most nodes of a plan whose nodes get fast-object inputs; see `#startNode`. */
+const SMALL_PLAN = 64;
 const origin = performance.timeOrigin;
 const perf = performance;
 const now = (): number => origin + perf.now();
+
+/** @internal The method a {@link StartListener} implements. */
+export const startEndedSymbol: unique symbol = Symbol('symphonizer.startEnded');
+
+/**
+ * @internal Hears a start made with {@link startWith} settle, as `start()`'s promise would: with the status,
+ * or `failed` with the error `onDone` threw. `token` is what was passed to `startWith`.
+ */
+export interface StartListener {
+  [startEndedSymbol](token: unknown, status: CompositionStatus, failed: boolean, error: unknown): void;
+}
+
+/**
+ * @internal Starts (or resumes) a composition like `start()` but tells `listener` instead of making a promise
+ * (a Perform runs thousands of compositions). False, doing nothing, unless the composition is new or paused
+ * with no one waiting on it: then the caller uses `start()`.
+ */
+export let startWith: (composition: Composition, listener: StartListener, token: unknown) => boolean;
 
 /**
  * A DAG run: each node's runner runs once its predecessors are done, concurrently where the graph allows.
@@ -89,8 +110,8 @@ const now = (): number => origin + perf.now();
  * ```
  */
 export class Composition implements SettleTarget {
-  /** Unique per composition. */
-  readonly instanceId: string = nextId('c');
+  // The id string is formatted on read: a queued composition should cost little.
+  readonly #seq = nextSeq();
   readonly #plan: GraphPlan;
   readonly #onDone: CompositionOptions['onDone'];
   readonly #onNodeDone: CompositionOptions['onNodeDone'];
@@ -103,16 +124,28 @@ export class Composition implements SettleTarget {
   #error: unknown;
   #startedAt: number | undefined;
   #endedAt: number | undefined;
+  /** The promise of `start()`, made only when someone calls it. */
   #deferred: StartDeferred | undefined;
+  /** Who started this composition through {@link startWith}, and their token. */
+  #listener: StartListener | undefined;
+  #token: unknown;
+  /**
+   * A clock reading taken with no code outside the core run since, or NaN: a node started now may use it as
+   * its start time instead of reading the clock again. Valid only within the synchronous turn that set it.
+   */
+  #stamp = Number.NaN;
   // Per-run state: allocated at the first start() so a queued composition costs little memory.
   #remaining: number[] | undefined;
   #runners: (NodeRunner | undefined)[] = NONE as (NodeRunner | undefined)[];
   #results: Map<string, unknown> | undefined;
   /** How much of `#ends` is already reflected in `#results`. */
   #resultsUpTo = 0;
-  #values: unknown[] = NONE;
+  /** Inputs of this plan's nodes are small fast objects (few distinct key sets), else dictionaries. */
+  readonly #smallInputs: boolean;
   /** Flat log of node ends: index, status, runner (or undefined), error. */
   #ends: unknown[] | undefined;
+  /** Used length of `#ends` (it is sized for one end per node up front). */
+  #endsLength = 0;
   #ready: number[] = NONE as number[];
   #readyHead = 0;
   #inFlight = 0;
@@ -126,6 +159,19 @@ export class Composition implements SettleTarget {
   #aborting = false;
   #abortListener: (() => void) | undefined;
 
+  static {
+    startWith = (composition, listener, token) => {
+      const status = composition.#status;
+      if ((status !== 'new' && status !== 'paused') || composition.#deferred !== undefined) return false;
+      if (composition.#listener !== undefined) return false;
+      composition.#listener = listener;
+      composition.#token = token;
+      if (status === 'new') composition.#firstStart();
+      else composition.#resume();
+      return true;
+    };
+  }
+
   /**
    * Validates the graph eagerly.
    * @throws {InvalidGraphError} for a malformed graph or equal keys with different payloads (`conflicting_node`).
@@ -134,6 +180,7 @@ export class Composition implements SettleTarget {
    */
   constructor(graph: Graph, options: CompositionOptions = {}) {
     this.#plan = compileGraph(graph);
+    this.#smallInputs = this.#plan.nodes.length <= SMALL_PLAN;
     const concurrency = options.concurrency ?? Infinity;
     if (!(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
       throw new InvalidOptionError('concurrency', concurrency, 'an integer >= 1 or Infinity');
@@ -158,6 +205,10 @@ export class Composition implements SettleTarget {
     this.#signal = options.signal;
   }
 
+  /** Unique per composition. */
+  get instanceId(): string {
+    return formatId('c', this.#seq);
+  }
   /** Current status. While a stop or failure waits for running nodes to finish, this is still `running`. */
   get status(): CompositionStatus {
     return this.#status;
@@ -172,13 +223,13 @@ export class Composition implements SettleTarget {
     const ends = this.#ends;
     if (ends === undefined) return (this.#results ??= new Map());
     const results = (this.#results ??= new Map());
-    for (let i = this.#resultsUpTo; i < ends.length; i += 4) {
+    const length = this.#endsLength;
+    for (let i = this.#resultsUpTo; i < length; i += 4) {
       if (ends[i + 1] === 'completed') {
-        const index = ends[i] as number;
-        results.set(this.#plan.keys[index], this.#values[index]);
+        results.set(this.#plan.keys[ends[i] as number], (ends[i + 2] as NodeRunner).result);
       }
     }
-    this.#resultsUpTo = ends.length;
+    this.#resultsUpTo = length;
     return results;
   }
   /** Why the composition failed or was cancelled: a `NodeError`, a `StopScheduleError` or a `CancelledError`. */
@@ -222,15 +273,17 @@ export class Composition implements SettleTarget {
       case 'cancelled':
         return Promise.resolve(this.#status);
       case 'running':
-        return (this.#deferred as StartDeferred).promise;
+        return (this.#deferred ??= makeDeferred()).promise;
       case 'paused': {
-        this.#status = 'running';
         const deferred = (this.#deferred ??= makeDeferred());
-        this.#pump();
+        this.#resume();
         return deferred.promise;
       }
-      case 'new':
-        return this.#firstStart();
+      case 'new': {
+        const deferred = (this.#deferred = makeDeferred());
+        this.#firstStart();
+        return deferred.promise;
+      }
       default:
         return assertNever(this.#status);
     }
@@ -273,7 +326,7 @@ export class Composition implements SettleTarget {
   trace(): NodeRecord[] {
     const ends = this.#ends ?? [];
     const records: NodeRecord[] = [];
-    for (let i = 0; i < ends.length; i += 4) {
+    for (let i = 0; i < this.#endsLength; i += 4) {
       const node = this.#plan.nodes[ends[i] as number] as DAGNote;
       const status = ends[i + 1] as NodeDoneStatus;
       const runner = ends[i + 2] as NodeRunner | undefined;
@@ -299,17 +352,22 @@ export class Composition implements SettleTarget {
     return records;
   }
 
-  #firstStart(): Promise<CompositionStatus> {
-    const plan = this.#plan;
-    this.#startedAt = now();
+  #resume(): void {
     this.#status = 'running';
-    const deferred = (this.#deferred = makeDeferred());
+    this.#pump();
+  }
+
+  #firstStart(): void {
+    const plan = this.#plan;
+    const startedAt = now();
+    this.#startedAt = startedAt;
+    this.#status = 'running';
     const signal = this.#signal;
     if (signal !== undefined) {
       if (signal.aborted) {
         this.#error = new CancelledError(signal.reason);
         this.#finish('cancelled');
-        return deferred.promise;
+        return;
       }
       const listener = (): void => {
         this.#abort(signal.reason);
@@ -319,15 +377,16 @@ export class Composition implements SettleTarget {
     }
     this.#remaining = plan.indegree.slice();
     this.#runners = new Array<NodeRunner | undefined>(plan.nodes.length);
-    this.#values = new Array<unknown>(plan.nodes.length).fill(unset);
+    this.#ends = new Array<unknown>(4 * plan.nodes.length);
     this.#ready = [];
     if (plan.nodes.length === 0) {
       this.#finish('completed');
-      return deferred.promise;
+      return;
     }
     for (const root of plan.roots) this.#enqueue(root);
+    this.#stamp = startedAt;
     this.#pump();
-    return deferred.promise;
+    this.#stamp = Number.NaN;
   }
 
   /** Marks node `index` ready; {@link Composition.#pump} starts it when allowed. */
@@ -351,6 +410,7 @@ export class Composition implements SettleTarget {
         this.#inFlight < this.#concurrency
       ) {
         this.#startNode(ready[this.#readyHead++] as number);
+        this.#stamp = Number.NaN; // the node's executor ran: the reading is stale
       }
     } finally {
       this.#pumping = false;
@@ -382,20 +442,30 @@ export class Composition implements SettleTarget {
       }
       runners[index] = runner;
     }
-    // Null prototype: a predecessor's key is only ever its own entry, never an inherited member.
-    const inputs: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-    const values = this.#values;
+    // Null prototype: a predecessor's key is only ever its own entry, never an inherited member. A small plan
+    // has few key sets, so a fast object (a third of a dictionary's size) stays cheap; a large one, with
+    // thousands of distinct names, would make V8 build a hidden class per node: a dictionary is cheaper there.
+    let inputs: Record<string, unknown>;
+    if (this.#smallInputs) {
+      inputs = {};
+      Object.setPrototypeOf(inputs, null);
+    } else {
+      inputs = Object.create(null) as Record<string, unknown>;
+    }
     for (const p of plan.preds[index] as readonly number[]) {
-      const value = values[p];
-      if (value !== unset) inputs[plan.keys[p] as string] = value;
+      // A predecessor is done here; it has a result only if it completed (not on ContinueAfterError).
+      const done = runners[p] as NodeRunner;
+      if (done.status === 'completed') inputs[plan.keys[p] as string] = done.result;
     }
     this.#inFlight += 1;
-    beginRunner(runner, node, inputs, this, index);
+    beginRunner(runner, node, inputs, this, index, this.#stamp);
   }
 
   /** @internal Called by a runner of this composition when it settles. */
-  [settledSymbol](index: number, runner: NodeRunner, ok: boolean, value: unknown): void {
+  [settledSymbol](index: number, runner: NodeRunner, ok: boolean, value: unknown, stamp: number): void {
+    this.#stamp = stamp;
     this.#settled(index, runner, ok, value);
+    this.#stamp = Number.NaN;
   }
 
   #settled(index: number, runner: NodeRunner, ok: boolean, value: unknown): void {
@@ -403,7 +473,6 @@ export class Composition implements SettleTarget {
     const plan = this.#plan;
     const key = plan.keys[index] as string;
     if (ok) {
-      this.#values[index] = value;
       this.#recordEnd(index, 'completed', runner, undefined);
       this.#nodeDone(index);
     } else if (value instanceof TryAgainError) {
@@ -472,9 +541,16 @@ export class Composition implements SettleTarget {
   }
 
   #recordEnd(index: number, status: NodeDoneStatus, runner: NodeRunner | undefined, error: unknown): void {
-    (this.#ends ??= []).push(index, status, runner, error);
+    const ends = (this.#ends ??= []);
+    const at = this.#endsLength;
+    ends[at] = index;
+    ends[at + 1] = status;
+    ends[at + 2] = runner;
+    ends[at + 3] = error;
+    this.#endsLength = at + 4;
     const hook = this.#onNodeDone;
     if (hook !== undefined) {
+      this.#stamp = Number.NaN; // outside code runs now
       try {
         hook(this.#plan.nodes[index] as DAGNote, status, error);
       } catch (hookError) {
@@ -514,9 +590,22 @@ export class Composition implements SettleTarget {
   }
 
   #settlePaused(): void {
+    this.#settleStart('paused', false, undefined);
+  }
+
+  /** Settles what `start()` or {@link startWith} handed out for this start. */
+  #settleStart(status: CompositionStatus, failed: boolean, error: unknown): void {
     const deferred = this.#deferred;
+    const listener = this.#listener;
+    const token = this.#token;
     this.#deferred = undefined;
-    deferred?.resolve('paused');
+    this.#listener = undefined;
+    this.#token = undefined;
+    if (deferred !== undefined) {
+      if (failed) deferred.reject(error);
+      else deferred.resolve(status);
+    }
+    listener?.[startEndedSymbol](token, status, failed, error);
   }
 
   #isFinal(): boolean {
@@ -532,19 +621,23 @@ export class Composition implements SettleTarget {
     for (const timer of this.#retryTimers?.values() ?? []) clearTimeout(timer);
     this.#retryTimers?.clear();
     this.#status = status;
-    this.#endedAt = now();
+    const stamp = this.#stamp;
+    const endedAt = stamp === stamp ? stamp : now(); // NaN (no fresh reading) is the one value unequal to itself
+    this.#endedAt = endedAt;
     this.#ready = [];
     this.#readyHead = 0;
-    const elapsed = this.#endedAt - (this.#startedAt ?? this.#endedAt);
-    const deferred = this.#deferred;
-    this.#deferred = undefined;
-    try {
-      this.#onDone?.(this, status, this.#error, elapsed);
-    } catch (error) {
-      deferred?.reject(error);
-      return;
+    const elapsed = endedAt - (this.#startedAt ?? endedAt);
+    const onDone = this.#onDone;
+    if (onDone !== undefined) {
+      this.#stamp = Number.NaN;
+      try {
+        onDone(this, status, this.#error, elapsed);
+      } catch (error) {
+        this.#settleStart(status, true, error);
+        return;
+      }
     }
-    deferred?.resolve(status);
+    this.#settleStart(status, false, undefined);
   }
 }
 

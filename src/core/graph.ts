@@ -66,7 +66,12 @@ export function compileGraph(graph: Graph): GraphPlan {
 
   const indexByKey = new Map<string, number>();
   const nodes: DAGNote[] = [];
-  const predSets: Set<number>[] = [];
+  // Per node: its predecessor list, and the last entry that added to it (-1: none yet). Predecessors are
+  // deduplicated with `seen` (node → the entry that saw it last), so no Set is made per node.
+  const predLists: number[][] = [];
+  const lastEntry: number[] = [];
+  const seen: number[] = [];
+  const scratch: number[] = [];
   const snapshot: unknown[] = [];
   let cacheable = Array.isArray(graph) || graph instanceof Map;
 
@@ -96,7 +101,9 @@ export function compileGraph(graph: Graph): GraphPlan {
     const index = nodes.length;
     indexByKey.set(note.key, index);
     nodes.push(note);
-    predSets.push(new Set());
+    predLists.push(NO_PREDS);
+    lastEntry.push(-1);
+    seen.push(-1);
     return index;
   };
 
@@ -124,34 +131,60 @@ export function compileGraph(graph: Graph): GraphPlan {
         'use [] for a node with no predecessors',
       );
     }
-    if (Array.isArray(predecessors) || predecessors instanceof Set) {
-      const list = predecessors as readonly unknown[] | ReadonlySet<unknown>;
-      snapshot.push(
-        note,
-        list,
-        Array.isArray(list) ? list.length : (list as ReadonlySet<unknown>).size,
-        ...list,
-      );
+    if (Array.isArray(predecessors)) {
+      const list = predecessors as readonly unknown[];
+      snapshot.push(note, list, list.length);
+      for (let i = 0; i < list.length; i++) snapshot.push(list[i]);
+    } else if (predecessors instanceof Set) {
+      snapshot.push(note, predecessors, predecessors.size);
+      for (const member of predecessors as ReadonlySet<unknown>) snapshot.push(member);
     } else {
       cacheable = false; // a one-shot iterable (e.g. a generator) cannot be re-checked
     }
-    const set = predSets[index] as Set<number>;
-    for (const pred of predecessors as Iterable<unknown>) set.add(indexOf(pred, `A predecessor of "${key}"`));
+    // A repeated entry of a node adds to its list; the first (the usual case) starts from an empty one.
+    const previous = lastEntry[index] === -1 ? NO_PREDS : (predLists[index] as number[]);
+    scratch.length = 0;
+    for (const p of previous) {
+      scratch.push(p);
+      seen[p] = entryNumber;
+    }
+    for (const pred of predecessors as Iterable<unknown>) {
+      const p = indexOf(pred, `A predecessor of "${key}"`);
+      if (seen[p] !== entryNumber) {
+        seen[p] = entryNumber;
+        scratch.push(p);
+      }
+    }
+    predLists[index] = scratch.length === 0 ? NO_PREDS : scratch.slice(); // exact length, no spare capacity
+    lastEntry[index] = entryNumber;
     entryNumber += 1;
   }
 
   const count = nodes.length;
-  const preds: number[][] = new Array<number[]>(count);
-  const succs: number[][] = new Array<number[]>(count);
+  const preds: (readonly number[])[] = predLists;
   const indegree = new Array<number>(count).fill(0);
+  const succCount = new Array<number>(count).fill(0);
   const roots: number[] = [];
-  for (let i = 0; i < count; i++) succs[i] = [];
   for (let i = 0; i < count; i++) {
-    const list = [...(predSets[i] as Set<number>)];
-    preds[i] = list;
+    const list = predLists[i] as number[];
     indegree[i] = list.length;
     if (list.length === 0) roots.push(i);
-    for (const p of list) (succs[p] as number[]).push(i);
+    for (const p of list) succCount[p] = (succCount[p] as number) + 1;
+  }
+  // Successor lists at their exact length (filled in node order, as before), so a large plan carries no
+  // spare array capacity.
+  const succs: number[][] = new Array<number[]>(count);
+  for (let i = 0; i < count; i++) {
+    const n = succCount[i] as number;
+    succs[i] = n === 0 ? NO_PREDS : new Array<number>(n);
+    succCount[i] = 0;
+  }
+  for (let i = 0; i < count; i++) {
+    for (const p of predLists[i] as number[]) {
+      const at = succCount[p] as number;
+      (succs[p] as number[])[at] = i;
+      succCount[p] = at + 1;
+    }
   }
   const keys = nodes.map((note) => note.key);
   const search = findCycle(keys, preds, succs, indegree, roots);
@@ -162,28 +195,43 @@ export function compileGraph(graph: Graph): GraphPlan {
   return plan;
 }
 
+/** The shared empty list (never written to): a root's predecessors, a leaf's successors. */
+const NO_PREDS: number[] = [];
+
+/** Checks one snapshot record from `i`: the next index, or -1 when the entry changed. */
+function checkEntry(snapshot: readonly unknown[], i: number, node: unknown, list: unknown): number {
+  if (node !== snapshot[i] || list !== snapshot[i + 1]) return -1;
+  let at = i + 3;
+  if (Array.isArray(list)) {
+    const members = list as readonly unknown[];
+    if (members.length !== snapshot[i + 2]) return -1;
+    for (let k = 0; k < members.length; k++) if (members[k] !== snapshot[at++]) return -1;
+    return at;
+  }
+  const members = list as ReadonlySet<unknown>;
+  if (members.size !== snapshot[i + 2]) return -1;
+  for (const member of members) if (member !== snapshot[at++]) return -1;
+  return at;
+}
+
 function isUnchanged(graph: object, cached: CachedPlan): boolean {
   const { snapshot } = cached;
   let i = 0;
-  const check = (node: unknown, list: unknown): boolean => {
-    if (node !== snapshot[i] || list !== snapshot[i + 1]) return false;
-    const members = list as readonly unknown[] | ReadonlySet<unknown>;
-    const length = Array.isArray(members) ? members.length : (members as ReadonlySet<unknown>).size;
-    if (length !== snapshot[i + 2]) return false;
-    i += 3;
-    for (const member of members) {
-      if (member !== snapshot[i]) return false;
-      i += 1;
-    }
-    return true;
-  };
   if (graph instanceof Map) {
     // keys() + get(), not entries: no [key, value] array per entry on this per-composition path.
     const map = graph as Map<unknown, unknown>;
-    for (const node of map.keys()) if (!check(node, map.get(node))) return false;
+    for (const node of map.keys()) {
+      if (i >= snapshot.length) return false;
+      i = checkEntry(snapshot, i, node, map.get(node));
+      if (i < 0) return false;
+    }
   } else {
-    for (const item of graph as Iterable<unknown>) {
-      if (!Array.isArray(item) || !check(item[0], item[1])) return false;
+    const items = graph as readonly unknown[];
+    for (let k = 0; k < items.length; k++) {
+      const item = items[k];
+      if (!Array.isArray(item) || i >= snapshot.length) return false;
+      i = checkEntry(snapshot, i, item[0], item[1]);
+      if (i < 0) return false;
     }
   }
   return i === snapshot.length;

@@ -43,9 +43,20 @@ type Settle = (ok: boolean, value: unknown) => void;
 /** @internal The method a Composition implements to hear its runners settle (no closure per node). */
 export const settledSymbol: unique symbol = Symbol('symphonizer.settled');
 
-/** @internal Receives a runner's outcome; `index` is the node's index in its plan. */
+/**
+ * @internal Receives a runner's outcome; `index` is the node's index in its plan. `stamp` is the clock reading
+ * the runner took at its end when no code outside the core has run since (so the target may reuse it as the
+ * start time of what it starts next, in the same synchronous turn), else NaN.
+ */
 export interface SettleTarget {
-  [settledSymbol](index: number, runner: NodeRunner, ok: boolean, value: unknown): void;
+  [settledSymbol](index: number, runner: NodeRunner, ok: boolean, value: unknown, stamp: number): void;
+}
+
+/** Options a runner rarely has, kept out of line so that a plain runner stays small. */
+interface Rare {
+  readonly timeoutMs: number | undefined;
+  readonly onStatus: RunnerStatusListener | undefined;
+  readonly parentId: string | undefined;
 }
 
 const origin = performance.timeOrigin;
@@ -54,13 +65,17 @@ const now = (): number => origin + perf.now();
 
 let signalOf: (runner: NodeRunner) => AbortSignal;
 
-/** @internal Starts a runner with a settle callback instead of a promise (no promise hop per node). */
+/**
+ * @internal Starts a runner with a settle callback instead of a promise (no promise hop per node). `startedAt`
+ * is a clock reading the caller took with no code outside the core run since, or NaN to read the clock.
+ */
 export let beginRunner: (
   runner: NodeRunner,
   node: DAGNote,
   inputs: Record<string, unknown>,
   target: SettleTarget,
   index: number,
+  startedAt: number,
 ) => void;
 
 /**
@@ -75,36 +90,32 @@ export let beginRunner: (
  * ```
  */
 export class NodeRunner<P = unknown, R = unknown> {
-  // The id string is formatted on first read: most runners of a zero-latency graph are never asked for it.
+  // The id string is formatted on each read: most runners of a zero-latency graph are never asked for it.
   readonly #seq = nextSeq();
-  #id: string | undefined;
-  readonly #parentId: string | undefined;
   #attempt = 1;
   // Stored without P and R so that NodeRunner<number, string> is assignable to NodeRunner (= <unknown, unknown>):
   // P and R then appear only in method parameters and return types, which TypeScript checks covariantly.
   #executor: Executor<never> | undefined;
   #params: unknown;
-  readonly #timeoutMs: number | undefined;
-  readonly #onStatus: RunnerStatusListener | undefined;
+  /** Timeout, status listener and parent id: undefined for a plain runner. */
+  readonly #rare: Rare | undefined;
   #status: RunnerStatus = 'new';
-  #result: unknown;
-  #error: unknown;
+  /** The result once `completed`, the error once failed, cancelled or timed out. */
+  #value: unknown;
   #startedAt: number | undefined;
   #endedAt: number | undefined;
   // Created on the first read of context.signal: most executors never read it, and an AbortController is the
-  // single largest cost of a zero-latency node. An abort before then is read off the status and `#error`.
+  // single largest cost of a zero-latency node. An abort before then is read off the status and `#value`.
   #controller: AbortController | undefined;
-  #settle: Settle | undefined;
-  #target: SettleTarget | undefined;
-  #targetIndex = 0;
+  /** Who hears the outcome: execute()'s callback, or the owning Composition (then `#index` is the node). */
+  #sink: Settle | SettleTarget | undefined;
+  #index = 0;
   /** Clears the timeout timer and the caller's abort listener; set only when there is one. */
   #release: (() => void) | undefined;
 
   static {
-    beginRunner = (runner, node, inputs, target, index) => {
-      runner.#target = target;
-      runner.#targetIndex = index;
-      runner.#begin(undefined, node, inputs, undefined);
+    beginRunner = (runner, node, inputs, target, index, startedAt) => {
+      runner.#begin(target, index, undefined, node, inputs, startedAt);
     };
     signalOf = (runner) => runner.#signal();
   }
@@ -113,7 +124,7 @@ export class NodeRunner<P = unknown, R = unknown> {
    * @throws {InvalidOptionError} when `timeoutMs` is not a positive finite number.
    */
   constructor(options: NodeRunnerOptions<P, R> = {}) {
-    const { timeoutMs } = options;
+    const { timeoutMs, onStatus, parentId } = options;
     if (
       timeoutMs !== undefined &&
       !(typeof timeoutMs === 'number' && timeoutMs > 0 && Number.isFinite(timeoutMs))
@@ -122,18 +133,19 @@ export class NodeRunner<P = unknown, R = unknown> {
     }
     this.#executor = options.executor;
     this.#params = options.params;
-    this.#timeoutMs = timeoutMs;
-    this.#onStatus = options.onStatus;
-    this.#parentId = options.parentId;
+    this.#rare =
+      timeoutMs === undefined && onStatus === undefined && parentId === undefined
+        ? undefined
+        : { timeoutMs, onStatus, parentId };
   }
 
   /** Unique per runner. */
   get instanceId(): string {
-    return (this.#id ??= formatId('r', this.#seq));
+    return formatId('r', this.#seq);
   }
   /** The instance id of the runner this one retries, if any. */
   get parentId(): string | undefined {
-    return this.#parentId;
+    return this.#rare?.parentId;
   }
   /** 1 for a first try; a `retryTask()` child has its parent's attempt + 1. */
   get attempt(): number {
@@ -149,13 +161,17 @@ export class NodeRunner<P = unknown, R = unknown> {
   }
   /** The executor's result once `completed`. */
   get result(): R | undefined {
-    return this.#result as R | undefined;
+    return this.#status === 'completed' ? (this.#value as R) : undefined;
   }
   /** Why the run failed: what the executor threw, a `NodeTimeoutError` or a `CancelledError`. */
   get error(): unknown {
-    return this.#error;
+    const status = this.#status;
+    return status === 'error' || status === 'timed_out' || status === 'cancelled' ? this.#value : undefined;
   }
-  /** Epoch milliseconds (fractional) when `execute()` started. */
+  /**
+   * Epoch milliseconds (fractional) when the run started: when `execute()` was called, or for a runner of a
+   * Composition, when the composition began its node (see `NodeRecord.startedAt`).
+   */
   get startedAt(): number | undefined {
     return this.#startedAt;
   }
@@ -165,7 +181,7 @@ export class NodeRunner<P = unknown, R = unknown> {
   }
   /** The configured timeout, if any. */
   get timeoutMs(): number | undefined {
-    return this.#timeoutMs;
+    return this.#rare?.timeoutMs;
   }
 
   /**
@@ -196,10 +212,11 @@ export class NodeRunner<P = unknown, R = unknown> {
    */
   execute(context: Partial<RunContext> = {}): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#begin(context.signal, context.node, context.inputs ?? {}, (ok, value) => {
+      const settle: Settle = (ok, value) => {
         if (ok) resolve(value as R);
         else reject(value); // eslint-disable-line @typescript-eslint/prefer-promise-reject-errors -- executors may throw anything; we pass it on unchanged
-      });
+      };
+      this.#begin(settle, 0, context.signal, context.node, context.inputs ?? {}, Number.NaN);
     });
   }
 
@@ -217,8 +234,8 @@ export class NodeRunner<P = unknown, R = unknown> {
     }
     const child = new NodeRunner<P, R>({
       executor: this.#executor as Executor<P, R> | undefined,
-      timeoutMs: this.#timeoutMs,
-      onStatus: this.#onStatus,
+      timeoutMs: this.#rare?.timeoutMs,
+      onStatus: this.#rare?.onStatus,
       parentId: this.instanceId,
     });
     child.#params = this.#params;
@@ -234,7 +251,7 @@ export class NodeRunner<P = unknown, R = unknown> {
     if (this.done) return;
     const error = new CancelledError(reason);
     if (this.#status === 'new') {
-      this.#error = error;
+      this.#value = error;
       this.#setStatus('cancelled');
       return;
     }
@@ -254,71 +271,67 @@ export class NodeRunner<P = unknown, R = unknown> {
   #signal(): AbortSignal {
     if (this.#controller === undefined) {
       this.#controller = new AbortController();
-      if (this.#status === 'cancelled' || this.#status === 'timed_out') this.#controller.abort(this.#error);
+      if (this.#status === 'cancelled' || this.#status === 'timed_out') this.#controller.abort(this.#value);
     }
     return this.#controller.signal;
   }
 
   #begin(
+    sink: Settle | SettleTarget,
+    index: number,
     external: AbortSignal | undefined,
     node: DAGNote | undefined,
     inputs: Record<string, unknown>,
-    settle: Settle | undefined,
+    startedAt: number,
   ): void {
-    this.#settle = settle;
+    // A refused start answers only its own caller: the sink of a run in progress stays in place.
     if (this.#status !== 'new') {
-      this.#deliver(
+      deliverTo(
+        sink,
+        index,
+        this,
         false,
         this.#status === 'cancelled' && this.#startedAt === undefined
-          ? this.#error
+          ? this.#value
           : new RunnerStateError(
               `Runner ${this.instanceId} has already run (status ${this.#status}); a runner runs once.`,
               'call retryTask() for a fresh runner',
             ),
+        Number.NaN,
       );
       return;
     }
     const executor = this.#executor;
     if (executor === undefined) {
-      this.#deliver(
+      deliverTo(
+        sink,
+        index,
+        this,
         false,
         new RunnerStateError(
           `Runner ${this.instanceId} has no executor.`,
           'pass { executor } or call run(executor) before execute()',
         ),
+        Number.NaN,
       );
       return;
     }
-    this.#startedAt = now();
+    this.#sink = sink;
+    this.#index = index;
+    // NaN !== NaN: the caller had no fresh reading to give.
+    this.#startedAt = startedAt === startedAt ? startedAt : now();
+    const rare = this.#rare;
     this.#setStatus('starting');
-    let listener: (() => void) | undefined;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    if (external !== undefined) {
-      if (external.aborted) {
-        this.#end('cancelled', new CancelledError(external.reason));
-        return;
-      }
-      listener = (): void => {
-        this.cancel(external.reason);
-      };
-      external.addEventListener('abort', listener, { once: true });
-    }
-    const timeoutMs = this.#timeoutMs;
-    if (timeoutMs !== undefined) {
-      timer = setTimeout(() => {
-        this.#end('timed_out', new NodeTimeoutError(timeoutMs));
-      }, timeoutMs);
-    }
-    if (listener !== undefined || timer !== undefined) {
-      this.#release = () => {
-        if (timer !== undefined) clearTimeout(timer);
-        if (listener !== undefined) external?.removeEventListener('abort', listener);
-      };
+    if (rare !== undefined || external !== undefined) {
+      if (!this.#arm(external, rare?.timeoutMs)) return;
     }
     this.#setStatus('running');
     let output: unknown;
     try {
-      output = executor(this.#params as never, makeContext(this, node, inputs, this.#attempt));
+      output = executor(
+        this.#params as never,
+        new Context(this, node, inputs, this.#attempt) as unknown as RunContext,
+      );
     } catch (error) {
       this.#finish(false, error);
       return;
@@ -337,33 +350,59 @@ export class NodeRunner<P = unknown, R = unknown> {
     }
   }
 
+  /** Follows the caller's signal and starts the timeout timer; false when the signal had already aborted. */
+  #arm(external: AbortSignal | undefined, timeoutMs: number | undefined): boolean {
+    let listener: (() => void) | undefined;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (external !== undefined) {
+      if (external.aborted) {
+        this.#end('cancelled', new CancelledError(external.reason));
+        return false;
+      }
+      listener = (): void => {
+        this.cancel(external.reason);
+      };
+      external.addEventListener('abort', listener, { once: true });
+    }
+    if (timeoutMs !== undefined) {
+      timer = setTimeout(() => {
+        this.#end('timed_out', new NodeTimeoutError(timeoutMs));
+      }, timeoutMs);
+    }
+    if (listener !== undefined || timer !== undefined) {
+      this.#release = () => {
+        if (timer !== undefined) clearTimeout(timer);
+        if (listener !== undefined) external?.removeEventListener('abort', listener);
+      };
+    }
+    return true;
+  }
+
   #finish(ok: boolean, value: unknown): void {
     if (this.#status !== 'running') return; // already cancelled or timed out: the late outcome is dropped
-    this.#cleanup();
-    this.#endedAt = now();
-    if (ok) this.#result = value;
-    else this.#error = value;
+    if (this.#release !== undefined) this.#cleanup();
+    const endedAt = now();
+    this.#endedAt = endedAt;
+    this.#value = value;
     this.#setStatus(ok ? 'completed' : 'error');
-    this.#deliver(ok, value);
+    // The reading is still "now" for the composition unless a status listener (outside code) has just run.
+    this.#deliver(ok, value, this.#rare?.onStatus === undefined ? endedAt : Number.NaN);
   }
 
   #end(status: 'cancelled' | 'timed_out', error: Error): void {
     this.#cleanup();
     this.#endedAt = now();
-    this.#error = error;
+    this.#value = error;
     this.#controller?.abort(error);
     this.#setStatus(status);
-    this.#deliver(false, error);
+    this.#deliver(false, error, Number.NaN);
   }
 
   /** Hands the outcome to whoever started the run: execute()'s promise, or the owning Composition. */
-  #deliver(ok: boolean, value: unknown): void {
-    const settle = this.#settle;
-    const target = this.#target;
-    this.#settle = undefined;
-    this.#target = undefined;
-    if (settle !== undefined) settle(ok, value);
-    else target?.[settledSymbol](this.#targetIndex, this, ok, value);
+  #deliver(ok: boolean, value: unknown, stamp: number): void {
+    const sink = this.#sink;
+    this.#sink = undefined;
+    if (sink !== undefined) deliverTo(sink, this.#index, this, ok, value, stamp);
   }
 
   #cleanup(): void {
@@ -382,9 +421,10 @@ export class NodeRunner<P = unknown, R = unknown> {
       );
     }
     this.#status = to;
-    if (this.#onStatus !== undefined) {
+    const onStatus = this.#rare?.onStatus;
+    if (onStatus !== undefined) {
       try {
-        this.#onStatus(this, from, to);
+        onStatus(this, from, to);
       } catch (error) {
         // A listener bug must not corrupt the run; surface it loudly, as EventEmitter does.
         queueMicrotask(() => {
@@ -426,13 +466,16 @@ class Context {
   }
 }
 
-function makeContext(
+function deliverTo(
+  sink: Settle | SettleTarget,
+  index: number,
   runner: NodeRunner,
-  node: DAGNote | undefined,
-  inputs: Record<string, unknown>,
-  attempt: number,
-): RunContext {
-  return new Context(runner, node, inputs, attempt) as unknown as RunContext;
+  ok: boolean,
+  value: unknown,
+  stamp: number,
+): void {
+  if (typeof sink === 'function') sink(ok, value);
+  else sink[settledSymbol](index, runner, ok, value, stamp);
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

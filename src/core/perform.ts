@@ -1,4 +1,4 @@
-import { Composition } from './composition.ts';
+import { Composition, startEndedSymbol, startWith, type StartListener } from './composition.ts';
 import { InvalidOptionError } from './errors.ts';
 import type { CompositionStatus } from './status.ts';
 
@@ -41,7 +41,7 @@ interface Entry {
  * console.log(perform.completed, perform.failed, perform.peakRunning);
  * ```
  */
-export class Perform {
+export class Perform implements StartListener {
   readonly #highWater: number;
   readonly #lowWater: number;
   #running = 0;
@@ -56,6 +56,8 @@ export class Perform {
   #paused = 0;
   #peakRunning = 0;
   #started = 0;
+  /** True while {@link Perform.#drain} runs: a composition that ends during a launch only updates counts. */
+  #draining = false;
 
   /**
    * @throws {InvalidOptionError} unless `1 <= lowWater <= highWater`, both integers.
@@ -152,16 +154,26 @@ export class Perform {
     this.#started += 1;
     if (this.#running > this.#peakRunning) this.#peakRunning = this.#running;
     if (this.#running >= this.#highWater) this.#saturated = true;
+    // The common case hears the end directly (no promise and two closures per composition); a composition
+    // someone else already started or awaits is followed through its start() promise.
+    if (startWith(composition, this, waiter)) return;
     composition.start().then(
       (status) => {
-        this.#ended(status);
-        waiter?.resolve(status);
+        this[startEndedSymbol](waiter, status, false, undefined);
       },
       (error: unknown) => {
-        this.#ended('error');
-        waiter?.reject(error);
+        this[startEndedSymbol](waiter, 'error', true, error);
       },
     );
+  }
+
+  /** @internal A composition this Perform started has settled its start (`failed`: `onDone` threw `error`). */
+  [startEndedSymbol](token: unknown, status: CompositionStatus, failed: boolean, error: unknown): void {
+    const waiter = token as Waiter | undefined;
+    this.#ended(failed ? 'error' : status);
+    if (waiter === undefined) return;
+    if (failed) waiter.reject(error);
+    else waiter.resolve(status);
   }
 
   #ended(status: CompositionStatus): void {
@@ -181,12 +193,20 @@ export class Perform {
 
   /** Starts queued compositions, first in first out, until the high mark or an empty queue. */
   #drain(): void {
+    // A trampoline: a composition that ends synchronously while launched ends inside this loop, which then
+    // goes on launching; the stack never grows with the queue.
+    if (this.#draining) return;
+    this.#draining = true;
     const queue = this.#queue;
-    while (this.#head < queue.length && !this.#saturated) {
-      const entry = queue[this.#head] as Entry;
-      queue[this.#head] = undefined; // drop the reference: a finished composition must be collectable
-      this.#head += 1;
-      this.#launch(entry.composition, entry.waiter);
+    try {
+      while (this.#head < queue.length && !this.#saturated) {
+        const entry = queue[this.#head] as Entry;
+        queue[this.#head] = undefined; // drop the reference: a finished composition must be collectable
+        this.#head += 1;
+        this.#launch(entry.composition, entry.waiter);
+      }
+    } finally {
+      this.#draining = false;
     }
     if (this.#head === queue.length) {
       this.#queue = [];
