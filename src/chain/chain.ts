@@ -1,47 +1,20 @@
 /**
- * Typed chains: a builder that adds prompt and agent nodes one by one, each seeing the typed outputs of the
- * nodes it runs after, and a `Chain` that runs them as a Composition (or many through a Perform).
+ * A built chain: runs it once, streams it, runs many inputs through one Perform, or prepares a run as a
+ * Composition for the caller to start. Each run has its own state and its own events ({@link RunState});
+ * each node's runner comes from {@link nodeRunner}.
  */
-import { z } from 'zod';
-import {
-  Composition,
-  DAGNote,
-  NodeError,
-  NodeRunner,
-  Perform,
-  RESERVED_NODE_NAMES,
-  ReservedNameError,
-  type Json,
-  type NodeRecord,
-  type PerformOptions,
-  type RunContext,
-} from '../core/index.ts';
-import {
-  ModelClient,
-  costOf,
-  type CallEvent,
-  type CallResult,
-  type CallSpec,
-  type ChatMessage,
-  type UsageTotals,
-  addUsageTotals,
-  emptyUsage,
-  zodIssues,
-} from '../providers/index.ts';
+import type { z } from 'zod';
+import { Composition, DAGNote, NodeError, Perform, type Json, type PerformOptions } from '../core/index.ts';
 import { InvalidOptionError } from '../core/errors.ts';
-import { TemplateLoader, defaultTemplateLoader } from '../prompts/index.ts';
+import { ModelClient, zodIssues, type CallResult } from '../providers/index.ts';
+import { TemplateLoader } from '../prompts/index.ts';
 import { ChainDefinitionError, ChainRunError, InputValidationError } from './errors.ts';
-import { toolDefinition, type Tool } from './tool.ts';
-import type {
-  AgentSpec,
-  AgentStep,
-  AgentToolCall,
-  ChainEvent,
-  ChainResult,
-  NodeOverride,
-  PromptSpec,
-  SpecOutput,
-} from './types.ts';
+import { EventQueue } from './events.ts';
+import { toDot, toMermaid } from './graph-text.ts';
+import { chainNode, nodeSettings, type ChainNode, type NodeEntry } from './node-settings.ts';
+import { nodeRunner } from './node-runners.ts';
+import { RunState, recordOf } from './run-state.ts';
+import type { ChainEvent, ChainResult, NodeOverride } from './types.ts';
 
 /** Options of {@link chain}. */
 export interface ChainOptions<S extends z.ZodType> {
@@ -123,56 +96,11 @@ export interface ChainStream<O> extends AsyncIterable<ChainEvent<O>> {
   readonly result: Promise<ChainResult<O>>;
 }
 
-// Internal, type-erased forms of the specs (the builder's generics guarantee the types at its boundary).
-type AnyContext = Readonly<Record<string, unknown>> & { readonly input: unknown };
-interface Entry {
-  readonly name: string;
-  readonly kind: 'prompt' | 'agent';
-  readonly spec: PromptSpec<unknown, Record<string, unknown>, string, z.ZodType | undefined> &
-    Partial<Pick<AgentSpec<unknown, Record<string, unknown>, string, undefined>, 'tools' | 'maxSteps'>>;
-}
-
-type Simplify<T> = { [K in keyof T]: T[K] } & {};
-
-const nodeName = /^[A-Za-z_][\w-]{0,63}$/;
-
-/**
- * A null-prototype record of `entries`. Records keyed by node names (`outputs`, `usageByNode`, `steps`) are
- * built this way, so reading a name that is not a node gives `undefined`, never an inherited member.
- */
-function recordOf<V>(entries: Iterable<readonly [string, V]>): Record<string, V> {
-  const record = Object.create(null) as Record<string, V>;
-  for (const [key, value] of entries) record[key] = value;
-  return record;
-}
 let sharedClient: ModelClient | undefined;
 
 /** The ModelClient chains use when given none (created on first use: simulated model, no limits). */
 export function defaultModelClient(): ModelClient {
   return (sharedClient ??= new ModelClient());
-}
-
-/**
- * Starts a typed chain.
- *
- * @example
- * ```ts
- * const report = chain({ name: 'report', input: z.object({ topic: z.string() }) })
- *   .prompt('outline', { template: 'Outline a report on {{input.topic}}.', output: Outline })
- *   .prompt('draft', { after: ['outline'], prompt: ({ outline }) => `Write: ${outline.title}` })
- *   .build();
- * const { outputs } = await report.run({ topic: 'tides' }); // outputs.outline: z.infer<typeof Outline>
- * ```
- */
-// eslint-disable-next-line @typescript-eslint/no-generated-empty-object-type -- a new chain has no outputs yet
-export function chain<S extends z.ZodType>(options: ChainOptions<S>): ChainBuilder<S, Record<never, never>> {
-  if (!(options.input instanceof z.ZodType)) {
-    throw new ChainDefinitionError('chain({ input }) needs a zod schema for the input.', undefined, {
-      hint: 'e.g. input: z.object({ topic: z.string() })',
-    });
-  }
-  // eslint-disable-next-line @typescript-eslint/no-generated-empty-object-type -- as above
-  return new ChainBuilder<S, Record<never, never>>(options, []);
 }
 
 /** The chain's loader for its `templates` option: a path becomes a layered loader with it searched first. */
@@ -184,108 +112,6 @@ function templateLoaderOf(templates: string | TemplateLoader | undefined): Templ
   return new TemplateLoader({ projectDir: templates });
 }
 
-/** Adds nodes to a chain; each call returns a new builder whose output type includes the new node. */
-export class ChainBuilder<S extends z.ZodType, O extends Record<string, unknown>> {
-  readonly #options: ChainOptions<S>;
-  readonly #entries: readonly Entry[];
-
-  /** @internal Use {@link chain}. */
-  constructor(options: ChainOptions<S>, entries: readonly Entry[]) {
-    this.#options = options;
-    this.#entries = entries;
-  }
-
-  /**
-   * Adds a prompt node: one model call on a rendered prompt, returning text or (with `output`) a validated,
-   * typed value.
-   * @throws {ChainDefinitionError} for a duplicate or bad name, an unknown `after` node, or no prompt.
-   * @throws {ReservedNameError} for a name every JavaScript object already has as a key (`__proto__`,
-   *   `constructor`, `toString`, ...: see `RESERVED_NODE_NAMES`), code `reserved_name`.
-   */
-  prompt<
-    N extends string,
-    const D extends keyof O & string = never,
-    X extends z.ZodType | undefined = undefined,
-  >(
-    name: N extends keyof O ? never : N,
-    spec: PromptSpec<z.output<S>, O, D, X>,
-  ): ChainBuilder<S, Simplify<O & { readonly [K in N]: SpecOutput<X> }>> {
-    return this.#add(name, 'prompt', spec);
-  }
-
-  /**
-   * Adds an agent node: the model may call `tools` (zod-typed functions) in a loop of at most `maxSteps`
-   * turns; tool errors go back to the model as tool results; then the final answer (validated against
-   * `output` when given).
-   * @throws {ChainDefinitionError} as {@link ChainBuilder.prompt}, or for duplicate tool names.
-   */
-  agent<
-    N extends string,
-    const D extends keyof O & string = never,
-    X extends z.ZodType | undefined = undefined,
-  >(
-    name: N extends keyof O ? never : N,
-    spec: AgentSpec<z.output<S>, O, D, X>,
-  ): ChainBuilder<S, Simplify<O & { readonly [K in N]: SpecOutput<X> }>> {
-    const names = new Set<string>();
-    for (const t of spec.tools) {
-      if (names.has(t.name))
-        throw new ChainDefinitionError(`Agent "${name}" has two tools named "${t.name}".`, name);
-      names.add(t.name);
-    }
-    if (spec.maxSteps !== undefined && !(Number.isInteger(spec.maxSteps) && spec.maxSteps >= 1)) {
-      throw new ChainDefinitionError(
-        `Agent "${name}": maxSteps must be an integer >= 1, got ${String(spec.maxSteps)}.`,
-        name,
-      );
-    }
-    return this.#add(name, 'agent', spec);
-  }
-
-  /**
-   * Finishes the chain.
-   * @throws {ChainDefinitionError} when it has no node.
-   */
-  build(): Chain<S, O> {
-    if (this.#entries.length === 0) {
-      throw new ChainDefinitionError('A chain needs at least one node.', undefined, {
-        hint: 'add .prompt(...) or .agent(...)',
-      });
-    }
-    return new Chain<S, O>(this.#options, this.#entries);
-  }
-
-  #add<R>(name: string, kind: 'prompt' | 'agent', spec: object, _result?: R): R {
-    const typed = spec as Entry['spec'];
-    if (typeof name !== 'string' || !nodeName.test(name) || name === 'input') {
-      throw new ChainDefinitionError(`Node name ${JSON.stringify(name)} is not allowed.`, name, {
-        hint: 'use a letter, then letters, digits, _ or - (at most 64), and not "input"',
-      });
-    }
-    if (RESERVED_NODE_NAMES.has(name)) throw new ReservedNameError(name);
-    if (this.#entries.some((e) => e.name === name)) {
-      throw new ChainDefinitionError(`The chain already has a node named "${name}".`, name);
-    }
-    for (const dep of typed.after ?? []) {
-      if (!this.#entries.some((e) => e.name === dep)) {
-        throw new ChainDefinitionError(
-          `Node "${name}" runs after "${dep}", which is not in the chain (yet).`,
-          name,
-          {
-            hint: `add "${dep}" before "${name}"; known: ${this.#entries.map((e) => e.name).join(', ') || 'none'}`,
-          },
-        );
-      }
-    }
-    if (typed.template === undefined && typed.prompt === undefined) {
-      throw new ChainDefinitionError(`Node "${name}" has neither a template nor a prompt.`, name, {
-        hint: 'give template: "name-or-inline {{handlebars}}" or prompt: (context) => string',
-      });
-    }
-    return new ChainBuilder(this.#options, [...this.#entries, { name, kind, spec: typed }]) as unknown as R;
-  }
-}
-
 /** A built chain: run it, stream it, compose it into a Perform, or draw it. */
 export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
   /** The chain's name. */
@@ -294,30 +120,42 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
   readonly inputSchema: S;
   /** Node names in the order they were added. */
   readonly nodes: readonly string[];
-  readonly #entries: ReadonlyMap<string, Entry>;
+  readonly #nodes: ReadonlyMap<string, ChainNode>;
   readonly #graph: Map<DAGNote, DAGNote[]>;
-  readonly #model: string;
   readonly #client: ModelClient | undefined;
   readonly #templates: TemplateLoader | undefined;
+  /** Most model calls one node may make in a run: 1, or an agent's `maxSteps` + 1 (its final answer). */
+  readonly #callsPerNode: number;
 
   /** @internal Use {@link ChainBuilder.build}. */
-  constructor(options: ChainOptions<S>, entries: readonly Entry[]) {
+  constructor(options: ChainOptions<S>, entries: readonly NodeEntry[]) {
     this.name = options.name ?? 'chain';
     this.inputSchema = options.input;
     this.nodes = Object.freeze(entries.map((e) => e.name));
-    this.#entries = new Map(entries.map((e) => [e.name, e]));
-    this.#model = options.model ?? (process.env.SYMPHONIZER_MODEL?.trim() || 'sim:default');
+    const model = options.model ?? (process.env.SYMPHONIZER_MODEL?.trim() || 'sim:default');
     this.#client = options.client;
     this.#templates = templateLoaderOf(options.templates);
-    // One graph of notes for every run: per-run state lives in each Composition.
+    // One graph of notes for every run (per-run state lives in each Composition). A note's payload is its
+    // node's settings, and the runner reads them back from it.
     const notes = new Map<string, DAGNote>();
-    for (const e of entries) notes.set(e.name, new DAGNote(e.name, this.#payload(e)));
+    const nodes = new Map<string, ChainNode>();
+    for (const e of entries) {
+      const note = new DAGNote(e.name, nodeSettings(e, model) as Json);
+      notes.set(e.name, note);
+      nodes.set(e.name, chainNode(e, note.payload as ChainNode['settings']));
+    }
+    this.#nodes = nodes;
     this.#graph = new Map(
       entries.map((e) => [
         notes.get(e.name) as DAGNote,
         (e.spec.after ?? []).map((d) => notes.get(d) as DAGNote),
       ]),
     );
+    let calls = 1;
+    for (const node of nodes.values()) {
+      if (node.settings.kind === 'agent') calls = Math.max(calls, (node.settings.maxSteps ?? 5) + 1);
+    }
+    this.#callsPerNode = calls;
   }
 
   /** The client given to {@link chain} (its `client` option), if any: runs given no client of their own use it. */
@@ -333,8 +171,8 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
   models(options: Pick<ChainRunOptions, 'model' | 'overrides'> = {}): Readonly<Record<string, string>> {
     this.#checkOverrides(options.overrides);
     const models: Record<string, string> = {};
-    for (const [name, entry] of this.#entries) {
-      models[name] = overrideOf(name, options)?.model ?? entry.spec.model ?? this.#model;
+    for (const [name, node] of this.#nodes) {
+      models[name] = overrideOf(name, options)?.model ?? node.settings.model;
     }
     return models;
   }
@@ -352,14 +190,10 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
 
   /** Runs the chain and yields its events (tokens included) as they happen; `result` settles at the end. */
   stream(input: z.input<S>, options: ChainRunOptions<O> = {}): ChainStream<O> {
-    const queue: ChainEvent<O>[] = [];
-    let wake: (() => void) | undefined;
-    let ended = false;
+    const queue = new EventQueue<O>();
     const push = (event: ChainEvent<O>): void => {
       queue.push(event);
       options.onEvent?.(event);
-      if (event.type === 'chain-done') ended = true;
-      wake?.();
     };
     let run: ChainRun<O>;
     try {
@@ -382,21 +216,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     return {
       runId: run.runId,
       result: run.result,
-      [Symbol.asyncIterator]: async function* () {
-        for (;;) {
-          const event = queue.shift();
-          if (event !== undefined) {
-            yield event;
-            if (event.type === 'chain-done') return;
-            continue;
-          }
-          if (ended) return;
-          await new Promise<void>((resolve) => {
-            wake = resolve;
-          });
-          wake = undefined;
-        }
-      },
+      [Symbol.asyncIterator]: () => queue[Symbol.asyncIterator](),
     };
   }
 
@@ -413,17 +233,20 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     this.#checkOverrides(options.overrides);
     const client = options.client ?? this.#client ?? defaultModelClient();
     const state = new RunState<O>(this.name, options.onEvent);
+    // Tokens no one has seen (no onEvent) only go into the result, so a drop after some of them is retried.
+    const retryAfterText = options.retryAfterText ?? options.onEvent === undefined;
     let ended!: (status: string) => void;
     const end = new Promise<string>((resolve) => {
       ended = resolve;
     });
     const composition: Composition = new Composition(this.#graph, {
-      maxTries: client.maxTries,
+      // Every model call of a node has the client's budget of tries; an agent's node makes several.
+      maxTries: 1 + this.#callsPerNode * (client.maxTries - 1),
       signal: options.signal,
       onDone: (_c, status) => {
         ended(status);
       },
-      configureNodeRunner: (node) => {
+      configureNodeRunner: (note) => {
         if (!state.started) {
           state.started = true;
           state.emit({
@@ -433,9 +256,21 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
             nodes: this.nodes,
           });
         }
-        return this.#runner(node.name, parsed.data, client, composition, state, options);
+        return nodeRunner({
+          node: this.#nodes.get(note.name) as ChainNode,
+          input: parsed.data,
+          client,
+          compositionId: composition.instanceId,
+          state,
+          override: overrideOf(note.name, options),
+          templates: this.#templates,
+          timeoutMs: options.nodeTimeoutMs,
+          streamTokens: options.streamTokens === true,
+          retryAfterText,
+        });
       },
       onNodeDone: (node, status, error) => {
+        if (!state.observed) return;
         const result = composition.results.get(node.key) as CallResult | undefined;
         state.emit({
           type: 'node-done',
@@ -448,11 +283,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
       },
     });
     const runId = composition.instanceId;
-    const unsubscribe = client.subscribe((event) => {
-      if (event.compositionId === runId) state.onCallEvent(event);
-    });
     const settle = (status: string): ChainResult<O> => {
-      unsubscribe();
       const outputs = recordOf<unknown>([]);
       for (const [key, value] of composition.results) outputs[key] = (value as CallResult).output;
       const trace = composition.trace();
@@ -525,356 +356,22 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
 
   /** The graph as a Mermaid flowchart. */
   toMermaid(): string {
-    const lines = ['flowchart TD', '  input([input])'];
-    for (const [name, entry] of this.#entries) {
-      const label = `${name}<br/><small>${entry.kind} · ${entry.spec.model ?? this.#model}</small>`;
-      lines.push(`  ${name}${entry.kind === 'agent' ? `{{"${label}"}}` : `["${label}"]`}`);
-    }
-    for (const [name, entry] of this.#entries) {
-      const after = entry.spec.after ?? [];
-      if (after.length === 0) lines.push(`  input --> ${name}`);
-      for (const dep of after) lines.push(`  ${dep} --> ${name}`);
-    }
-    return lines.join('\n');
+    return toMermaid(this.#nodes.values());
   }
 
   /** The graph in Graphviz DOT. */
   toDot(): string {
-    const lines = [`digraph ${JSON.stringify(this.name)} {`, '  rankdir=TB;', '  input [shape=oval];'];
-    for (const [name, entry] of this.#entries) {
-      const label = `${name}\\n${entry.kind} · ${entry.spec.model ?? this.#model}`;
-      lines.push(
-        `  ${JSON.stringify(name)} [shape=${entry.kind === 'agent' ? 'hexagon' : 'box'}, label="${label}"];`,
-      );
-    }
-    for (const [name, entry] of this.#entries) {
-      const after = entry.spec.after ?? [];
-      if (after.length === 0) lines.push(`  input -> ${JSON.stringify(name)};`);
-      for (const dep of after) lines.push(`  ${JSON.stringify(dep)} -> ${JSON.stringify(name)};`);
-    }
-    lines.push('}');
-    return lines.join('\n');
+    return toDot(this.name, this.#nodes.values());
   }
 
   #checkOverrides(overrides: Readonly<Record<string, NodeOverride>> | undefined): void {
     for (const key of Object.keys(overrides ?? {})) {
-      if (!this.#entries.has(key)) {
+      if (!this.#nodes.has(key)) {
         throw new ChainDefinitionError(`Override for unknown node "${key}".`, key, {
           hint: `nodes: ${this.nodes.join(', ')}`,
         });
       }
     }
-  }
-
-  #payload(entry: Entry): Json {
-    const spec = entry.spec;
-    const payload: Record<string, Json> = { kind: entry.kind, model: spec.model ?? this.#model };
-    if (spec.template !== undefined) payload.template = spec.template;
-    if (spec.temperature !== undefined) payload.temperature = spec.temperature;
-    if (spec.maxTokens !== undefined) payload.maxTokens = spec.maxTokens;
-    if (spec.output !== undefined) payload.output = spec.schemaName ?? entry.name;
-    if (spec.tools !== undefined) payload.tools = spec.tools.map((t) => t.name);
-    if (spec.maxSteps !== undefined) payload.maxSteps = spec.maxSteps;
-    return payload;
-  }
-
-  #runner(
-    name: string,
-    input: unknown,
-    client: ModelClient,
-    composition: Composition,
-    state: RunState<O>,
-    options: ChainRunOptions<O>,
-  ): NodeRunner {
-    const entry = this.#entries.get(name) as Entry;
-    const override = overrideOf(name, options);
-    const labels = { nodeKey: name, compositionId: composition.instanceId };
-    const build = (context: RunContext): CallSpec => {
-      const spec = this.#callSpec(entry, input, context.inputs, override);
-      state.emit({ type: 'node-start', node: name, attempt: context.attempt, model: spec.model });
-      return spec;
-    };
-    // nodeTimeoutMs bounds each attempt of each model call (and is retried), not the runner as a whole:
-    // a runner timeout would fail the run at the first hang.
-    const timeoutMs = options.nodeTimeoutMs;
-    if (entry.kind === 'agent') {
-      return new NodeRunner({
-        executor: (_params, context) =>
-          this.#agent(entry, build(context), client, context, labels, state, timeoutMs),
-      });
-    }
-    if (options.streamTokens === true && entry.spec.output === undefined) {
-      // Tokens no one has seen (no onEvent) only go into the result, so a drop after some of them is retried.
-      const retryAfterText = options.retryAfterText ?? options.onEvent === undefined;
-      return new NodeRunner({
-        executor: (_params, context) =>
-          streamText(build(context), client, context, labels, state, { timeoutMs, retryAfterText }),
-      });
-    }
-    return client.runner(build, { labels, timeoutMs: options.nodeTimeoutMs });
-  }
-
-  #callSpec(
-    entry: Entry,
-    input: unknown,
-    inputs: Record<string, unknown>,
-    override: NodeOverride | undefined,
-  ): CallSpec {
-    const spec = entry.spec;
-    const context: Record<string, unknown> = { input };
-    for (const dep of spec.after ?? []) {
-      if (dep in inputs) context[dep] = (inputs[dep] as CallResult).output;
-    }
-    const typedContext = context as AnyContext;
-    let system = spec.system;
-    let user: string;
-    const template = override?.template ?? spec.template;
-    if (template !== undefined) {
-      const variables = { ...context, ...spec.variables?.(typedContext) };
-      const rendered = (this.#templates ?? defaultTemplateLoader)
-        .load(template)
-        .render(variables, { nodeKey: entry.name });
-      system = rendered.system ?? system;
-      user = rendered.user;
-    } else {
-      const prompt = (
-        spec.prompt as (c: AnyContext) => string | { system?: string | undefined; user: string }
-      )(typedContext);
-      if (typeof prompt === 'string') user = prompt;
-      else {
-        system = prompt.system ?? system;
-        user = prompt.user;
-      }
-    }
-    return {
-      model: override?.model ?? spec.model ?? this.#model,
-      system,
-      prompt: user,
-      schema: spec.output,
-      schemaName:
-        spec.output === undefined
-          ? undefined
-          : (spec.schemaName ?? entry.name.replace(/[^a-zA-Z0-9_-]/g, '_')),
-      temperature: override?.temperature ?? spec.temperature,
-      maxTokens: override?.maxTokens ?? spec.maxTokens,
-    };
-  }
-
-  async #agent(
-    entry: Entry,
-    base: CallSpec,
-    client: ModelClient,
-    context: RunContext,
-    labels: { nodeKey: string; compositionId: string },
-    state: RunState<O>,
-    timeoutMs: number | undefined,
-  ): Promise<CallResult> {
-    const tools = entry.spec.tools ?? [];
-    const byName = new Map<string, Tool>(tools.map((t) => [t.name, t]));
-    const definitions = tools.map(toolDefinition);
-    const maxSteps = entry.spec.maxSteps ?? 5;
-    const messages: ChatMessage[] = [{ role: 'user', content: base.prompt ?? '' }];
-    const steps: AgentStep[] = [];
-    state.steps.set(entry.name, steps);
-    const { schema: _schema, schemaName: _schemaName, prompt: _prompt, ...plain } = base;
-    const options = { signal: context.signal, labels, timeoutMs };
-    for (let step = 1; step <= maxSteps; step++) {
-      const reply = await client.call({ ...plain, messages, tools: definitions }, options);
-      const calls = reply.response.toolCalls;
-      if (calls.length === 0) {
-        const done: AgentStep = { step, text: reply.text, toolCalls: [] };
-        steps.push(done);
-        state.emit({ type: 'agent-step', node: entry.name, step: done });
-        if (base.schema === undefined) return reply;
-        messages.push({ role: 'assistant', content: reply.text });
-        break;
-      }
-      messages.push({ role: 'assistant', content: reply.text, toolCalls: calls });
-      const outcomes: AgentToolCall[] = [];
-      for (const call of calls) {
-        const outcome = await runTool(
-          byName.get(call.name),
-          call.id,
-          call.name,
-          call.arguments,
-          context.signal,
-          [...byName.keys()],
-        );
-        outcomes.push(outcome);
-        messages.push({ role: 'tool', toolCallId: call.id, content: outcome.result, isError: !outcome.ok });
-      }
-      const done: AgentStep = { step, text: reply.text, toolCalls: outcomes };
-      steps.push(done);
-      state.emit({ type: 'agent-step', node: entry.name, step: done });
-    }
-    // The final answer, without tools: validated against the node's schema when it has one.
-    messages.push({
-      role: 'user',
-      content:
-        base.schema === undefined
-          ? 'Give your final answer now, without calling tools.'
-          : 'Give your final answer now as JSON matching the requested schema, without calling tools.',
-    });
-    return client.call({ ...plain, messages, schema: base.schema, schemaName: base.schemaName }, options);
-  }
-}
-
-/** Per-run bookkeeping: events out, usage by node, agent steps. */
-class RunState<O> {
-  readonly usageByNode = new Map<string, UsageTotals>();
-  readonly steps = new Map<string, AgentStep[]>();
-  simulated = false;
-  cachedCalls = 0;
-  started = false;
-  readonly #chain: string;
-  readonly #onEvent: ((event: ChainEvent<O>) => void) | undefined;
-
-  constructor(chainName: string, onEvent: ((event: ChainEvent<O>) => void) | undefined) {
-    this.#chain = chainName;
-    this.#onEvent = onEvent;
-  }
-
-  emit(event: ChainEvent<O>): void {
-    if (this.#onEvent === undefined) return;
-    try {
-      this.#onEvent(Object.freeze(event));
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
-  }
-
-  onCallEvent(event: CallEvent): void {
-    const node = event.nodeKey ?? this.#chain;
-    switch (event.type) {
-      case 'call': {
-        if (event.simulated) this.simulated = true;
-        if (event.cached) this.cachedCalls += 1;
-        const before = this.usageByNode.get(node) ?? emptyUsage();
-        this.usageByNode.set(
-          node,
-          addUsageTotals(before, {
-            inputTokens: event.usage.inputTokens,
-            outputTokens: event.usage.outputTokens,
-            totalTokens: event.usage.inputTokens + event.usage.outputTokens,
-            costUsd: event.costUsd ?? 0,
-            calls: 1,
-            unpricedCalls: event.costUsd === undefined ? 1 : 0,
-          }),
-        );
-        return;
-      }
-      case 'retry':
-        this.emit({
-          type: 'retry',
-          node,
-          attempt: event.attempt,
-          delayMs: event.delayMs,
-          reason: event.reason,
-          kind: event.kind,
-          ...(event.discardText === true ? { discardTokens: true as const } : {}),
-        });
-        return;
-      case 'rate-limit-wait':
-        this.emit({ type: 'rate-limit-wait', node, delayMs: event.delayMs, reason: event.reason });
-        return;
-      default: {
-        const never: never = event;
-        return never;
-      }
-    }
-  }
-
-  total(): UsageTotals {
-    let total = emptyUsage();
-    for (const u of this.usageByNode.values()) total = addUsageTotals(total, u);
-    return total;
-  }
-}
-
-async function streamText<O>(
-  spec: CallSpec,
-  client: ModelClient,
-  context: RunContext,
-  labels: { nodeKey: string; compositionId: string },
-  state: RunState<O>,
-  options: { readonly timeoutMs: number | undefined; readonly retryAfterText: boolean },
-): Promise<CallResult> {
-  let text = '';
-  let retries = 0;
-  const stream = client.stream(spec, { ...options, signal: context.signal, labels });
-  for await (const event of stream) {
-    // The client has already reported the retry (a `retry` event with `discardTokens`); start over.
-    if (event.type === 'retry') {
-      text = '';
-      retries += 1;
-    } else if (event.type === 'text-delta') {
-      text += event.text;
-      state.emit({ type: 'token', node: labels.nodeKey, text: event.text });
-    } else if (event.type === 'finish') {
-      const response = event.response;
-      return {
-        output: response.text === '' ? text : response.text,
-        text: response.text === '' ? text : response.text,
-        modelId: spec.model,
-        usage: response.usage,
-        costUsd: costOf(spec.model, response.usage).costUsd,
-        attempt: context.attempt + retries,
-        simulated: response.simulated === true,
-        requestId: response.requestId,
-        response,
-      };
-    }
-  }
-  throw new ChainDefinitionError(
-    `The stream of node "${labels.nodeKey}" ended without a finish event.`,
-    labels.nodeKey,
-  );
-}
-
-async function runTool(
-  t: Tool | undefined,
-  id: string,
-  name: string,
-  args: unknown,
-  signal: AbortSignal,
-  known: readonly string[],
-): Promise<AgentToolCall> {
-  if (t === undefined) {
-    return {
-      id,
-      name,
-      arguments: args,
-      ok: false,
-      result: `Error: there is no tool "${name}". Tools: ${known.join(', ')}.`,
-    };
-  }
-  const parsed = t.input.safeParse(args);
-  if (!parsed.success) {
-    const issues = zodIssues(parsed.error, Infinity)
-      .map((i) => `${i.path || '(root)'}: ${i.message}`)
-      .join('; ');
-    return {
-      id,
-      name,
-      arguments: args,
-      ok: false,
-      result: `Error: invalid arguments for "${name}": ${issues}`,
-    };
-  }
-  try {
-    const value = await t.run(parsed.data, { signal });
-    return {
-      id,
-      name,
-      arguments: args,
-      ok: true,
-      result: typeof value === 'string' ? value : value === undefined ? 'null' : JSON.stringify(value),
-    };
-  } catch (error) {
-    if (signal.aborted) throw error;
-    return { id, name, arguments: args, ok: false, result: `Error: ${errorMessage(error)}` };
   }
 }
 
@@ -894,16 +391,4 @@ function asError(error: unknown): Error {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-/** Lists the NodeRecords of a run's trace as short lines, for logs and the CLI. */
-export function formatTrace(trace: readonly NodeRecord[]): string[] {
-  return trace.map((r) => {
-    const ms = r.durationMs === undefined ? '' : ` ${r.durationMs.toFixed(1)} ms`;
-    const error =
-      r.error === undefined
-        ? ''
-        : ` — ${r.error.name}${r.error.status === undefined ? '' : ` ${r.error.status}`}: ${r.error.message}`;
-    return `${r.key} ${r.status} (attempt ${r.attempt})${ms}${error}`;
-  });
 }

@@ -3,12 +3,10 @@
  * @packageDocumentation
  */
 
+export { ChainBuilder, chain } from './builder.ts';
 export {
   Chain,
-  ChainBuilder,
-  chain,
   defaultModelClient,
-  formatTrace,
   type ChainInput,
   type ChainOptions,
   type ChainOutputs,
@@ -16,6 +14,7 @@ export {
   type ChainRunOptions,
   type ChainStream,
 } from './chain.ts';
+export { formatTrace } from './graph-text.ts';
 export { ChainDefinitionError, ChainRunError, InputValidationError } from './errors.ts';
 export { formatServerSentEvent, toServerSentEvents } from './sse.ts';
 export { tool, toolDefinition, type Tool } from './tool.ts';

@@ -1,0 +1,188 @@
+/**
+ * An agent node's loop: the model may call the node's tools for at most `maxSteps` turns, each tool's
+ * outcome (errors included) going back to the model; then the final answer, validated against the node's
+ * schema when it has one. Every model call is an attempt of the node: a call that should be retried makes
+ * the Composition re-run the node through `retryTask()` (the trace shows it), and the new attempt resumes
+ * the loop where it stopped, without running a tool twice.
+ */
+import type { RunContext } from '../core/index.ts';
+import type {
+  CallEventSink,
+  CallResult,
+  CallRetries,
+  CallSpec,
+  ChatMessage,
+  ModelClient,
+  ToolDefinition,
+  UsageLabels,
+} from '../providers/index.ts';
+import { zodIssues } from '../providers/index.ts';
+import type { ChainNode } from './node-settings.ts';
+import { toolDefinition, type Tool } from './tool.ts';
+import type { AgentStep, AgentToolCall } from './types.ts';
+
+/** What an agent's loop needs besides its node. */
+export interface AgentLoopOptions {
+  readonly client: ModelClient;
+  readonly labels: UsageLabels;
+  /** Per-attempt timeout of each model call. */
+  readonly timeoutMs: number | undefined;
+  /** The run's sink for the calls' events. */
+  readonly onEvent: CallEventSink;
+  /** Called with each finished step. */
+  readonly onStep: (step: AgentStep) => void;
+}
+
+/** Default of `maxSteps`. */
+const defaultMaxSteps = 5;
+
+/** One agent node's loop in one run, shared by the node's runner and its `retryTask()` children. */
+export class AgentLoop {
+  readonly #node: ChainNode;
+  readonly #options: AgentLoopOptions;
+  readonly #byName: ReadonlyMap<string, Tool>;
+  readonly #definitions: readonly ToolDefinition[];
+  /** The steps so far (the run's `steps` record holds this array). */
+  readonly steps: AgentStep[] = [];
+  readonly #messages: ChatMessage[] = [];
+  #base: CallSpec | undefined;
+  /** The retry state of the model call in progress; a new one for each call. */
+  #retries: CallRetries | undefined;
+  /** True once no more tool turns are made: only the final answer is left. */
+  #toolsDone = false;
+  #finalAsked = false;
+
+  constructor(node: ChainNode, options: AgentLoopOptions) {
+    this.#node = node;
+    this.#options = options;
+    this.#byName = new Map(node.tools.map((t) => [t.name, t]));
+    this.#definitions = node.tools.map(toolDefinition);
+  }
+
+  /**
+   * Runs (or resumes) the loop in one attempt of the node; `base` is the node's call, built on its first
+   * attempt and kept for the next ones.
+   * @throws {TryAgainError} when a model call should be retried (the Composition re-runs the node).
+   */
+  async run(base: () => CallSpec, context: RunContext): Promise<CallResult> {
+    if (this.#base === undefined) {
+      this.#base = base();
+      this.#messages.push({ role: 'user', content: this.#base.prompt ?? '' });
+    }
+    const { schema, schemaName, prompt: _prompt, ...plain } = this.#base;
+    const maxSteps = this.#node.settings.maxSteps ?? defaultMaxSteps;
+    const messages = this.#messages;
+    while (!this.#toolsDone && this.steps.length < maxSteps) {
+      const reply = await this.#call({ ...plain, messages, tools: this.#definitions }, context);
+      const step = this.steps.length + 1;
+      const calls = reply.response.toolCalls;
+      if (calls.length === 0) {
+        this.#done({ step, text: reply.text, toolCalls: [] });
+        if (schema === undefined) return reply;
+        messages.push({ role: 'assistant', content: reply.text });
+        this.#toolsDone = true;
+        break;
+      }
+      messages.push({ role: 'assistant', content: reply.text, toolCalls: calls });
+      const outcomes: AgentToolCall[] = [];
+      for (const call of calls) {
+        const outcome = await runTool(this.#byName.get(call.name), {
+          id: call.id,
+          name: call.name,
+          args: call.arguments,
+          signal: context.signal,
+          known: [...this.#byName.keys()],
+        });
+        outcomes.push(outcome);
+        messages.push({ role: 'tool', toolCallId: call.id, content: outcome.result, isError: !outcome.ok });
+      }
+      this.#done({ step, text: reply.text, toolCalls: outcomes });
+    }
+    // The final answer, without tools: validated against the node's schema when it has one.
+    if (!this.#finalAsked) {
+      this.#finalAsked = true;
+      messages.push({
+        role: 'user',
+        content:
+          schema === undefined
+            ? 'Give your final answer now, without calling tools.'
+            : 'Give your final answer now as JSON matching the requested schema, without calling tools.',
+      });
+    }
+    return this.#call({ ...plain, messages, schema, schemaName }, context);
+  }
+
+  #done(step: AgentStep): void {
+    this.steps.push(step);
+    this.#options.onStep(step);
+  }
+
+  async #call(spec: CallSpec, context: RunContext): Promise<CallResult> {
+    const { client, labels, timeoutMs, onEvent } = this.#options;
+    this.#retries ??= client.callRetries();
+    const result = await client.attempt(spec, this.#retries, {
+      signal: context.signal,
+      attempt: context.attempt,
+      labels,
+      timeoutMs,
+      onEvent,
+    });
+    this.#retries = undefined;
+    return result;
+  }
+}
+
+/** Runs one tool call of the model; its failures become the result the model reads (not thrown). */
+async function runTool(
+  t: Tool | undefined,
+  call: {
+    readonly id: string;
+    readonly name: string;
+    readonly args: unknown;
+    readonly signal: AbortSignal;
+    readonly known: readonly string[];
+  },
+): Promise<AgentToolCall> {
+  const { id, name, args, signal } = call;
+  if (t === undefined) {
+    return {
+      id,
+      name,
+      arguments: args,
+      ok: false,
+      result: `Error: there is no tool "${name}". Tools: ${call.known.join(', ')}.`,
+    };
+  }
+  const parsed = t.input.safeParse(args);
+  if (!parsed.success) {
+    const issues = zodIssues(parsed.error, Infinity)
+      .map((i) => `${i.path || '(root)'}: ${i.message}`)
+      .join('; ');
+    return {
+      id,
+      name,
+      arguments: args,
+      ok: false,
+      result: `Error: invalid arguments for "${name}": ${issues}`,
+    };
+  }
+  try {
+    const value = await t.run(parsed.data, { signal });
+    return {
+      id,
+      name,
+      arguments: args,
+      ok: true,
+      result: typeof value === 'string' ? value : value === undefined ? 'null' : JSON.stringify(value),
+    };
+  } catch (error) {
+    if (signal.aborted) throw error;
+    return {
+      id,
+      name,
+      arguments: args,
+      ok: false,
+      result: `Error: ${error instanceof Error ? error.message : String(error)}`,
+    };
+  }
+}

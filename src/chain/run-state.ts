@@ -1,0 +1,108 @@
+/**
+ * The bookkeeping of one chain run: its events out (to the run's own `onEvent`), the usage of each node
+ * counted from the run's own call events, and the agents' steps.
+ */
+import {
+  addUsageTotals,
+  emptyUsage,
+  type CallEvent,
+  type CallEventSink,
+  type UsageTotals,
+} from '../providers/index.ts';
+import type { AgentStep, ChainEvent } from './types.ts';
+
+/** Per-run state of a chain: one per run, never shared. */
+export class RunState<O> {
+  readonly usageByNode = new Map<string, UsageTotals>();
+  readonly steps = new Map<string, AgentStep[]>();
+  simulated = false;
+  cachedCalls = 0;
+  started = false;
+  readonly #chain: string;
+  readonly #onEvent: ((event: ChainEvent<O>) => void) | undefined;
+
+  /** The sink the run's model calls report to: only this run's calls reach it. */
+  readonly onCallEvent: CallEventSink = (event) => {
+    this.#onCall(event);
+  };
+
+  constructor(chainName: string, onEvent: ((event: ChainEvent<O>) => void) | undefined) {
+    this.#chain = chainName;
+    this.#onEvent = onEvent;
+  }
+
+  /** True when someone listens to the run's events. */
+  get observed(): boolean {
+    return this.#onEvent !== undefined;
+  }
+
+  /** Delivers a frozen `event` to the run's `onEvent`; a throw is reported on a microtask. */
+  emit(event: ChainEvent<O>): void {
+    if (this.#onEvent === undefined) return;
+    try {
+      this.#onEvent(Object.freeze(event));
+    } catch (error) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
+  }
+
+  /** The run's usage so far, all nodes together. */
+  total(): UsageTotals {
+    let total = emptyUsage();
+    for (const u of this.usageByNode.values()) total = addUsageTotals(total, u);
+    return total;
+  }
+
+  #onCall(event: CallEvent): void {
+    const node = event.nodeKey ?? this.#chain;
+    switch (event.type) {
+      case 'call': {
+        if (event.simulated) this.simulated = true;
+        if (event.cached) this.cachedCalls += 1;
+        const before = this.usageByNode.get(node) ?? emptyUsage();
+        this.usageByNode.set(
+          node,
+          addUsageTotals(before, {
+            inputTokens: event.usage.inputTokens,
+            outputTokens: event.usage.outputTokens,
+            totalTokens: event.usage.inputTokens + event.usage.outputTokens,
+            costUsd: event.costUsd ?? 0,
+            calls: 1,
+            unpricedCalls: event.costUsd === undefined ? 1 : 0,
+          }),
+        );
+        return;
+      }
+      case 'retry':
+        this.emit({
+          type: 'retry',
+          node,
+          attempt: event.attempt,
+          delayMs: event.delayMs,
+          reason: event.reason,
+          kind: event.kind,
+          ...(event.discardText === true ? { discardTokens: true as const } : {}),
+        });
+        return;
+      case 'rate-limit-wait':
+        this.emit({ type: 'rate-limit-wait', node, delayMs: event.delayMs, reason: event.reason });
+        return;
+      default: {
+        const never: never = event;
+        return never;
+      }
+    }
+  }
+}
+
+/**
+ * A null-prototype record of `entries`. Records keyed by node names (`outputs`, `usageByNode`, `steps`) are
+ * built this way, so reading a name that is not a node gives `undefined`, never an inherited member.
+ */
+export function recordOf<V>(entries: Iterable<readonly [string, V]>): Record<string, V> {
+  const record = Object.create(null) as Record<string, V>;
+  for (const [key, value] of entries) record[key] = value;
+  return record;
+}
