@@ -9,11 +9,13 @@
  *   node bench/peers/chain.bench.ts --json           results as JSON on stdout (progress on stderr)
  *   node bench/peers/chain.bench.ts --only symphonizer,floor    a subset of the variants (ids below)
  *   BENCH_PEER_ROUNDS=7   rounds (fresh processes per variant and mode; default 5)
- *   BENCH_PEER_WARMUP=3   warm-up batches in each process before the timed one (default 2)
+ *   BENCH_PEER_WARMUP_MS=3000   warm-up time in each process before the timed batch (default 2000; at least
+ *                         one batch, at most 5)
  *   BENCH_PEER_CHAINS=2000 BENCH_PEER_CONCURRENCY=100   chains per batch, chains in flight (the defaults)
  *
  * Method: this process only orchestrates. Each measurement is one fresh child process (`--expose-gc`) that
- * builds its variant's chain once, runs BENCH_PEER_WARMUP whole batches to warm up, collects garbage, then
+ * builds its variant's chain once, runs whole batches to warm up (at least one, more until BENCH_PEER_WARMUP_MS
+ * have passed, at most 5: the fast variants get more rounds of JIT, the slow ones do not take minutes), collects garbage, then
  * times one batch of 2,000 chains with 100 in flight (10,000 model calls). Variants and modes alternate
  * inside a round and the order flips every round; the table shows the median over the rounds of µs per
  * model call (batch wall time / calls). Overhead is a variant's µs per call minus the floor's in the same
@@ -41,11 +43,11 @@ const VARIANTS = {
     load: async () => (await import('./chain-symphonizer.ts')).symphonizerSim,
   },
   'ai-sdk': {
-    label: 'AI SDK (`generateText`, `MockLanguageModelV3`)',
+    label: 'AI SDK (`generateText`, mock model)',
     load: async () => (await import('./chain-ai-sdk.ts')).aiSdk,
   },
   langgraph: {
-    label: 'LangGraph.js (`StateGraph`, `FakeListChatModel`)',
+    label: 'LangGraph.js (`StateGraph`, fake model)',
     load: async () => (await import('./chain-langgraph.ts')).langGraph,
   },
   floor: {
@@ -83,7 +85,8 @@ function positiveInt(name: string, fallback: number, min = 1): number {
 }
 
 const ROUNDS = positiveInt('BENCH_PEER_ROUNDS', 5);
-const WARMUP = positiveInt('BENCH_PEER_WARMUP', 2, 0);
+const WARMUP_MS = positiveInt('BENCH_PEER_WARMUP_MS', 2000, 0);
+const MAX_WARMUP_BATCHES = 5;
 const CHAINS = positiveInt('BENCH_PEER_CHAINS', 2000);
 const CONCURRENCY = positiveInt('BENCH_PEER_CONCURRENCY', 100);
 const CALLS = CHAINS * CALLS_PER_CHAIN;
@@ -95,6 +98,7 @@ interface Measurement {
   readonly wallMs: number;
   readonly cpuMs: number;
   readonly calls: number;
+  readonly warmupBatches: number;
 }
 
 // ---------------------------------------------------------------------------------------------- child side
@@ -103,10 +107,22 @@ async function child(spec: string): Promise<void> {
   const [id, mode] = spec.split(':') as [VariantId, Mode];
   if (!(id in VARIANTS) || !MODES.includes(mode)) throw new Error(`unknown child ${spec}`);
   const run = await (await VARIANTS[id].load()).prepare(mode);
-  for (let i = 0; i < WARMUP; i++) await run(CHAINS, CONCURRENCY);
+  const warmupStart = performance.now();
+  let warmupBatches = 0;
+  do {
+    await run(CHAINS, CONCURRENCY);
+    warmupBatches++;
+  } while (performance.now() - warmupStart < WARMUP_MS && warmupBatches < MAX_WARMUP_BATCHES);
   collectGarbage();
   const { timing } = await timed(() => run(CHAINS, CONCURRENCY));
-  const result: Measurement = { id, mode, wallMs: timing.wallMs, cpuMs: timing.cpuMs, calls: CALLS };
+  const result: Measurement = {
+    id,
+    mode,
+    wallMs: timing.wallMs,
+    cpuMs: timing.cpuMs,
+    calls: CALLS,
+    warmupBatches,
+  };
   process.stdout.write(`${JSON.stringify(result)}\n`);
 }
 
@@ -199,46 +215,50 @@ function checksOf(rows: readonly Row[]): Check[] {
     target: string,
     measured: number | undefined,
     pass: (m: number) => boolean,
-    unit = '',
-  ) => {
-    if (measured === undefined || Number.isNaN(measured)) return;
-    checks.push({ name, target, measured: `${fmt(measured, 2)}${unit}`, pass: pass(measured) });
+    show: (m: number) => string,
+  ): void => {
+    if (measured === undefined || !Number.isFinite(measured)) return;
+    checks.push({ name, target, measured: show(measured), pass: pass(measured) });
   };
+  const micros = (m: number): string => `${fmt(m, 2)} µs`;
+  const times = (m: number): string => `${fmt(m, 2)}×`;
   const own = { text: TEXT_US, structured: STRUCTURED_US };
   for (const mode of MODES) {
     const mine = us('symphonizer', mode);
     const floor = us('floor', mode);
-    add(`symphonizer ${mode} µs/call`, `<= ${own[mode]}`, mine, (m) => m <= own[mode], ' µs');
+    add(`symphonizer ${mode} µs/call`, `<= ${own[mode]} µs`, mine, (m) => m <= own[mode], micros);
     const sim = us('symphonizer-sim', mode);
     if (mine !== undefined && sim !== undefined)
-      add(`sim ${mode} vs constant`, `<= ${SIM_FACTOR}×`, sim / mine, (m) => m <= SIM_FACTOR, '×');
+      add(`sim ${mode} vs constant provider`, `<= ${SIM_FACTOR}×`, sim / mine, (m) => m <= SIM_FACTOR, times);
     if (mine === undefined || floor === undefined) continue;
     const ai = us('ai-sdk', mode);
     if (ai !== undefined)
       add(
-        `${mode} overhead vs AI SDK`,
+        `${mode} overhead share of the AI SDK's`,
         `<= 1/${1 / AI_SDK_SHARE}`,
         (mine - floor) / (ai - floor),
         (m) => m <= AI_SDK_SHARE,
+        share,
       );
     const lg = us('langgraph', mode);
     if (lg !== undefined)
       add(
-        `${mode} overhead vs LangGraph`,
+        `${mode} overhead share of LangGraph's`,
         `<= 1/${1 / LANGGRAPH_SHARE}`,
         (mine - floor) / (lg - floor),
         (m) => m <= LANGGRAPH_SHARE,
+        share,
       );
   }
   const text = us('symphonizer', 'text');
   const structured = us('symphonizer', 'structured');
   if (text !== undefined && structured !== undefined)
     add(
-      'structured vs text call',
+      'structured call vs text call',
       `<= ${STRUCTURED_FACTOR}×`,
       structured / text,
       (m) => m <= STRUCTURED_FACTOR,
-      '×',
+      times,
     );
   return checks;
 }
@@ -255,12 +275,15 @@ function table(rows: readonly Row[], checks: readonly Check[]): string {
   const header = [
     'Variant',
     'Version',
-    'text µs/call',
-    'structured µs/call',
-    'text × symphonizer',
-    'structured × symphonizer',
+    'text µs/call (CPU)',
+    'structured µs/call (CPU)',
+    '× symphonizer (text / structured)',
     'symphonizer overhead share (text / structured)',
   ];
+  const perCall = (r: Row, mode: Mode): string => {
+    const m = r.modes[mode];
+    return m === undefined ? '–' : `${fmt(m.median, 2)} (${fmt(m.cpuMedian, 2)})`;
+  };
   const cells = rows.map((r) => {
     const ratio = (mode: Mode): string => {
       const mine = base?.modes[mode]?.median;
@@ -271,23 +294,16 @@ function table(rows: readonly Row[], checks: readonly Check[]): string {
       const mine = base?.modes[mode]?.median;
       const theirs = r.modes[mode]?.median;
       const f = floor?.modes[mode]?.median;
-      if (
-        r.id === 'symphonizer' ||
-        r.id === 'floor' ||
-        mine === undefined ||
-        theirs === undefined ||
-        f === undefined
-      )
-        return '–';
+      if (!['ai-sdk', 'langgraph'].includes(r.id)) return '–';
+      if (mine === undefined || theirs === undefined || f === undefined) return '–';
       return share((mine - f) / (theirs - f));
     };
     return [
       r.label,
       r.version,
-      fmt(r.modes.text?.median, 2),
-      fmt(r.modes.structured?.median, 2),
-      ratio('text'),
-      ratio('structured'),
+      perCall(r, 'text'),
+      perCall(r, 'structured'),
+      `${ratio('text')} / ${ratio('structured')}`,
       `${overheadShare('text')} / ${overheadShare('structured')}`,
     ];
   });
@@ -295,10 +311,12 @@ function table(rows: readonly Row[], checks: readonly Check[]): string {
   const line = (c: readonly string[]): string => `| ${c.map((s, i) => s.padEnd(widths[i]!)).join(' | ')} |`;
   const out = [
     `Chain peers: 5-call fan-out/fan-in chain, ${CHAINS.toLocaleString('en-US')} chains, ${CONCURRENCY} at once, ` +
-      `zero-latency models; median of ${ROUNDS} fresh processes per cell (${WARMUP} warm-up batches each), ` +
+      `zero-latency models; median of ${ROUNDS} fresh processes per cell (each warmed up ` +
+      `for ${WARMUP_MS} ms, 1 to ${MAX_WARMUP_BATCHES} batches), ` +
       `Node ${process.versions.node}.`,
-    'µs/call = batch wall time / model calls. Overhead = µs/call minus the floor’s; the last column is ' +
-      'symphonizer’s overhead as a share of that row’s.',
+    'µs/call = batch wall time / model calls (CPU: the process’s user + system time / calls). ' +
+      'Overhead = µs/call minus the floor’s; the last column is symphonizer’s (constant provider) overhead ' +
+      'as a share of that row’s.',
     '',
     line(header),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
@@ -366,7 +384,7 @@ function parent(): void {
           concurrency: CONCURRENCY,
           callsPerChain: CALLS_PER_CHAIN,
           rounds: ROUNDS,
-          warmup: WARMUP,
+          warmupMs: WARMUP_MS,
           node: process.versions.node,
           rows,
           checks,
