@@ -1,9 +1,12 @@
 /**
  * The bench workloads. Each one builds its graphs and inputs once (outside any timing) and offers variants:
  * symphonizer and the hand-written baseline, over the same graph objects, the same executor functions and the
- * same concurrency caps. A variant's `run()` is what is timed; it includes constructing the compositions
- * (that is part of what a user pays), but not building the DAGNotes.
+ * same concurrency caps, and, where bench/peers is installed, p-graph (bench/peers/p-graph.ts). A variant's
+ * `run()` is what is timed; it includes constructing the compositions (that is part of what a user pays) and
+ * p-graph's `new PGraph(...)`, but not building the DAGNotes.
  */
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Composition, DAGNote, NodeRunner, Perform, compileGraph, type Graph } from '../src/index.ts';
 import { compileBase, runDag, runMany, type BasePlan, type BenchExecutor } from './baseline.ts';
 import { diamondDuration, plainCapBound, waterMarkBound } from './simulate.ts';
@@ -19,9 +22,12 @@ export interface RunInfo {
   readonly peakRunning?: number;
 }
 
+/** Who a variant measures: symphonizer, the hand-written baseline, or a peer library. */
+export type Role = 'symphonizer' | 'baseline' | 'peer';
+
 export interface Variant {
   readonly name: string;
-  readonly role: 'symphonizer' | 'baseline';
+  readonly role: Role;
   /** The baseline variant this one is compared with. */
   readonly compareTo?: string;
   /** Untimed set-up before each run. */
@@ -41,6 +47,36 @@ export interface Workload {
   readonly warmup: () => Promise<void>;
   /** Simulated lower bounds (ms), W1 only. */
   readonly bounds?: Readonly<Record<string, number>>;
+}
+
+/**
+ * What the bench uses of bench/peers/p-graph.ts. Typed here, not imported, so that the root type check never
+ * resolves `p-graph` (bench/peers is its own package, not installed by the root `npm ci`).
+ */
+interface PGraphPeer {
+  toPGraph(graph: ReadonlyMap<DAGNote, readonly DAGNote[]>): unknown;
+  runPGraph(input: unknown, executor: BenchExecutor): Promise<unknown>;
+}
+
+/** The name of the p-graph rows. */
+export const PGRAPH = 'p-graph';
+let pGraph: PGraphPeer | undefined;
+
+/** Where p-graph is installed when bench/peers is. */
+export const PGRAPH_PACKAGE = fileURLToPath(
+  new URL('peers/node_modules/p-graph/package.json', import.meta.url),
+);
+
+/**
+ * Loads the p-graph peer (bench/peers/p-graph.ts) for the workloads built after it, when bench/peers is
+ * installed. Returns why it could not, or undefined.
+ */
+export async function loadPeers(): Promise<string | undefined> {
+  if (!existsSync(PGRAPH_PACKAGE)) return 'bench/peers is not installed';
+  // A computed specifier: the type checker does not follow it into bench/peers.
+  const url = new URL('peers/p-graph.ts', import.meta.url).href;
+  pGraph = (await import(url)) as PGraphPeer;
+  return undefined;
 }
 
 /** A Composition subclass that overrides configureNodeRunner, as the seed example does. */
@@ -166,6 +202,7 @@ function w2(count = 20_000): Workload {
       role: 'baseline',
       run: () => runMany(count, 100, () => runDag(plan, zero, undefined)),
     },
+    ...pGraphVariants((peer, input) => runMany(count, 100, () => peer.runPGraph(input, zero)), graph),
     {
       // Diagnostic: the same runs, but each composition is built only when a slot frees up (100 loops over
       // perform.run), instead of all 20,000 built and queued up front. The gap to the row above is the cost of
@@ -199,7 +236,29 @@ function w2(count = 20_000): Workload {
   };
 }
 
-/** Variants that run one big DAG once: symphonizer (one Composition, unbounded) and the baseline. */
+/**
+ * The p-graph row of a workload, if bench/peers is loaded: `run(peer, input)` runs it over `graph` converted
+ * once to p-graph's inputs.
+ */
+function pGraphVariants(
+  run: (peer: PGraphPeer, input: unknown) => Promise<RunInfo>,
+  graph: ReadonlyMap<DAGNote, readonly DAGNote[]>,
+): Variant[] {
+  const peer = pGraph;
+  if (peer === undefined) return [];
+  // Converted on the first run (a warm-up, for the timed workloads), so no other variant's peak RSS holds it.
+  let input: unknown;
+  return [
+    {
+      name: PGRAPH,
+      role: 'peer',
+      compareTo: 'baseline',
+      run: () => run(peer, (input ??= peer.toPGraph(graph))),
+    },
+  ];
+}
+
+/** Variants that run one big DAG once: symphonizer (one Composition, unbounded), the baseline and p-graph. */
 function singleDag(graph: Map<DAGNote, DAGNote[]>, withColdCompile: boolean): Variant[] {
   const plan = compileBase(graph);
   const variants: Variant[] = [
@@ -220,6 +279,10 @@ function singleDag(graph: Map<DAGNote, DAGNote[]>, withColdCompile: boolean): Va
         return { completed: 1, failed: 0 };
       },
     },
+    ...pGraphVariants(async (peer, input) => {
+      await peer.runPGraph(input, zero);
+      return { completed: 1, failed: 0 };
+    }, graph),
   ];
   if (withColdCompile) {
     // Compiling a graph object seen for the first time (no cached plan): a fresh Map of the same notes.
@@ -246,9 +309,8 @@ function singleDag(graph: Map<DAGNote, DAGNote[]>, withColdCompile: boolean): Va
   return variants;
 }
 
-/** W3: `layers` layers of 100 nodes, each depending on 3 distinct seeded-random nodes of the layer before. */
-function w3(layers: number): Workload {
-  const width = 100;
+/** `layers` layers of 100 nodes, each depending on 3 distinct seeded-random nodes of the layer before. */
+function layered(layers: number, width = 100): Map<DAGNote, DAGNote[]> {
   const random = mulberry32(SEEDS.w3Edges);
   const graph = new Map<DAGNote, DAGNote[]>();
   let previous: DAGNote[] = [];
@@ -261,6 +323,13 @@ function w3(layers: number): Workload {
     }
     previous = layer;
   }
+  return graph;
+}
+
+/** W3: `layers` layers of 100 nodes, each depending on 3 distinct seeded-random nodes of the layer before. */
+function w3(layers: number): Workload {
+  const width = 100;
+  const graph = layered(layers, width);
   const nodes = layers * width;
   const variants = singleDag(graph, true);
   return {
@@ -302,6 +371,29 @@ export const workloads: Readonly<Record<string, () => Workload>> = {
   'W3-10k': () => w3(100),
   'W3-100k': () => w3(1000),
   W4: () => w4(),
+};
+
+/**
+ * Workloads measured only for peak RSS, each variant in a fresh child that builds the inputs and runs it once:
+ * MEM-1M is a 1M-node layered DAG (10,000 layers of 100, 3 seeded-random predecessors each) run as one
+ * composition. `inputs only` builds the graph and runs nothing: the part of every peak that is the graph.
+ */
+export const memoryWorkloads: Readonly<Record<string, () => Workload>> = {
+  'MEM-1M': () => {
+    const graph = layered(10_000);
+    const variants: Variant[] = [
+      { name: 'inputs only', role: 'baseline', run: () => Promise.resolve({ completed: 1, failed: 0 }) },
+      ...singleDag(graph, false),
+    ];
+    return {
+      id: 'MEM-1M',
+      title: 'one DAG of 10,000 layers of 100 (1,000,000 nodes), 3 seeded-random preds each, zero latency',
+      nodes: graph.size,
+      expectCompleted: 1,
+      variants,
+      warmup: () => Promise.resolve(),
+    };
+  },
 };
 
 /** Result of {@link queuedMemory}. */
