@@ -10,6 +10,8 @@ import { createInterface } from 'node:readline';
 import type { z } from 'zod';
 import { InvalidOptionError, SymphonizerError, type SymphonizerErrorOptions } from '../core/index.ts';
 import { zodIssues, type OutputIssue } from '../providers/index.ts';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
+import { openDatabase } from './store.ts';
 import type { DatasetItem, DatasetRow } from './types.ts';
 
 /** The file formats {@link readDataset} reads. */
@@ -146,14 +148,26 @@ export function readDataset<I>(path: string, options: ReadDatasetOptions<I>): As
       const rows = new RowMaker(schema, shape, format === 'csv');
       switch (format) {
         case 'jsonl':
-          return readJsonl(path, rows);
+          return closing(rows, readJsonl(path, rows));
         case 'csv':
-          return readCsv(path, rows, limits);
+          return closing(rows, readCsv(path, rows, limits));
         case 'json':
-          return readJsonArray(path, rows);
+          return closing(rows, readJsonArray(path, rows));
       }
     },
   };
+}
+
+/** `items`, then the reader's ids forgotten, however the reading ends (done, a break, an error). */
+async function* closing<I>(
+  rows: RowMaker<I>,
+  items: AsyncGenerator<DatasetItem<I>>,
+): AsyncGenerator<DatasetItem<I>> {
+  try {
+    yield* items;
+  } finally {
+    rows.close();
+  }
 }
 
 /**
@@ -177,9 +191,13 @@ export function datasetFromArray<I>(
     [Symbol.asyncIterator]: async function* () {
       const maker = new RowMaker(checked, shape, false);
       let line = 0;
-      for (const value of rows) {
-        line++;
-        yield await maker.fromValue(value, line, () => jsonText(value));
+      try {
+        for (const value of rows) {
+          line++;
+          yield await maker.fromValue(value, line, () => jsonText(value));
+        }
+      } finally {
+        maker.close();
       }
     },
   };
@@ -250,6 +268,17 @@ export class RowIdIndex {
     }
   }
 
+  /** Every id held with the line of its first row, in the order they were added (the ill-formed ones last). */
+  *entries(): Generator<[string, number]> {
+    const arena = this.#arena;
+    for (let at = 0; at < this.#used;) {
+      const length = arena.readUInt32LE(at + 4);
+      yield [arena.toString('utf8', at + 8, at + 8 + length), arena.readUInt32LE(at)];
+      at += 8 + length;
+    }
+    yield* this.#illFormed;
+  }
+
   #reserve(bytes: number): void {
     if (this.#used + bytes <= this.#arena.length) return;
     let size = this.#arena.length * 2;
@@ -277,9 +306,103 @@ export class RowIdIndex {
   }
 }
 
+/** Ids held in memory before {@link RowIds} moves them to a temporary file: about 1 MB of them. */
+export const rowIdsInMemory = 50_000;
+
+/**
+ * The ids of a dataset seen so far, with the line of their first row, in memory bounded by
+ * {@link rowIdsInMemory}: the first ids are kept in a {@link RowIdIndex}; past that many, every id moves to a
+ * private temporary SQLite file (deleted on {@link RowIds.close}, its page cache some 2 MB), so a dataset of
+ * millions of rows no longer grows the process by its ids (some 25 bytes a row with the index alone).
+ */
+export class RowIds {
+  readonly #spillAt: number;
+  #memory: RowIdIndex | undefined = new RowIdIndex();
+  #disk: DiskIds | undefined;
+
+  /** @param spillAt - how many ids to hold in memory before moving them to the file. */
+  constructor(spillAt = rowIdsInMemory) {
+    this.#spillAt = spillAt;
+  }
+
+  /** Adds `id` first seen at `line`; returns the line of its first row instead if it was already there. */
+  add(id: string, line: number): number | undefined {
+    if (this.#disk !== undefined) return this.#disk.add(id, line);
+    const memory = (this.#memory ??= new RowIdIndex());
+    const first = memory.add(id, line);
+    if (first === undefined && memory.size > this.#spillAt) this.#spill(memory);
+    return first;
+  }
+
+  /** True once the ids are in the temporary file. */
+  get spilled(): boolean {
+    return this.#disk !== undefined;
+  }
+
+  /** Deletes the temporary file, if any, and forgets every id. Adding afterwards starts afresh. */
+  close(): void {
+    this.#disk?.close();
+    this.#disk = undefined;
+    this.#memory = undefined;
+  }
+
+  #spill(memory: RowIdIndex): void {
+    const disk = new DiskIds();
+    disk.addAll(memory.entries());
+    this.#disk = disk;
+    this.#memory = undefined;
+  }
+}
+
+/** Ids in a private temporary SQLite database; writes are grouped in transactions of 10,000. */
+class DiskIds {
+  readonly #db: DatabaseSync;
+  readonly #insert: StatementSync;
+  readonly #select: StatementSync;
+  #pending = 0;
+
+  constructor() {
+    // '' is a private, temporary on-disk database, deleted when it is closed.
+    this.#db = openDatabase('');
+    this.#db.exec('PRAGMA journal_mode = OFF');
+    this.#db.exec('PRAGMA synchronous = OFF');
+    this.#db.exec('CREATE TABLE ids (id TEXT PRIMARY KEY, line INTEGER NOT NULL) WITHOUT ROWID');
+    this.#insert = this.#db.prepare('INSERT OR IGNORE INTO ids (id, line) VALUES (?, ?)');
+    this.#select = this.#db.prepare('SELECT line FROM ids WHERE id = ?');
+  }
+
+  add(id: string, line: number): number | undefined {
+    this.#begin();
+    if (Number(this.#insert.run(id, line).changes) === 1) return undefined;
+    return Number(this.#select.get(id)?.['line']);
+  }
+
+  addAll(entries: Iterable<[string, number]>): void {
+    for (const [id, line] of entries) {
+      this.#begin();
+      this.#insert.run(id, line);
+    }
+  }
+
+  close(): void {
+    if (!this.#db.isOpen) return;
+    if (this.#db.isTransaction) this.#db.exec('COMMIT');
+    this.#db.close();
+  }
+
+  #begin(): void {
+    if (this.#pending === 0 || this.#pending >= 10_000) {
+      if (this.#db.isTransaction) this.#db.exec('COMMIT');
+      this.#db.exec('BEGIN');
+      this.#pending = 0;
+    }
+    this.#pending++;
+  }
+}
+
 class RowMaker<I> {
   /** Ids seen so far, with the line of their first row. */
-  readonly #ids = new RowIdIndex();
+  readonly #ids = new RowIds();
   readonly #schema: z.ZodType<I>;
   readonly #shape: Shape;
   /** CSV: empty id and expected cells count as absent. */
@@ -289,6 +412,11 @@ class RowMaker<I> {
     this.#schema = schema;
     this.#shape = shape;
     this.#emptyIsAbsent = emptyIsAbsent;
+  }
+
+  /** Forgets the ids seen (and deletes their temporary file, if they moved to one). */
+  close(): void {
+    this.#ids.close();
   }
 
   /** A row error for a row that could not be read as a row of its own: its id is `!line:<line>`. */

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { RowIdIndex, readDataset } from '../../src/eval/dataset.ts';
+import { RowIdIndex, RowIds, readDataset, rowIdsInMemory } from '../../src/eval/dataset.ts';
 import type { DatasetItem } from '../../src/eval/types.ts';
 
 let dir: string;
@@ -68,5 +68,47 @@ describe('readDataset: duplicates are still refused with the compact index', () 
     expect(bad[0]).toMatchObject({ ok: false, line: rows + 1, id: `!line:${rows + 1}` });
     expect(bad[0]?.ok === false && bad[0].error).toBe('duplicate id "r7" (first at line 7)');
     expect(items.at(-1)).toMatchObject({ ok: true, row: { id: '7' } });
+  });
+});
+
+describe('RowIds (bounded memory: past rowIdsInMemory ids, they move to a temporary file)', () => {
+  it('finds repeats before, across and after the move, ill-formed and multi-byte ids included', () => {
+    const ids = new RowIds(100);
+    const special = ['é', 'e\u0301', '🌊', '\uD800', 'x'.repeat(5_000)];
+    special.forEach((id, i) => {
+      expect(ids.add(id, i + 1)).toBeUndefined();
+    });
+    for (let i = 0; i < 300; i++) expect(ids.add(`r${i}`, 1_000 + i)).toBeUndefined();
+    expect(ids.spilled).toBe(true);
+    special.forEach((id, i) => {
+      expect(ids.add(id, 5_000 + i)).toBe(i + 1);
+    });
+    expect(ids.add('r0', 6_000)).toBe(1_000);
+    expect(ids.add('r299', 6_001)).toBe(1_299);
+    expect(ids.add('r300', 6_002)).toBeUndefined();
+    expect(ids.add('r300', 6_003)).toBe(6_002);
+    ids.close();
+    expect(ids.add('r0', 1)).toBeUndefined(); // closed: forgotten, starts afresh
+    ids.close();
+  });
+
+  it('readDataset refuses a duplicate of an early row after the ids moved to the file', async () => {
+    const path = join(dir, 'spill.jsonl');
+    const rows = rowIdsInMemory + 5_000;
+    const lines: string[] = [];
+    for (let i = 1; i <= rows; i++) lines.push(`{"id":"r${i}","text":"t"}`);
+    lines.push('{"id":"r3","text":"again"}', `{"id":"r${rows}","text":"again"}`);
+    await writeFile(path, `${lines.join('\n')}\n`);
+    const bad: DatasetItem<{ text: string }>[] = [];
+    let count = 0;
+    for await (const item of readDataset(path, { schema: z.object({ text: z.string() }) })) {
+      count++;
+      if (!item.ok) bad.push(item);
+    }
+    expect(count).toBe(rows + 2);
+    expect(bad.map((b) => (b.ok ? '' : b.error))).toEqual([
+      'duplicate id "r3" (first at line 3)',
+      `duplicate id "r${rows}" (first at line ${rows})`,
+    ]);
   });
 });
