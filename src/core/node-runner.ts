@@ -328,10 +328,7 @@ export class NodeRunner<P = unknown, R = unknown> {
     this.#setStatus('running');
     let output: unknown;
     try {
-      output = executor(
-        this.#params as never,
-        new Context(this, node, inputs, this.#attempt) as unknown as RunContext,
-      );
+      output = executor(this.#params as never, makeContext(this, node, inputs, this.#attempt));
     } catch (error) {
       this.#finish(false, error);
       return;
@@ -436,21 +433,18 @@ export class NodeRunner<P = unknown, R = unknown> {
 }
 
 /**
- * The context handed to an executor. `signal` is an own, enumerable accessor (so `{ ...context }` keeps it)
- * defined from one shared descriptor, so every context has the same shape and costs one small object.
+ * What an executor's context holds. The executor gets it behind a Proxy ({@link contextHandler}) that answers
+ * `signal` from the runner, so `signal` is an own, enumerable property (`{ ...context }` keeps it, as it keeps
+ * `inputs`) whose AbortController is made only when read, at the cost of one small object and a proxy per run
+ * (an own accessor would need an `Object.defineProperty` per run, which costs more than the rest of a context).
  */
-class Context {
+class ContextTarget {
+  /** Answered by the proxy; the stored value is never seen. */
+  signal: AbortSignal | undefined = undefined;
   readonly node: DAGNote | undefined;
   readonly inputs: Record<string, unknown>;
   readonly attempt: number;
   readonly #runner: NodeRunner;
-  static readonly #signal: PropertyDescriptor = {
-    get(this: Context): AbortSignal {
-      return signalOf(this.#runner);
-    },
-    enumerable: true,
-    configurable: true,
-  };
 
   constructor(
     runner: NodeRunner,
@@ -462,8 +456,33 @@ class Context {
     this.node = node;
     this.inputs = inputs;
     this.attempt = attempt;
-    Object.defineProperty(this, 'signal', Context.#signal);
   }
+
+  static signalOf(target: ContextTarget): AbortSignal {
+    return signalOf(target.#runner);
+  }
+}
+
+const contextHandler: ProxyHandler<ContextTarget> = {
+  get(target, key) {
+    return key === 'signal'
+      ? ContextTarget.signalOf(target)
+      : (target as unknown as Record<PropertyKey, unknown>)[key];
+  },
+  getOwnPropertyDescriptor(target, key) {
+    const descriptor = Reflect.getOwnPropertyDescriptor(target, key);
+    if (key === 'signal' && descriptor !== undefined) descriptor.value = ContextTarget.signalOf(target);
+    return descriptor;
+  },
+};
+
+function makeContext(
+  runner: NodeRunner,
+  node: DAGNote | undefined,
+  inputs: Record<string, unknown>,
+  attempt: number,
+): RunContext {
+  return new Proxy(new ContextTarget(runner, node, inputs, attempt), contextHandler) as unknown as RunContext;
 }
 
 function deliverTo(
