@@ -28,6 +28,8 @@ export interface ProvidersWorkload {
    * `maxTokens: 400`), so the client's estimates over-count and are reconciled at settle.
    */
   readonly tpm?: number | undefined;
+  /** The fake server's characters per token (see `FakeProviderServerOptions.charsPerToken`). @default 4 */
+  readonly charsPerToken?: number | undefined;
   /** Wire format and SDK. @default 'openai' */
   readonly api?: 'openai' | 'anthropic' | undefined;
   /** The window is `60_000 / timeScale` ms on both the server and the client limiter. */
@@ -109,6 +111,7 @@ export async function runProvidersWorkload(
   const acceptedAt: number[] = [];
   const server = await startFakeProviderServer({
     latencyMs: workload.latencyMs,
+    charsPerToken: workload.charsPerToken,
     rateLimit:
       tpm === undefined
         ? { requests: workload.rpm, windowMs, mode: workload.serverWindow }

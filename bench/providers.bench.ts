@@ -10,11 +10,12 @@
  *   --calls N  --rpm N  --tpm N  --tpm-calls N  --api openai|anthropic|both  --latency-ms N
  *   --high-water N --low-water N  --server-window fixed|sliding
  *
- * TPM workload: `--tpm-calls` compositions whose prompts and replies have seeded sizes (about 100–500 tokens
- * in, 50–350 out, `maxTokens: 400`); the fake server allows `--tpm` tokens per window, counting each accepted
- * request's input at acceptance plus its output once generated, and no request limit; the client's limiter has
- * `tokensPerMinute: tpm` and nothing else, so its estimates (prompt chars / 4 + maxTokens) over-count and are
- * reconciled with the real usage at settle.
+ * TPM workload: `--tpm-calls` compositions whose prompts and replies have seeded sizes (`maxTokens: 400`);
+ * the fake server allows `--tpm` tokens per window, counting each accepted request's input at acceptance plus
+ * its output once generated, and no request limit; its tokenizer counts `--chars-per-token` (default 2.5)
+ * characters per token, so the client's estimate (prompt chars / 4 + maxTokens) under-counts the input and
+ * over-counts the output; `--tpm-latency-ms` (default 400) keeps many requests in flight with their estimates
+ * not yet reconciled. The client's limiter has `tokensPerMinute: tpm` and nothing else.
  *
  * Workload: `--calls` one-node compositions, each node's runner `client.runner({ model: 'openai:…', prompt })`
  * with `maxTries: client.maxTries`, all submitted at once to one Perform (100/50). The ModelClient uses the
@@ -50,6 +51,8 @@ const { values: args } = parseArgs({
     tpm: { type: 'string', default: '40000' },
     'tpm-calls': { type: 'string', default: '900' },
     api: { type: 'string', default: 'both' },
+    'chars-per-token': { type: 'string', default: '2.5' },
+    'tpm-latency-ms': { type: 'string', default: '400' },
     only: { type: 'string', default: 'rpm,tpm' },
     'latency-ms': { type: 'string', default: '20' },
     'time-scale': { type: 'string', default: '1' },
@@ -102,6 +105,8 @@ if (only.has('tpm')) {
       ...base,
       calls: num('tpm-calls', 1),
       tpm: num('tpm', 1),
+      charsPerToken: num('chars-per-token', 0.5, false),
+      latencyMs: num('tpm-latency-ms', 0),
       api,
       model: api === 'anthropic' ? 'claude-haiku-4-5' : args.model,
     });
@@ -186,8 +191,9 @@ function render(run: ProvidersRun, s: ProvidersSummary, checks: readonly Check[]
       `latency, ${w.serverWindow} ${fmt(run.windowMs, 0)} ms window enforced with 429s; ModelClient limits: ` +
       (tpm === undefined
         ? `${w.rpm} requests per ${fmt(run.windowMs, 0)} ms.`
-        : `${tpm} tokens per ${fmt(run.windowMs, 0)} ms (no request limit); prompts ~100–500 tokens, ` +
-          `replies ~50–350, maxTokens 400.`),
+        : `${tpm} tokens per ${fmt(run.windowMs, 0)} ms (no request limit); seeded prompt and reply sizes, ` +
+          `maxTokens 400; the server counts ${w.charsPerToken ?? 4} characters per token, the client's ` +
+          `estimate 4.`),
   );
   out.push('');
   const rows: [string, string, string, string][] = [

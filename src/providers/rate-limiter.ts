@@ -23,6 +23,10 @@ export interface RateLimits {
    * rate instead of in bursts at window edges. On top of that, no sliding `windowMs` ever holds more than
    * `tokensPerMinute` granted tokens. A single request larger than the whole limit waits until the window is
    * empty, then goes alone. A request refused with a 429 is refunded (see {@link RateLimitPermit.release}).
+   * Estimates are charged scaled by the ratio of real usage to estimate that this limiter learned from its
+   * last ~20 settled requests (1 until the first), so a systematic over- or under-count (a `maxTokens` far
+   * above the real output, a text that is not 4 characters per token) costs neither throughput nor 429s
+   * after a few calls.
    * @default unlimited
    */
   readonly tokensPerMinute?: number | undefined;
@@ -76,7 +80,7 @@ export interface AcquireOptions {
 
 /** The right to send one request. Call exactly one of `settle` or `release`; later calls do nothing. */
 export interface RateLimitPermit {
-  /** Tokens charged at acquire. */
+  /** Tokens charged at acquire: the caller's estimate scaled by the learned usage ratio (see `tokensPerMinute`). */
   readonly estimatedTokens: number;
   /** How long this caller waited in the queue, in milliseconds. */
   readonly waitedMs: number;
@@ -159,6 +163,11 @@ export class RateLimiter {
   #nextRequestAt = -Infinity;
   /** Earliest time the next request with tokens may be granted under the paced `tokensPerMinute`. */
   #nextTokenAt = -Infinity;
+  /** Decaying sums of real usage and of the estimates of the same requests; see `#learn`. */
+  #usageSum = 0;
+  #estimateSum = 0;
+  /** Real usage per estimated token, learned from settled requests; charges are estimates times this. */
+  #usageRatio = 1;
   /** Nothing is granted before this time (headers said 0 remaining, or a 429 asked us to back off). */
   #holdUntil = -Infinity;
   /** The single pending timer; set only while someone waits for time to pass. */
@@ -327,7 +336,7 @@ export class RateLimiter {
         this.#announce(head, 'concurrency', undefined); // a settle or release will drain again
         return;
       }
-      const [reason, dueAt] = this.#blockedUntil(head.tokens, now);
+      const [reason, dueAt] = this.#blockedUntil(this.#charge(head.tokens), now);
       if (reason !== undefined) {
         this.#announce(head, reason, dueAt);
         this.#timer = setTimeout(
@@ -393,15 +402,16 @@ export class RateLimiter {
       this.#nextRequestAt = (now - due < this.#spacingMs ? due : now) + this.#spacingMs;
     }
     let entry: LedgerEntry | undefined;
+    const charged = this.#charge(waiter.tokens);
     if (this.#tokensPerWindow !== Infinity) {
-      entry = { at: now, tokens: waiter.tokens, inWindow: true };
+      entry = { at: now, tokens: charged, inWindow: true };
       this.#ledger.push(entry);
-      this.#ledgerTokens += waiter.tokens;
-      if (waiter.tokens > 0) {
+      this.#ledgerTokens += charged;
+      if (charged > 0) {
         // Same schedule-keeping as for requests; after an idle gap the pacing restarts from now, so unused
         // time is not saved up into a burst.
         const due = this.#nextTokenAt;
-        this.#nextTokenAt = (now - due < this.#tokenCatchUpMs ? due : now) + waiter.tokens * this.#msPerToken;
+        this.#nextTokenAt = (now - due < this.#tokenCatchUpMs ? due : now) + charged * this.#msPerToken;
       }
     }
     /** Charge `tokens` instead of what the grant holds now: the ledger and the pacing both move. */
@@ -423,12 +433,16 @@ export class RateLimiter {
     };
     waiter.resolve(
       Object.freeze({
-        estimatedTokens: waiter.tokens,
+        estimatedTokens: charged,
         waitedMs,
         settle: (result: Parameters<RateLimitPermit['settle']>[0] = {}) => {
           if (!open) return;
           const { usage, rateLimit } = result;
-          if (usage !== undefined) recharge(usage.inputTokens + usage.outputTokens);
+          if (usage !== undefined) {
+            const actual = usage.inputTokens + usage.outputTokens;
+            recharge(actual);
+            this.#learn(waiter.tokens, actual);
+          }
           if (rateLimit !== undefined) this.observe(rateLimit);
           finish();
         },
@@ -441,6 +455,27 @@ export class RateLimiter {
         },
       }),
     );
+  }
+
+  /**
+   * What a request estimated at `tokens` is charged: the estimate times the learned ratio of real usage to
+   * estimates (1 until a request settles with usage), at least 1 token for a non-zero estimate.
+   */
+  #charge(tokens: number): number {
+    if (tokens === 0 || this.#tokensPerWindow === Infinity) return tokens;
+    return Math.max(1, Math.ceil(tokens * this.#usageRatio));
+  }
+
+  /**
+   * Learn how the estimates compare with real usage: a decaying sum of each (about the last
+   * {@link USAGE_MEMORY} settled requests), whose quotient, bounded to [1/20, 20], scales later charges.
+   */
+  #learn(estimated: number, actual: number): void {
+    if (estimated === 0 || this.#tokensPerWindow === Infinity) return;
+    const keep = 1 - 1 / USAGE_MEMORY;
+    this.#usageSum = this.#usageSum * keep + actual;
+    this.#estimateSum = this.#estimateSum * keep + estimated;
+    this.#usageRatio = Math.min(20, Math.max(1 / 20, this.#usageSum / this.#estimateSum));
   }
 
   /** Tell `onWait` about the head's wait, once per (head, reason, due time). */
@@ -456,6 +491,9 @@ export class RateLimiter {
     return Object.freeze({ reason, delayMs, waiting: this.#queue.length });
   }
 }
+
+/** How many recent settled requests the learned usage-to-estimate ratio roughly remembers. */
+const USAGE_MEMORY = 20;
 
 /** Options of {@link estimateTokens}. */
 export interface EstimateTokensOptions {

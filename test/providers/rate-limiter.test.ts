@@ -195,6 +195,31 @@ describe('RateLimiter - tokens per window', () => {
     expect(next.permit).toBeDefined();
   });
 
+  it('learns how estimates compare with real usage and charges later estimates accordingly', async () => {
+    const limiter = new RateLimiter({ tokensPerMinute: 10_000, windowMs: 1000, headroom: 0 });
+    const first = await limiter.acquire({ estimatedTokens: 100 });
+    expect(first.estimatedTokens).toBe(100); // nothing learned yet: the estimate as given
+    first.settle({ usage: { inputTokens: 150, outputTokens: 50 } });
+    await vi.advanceTimersByTimeAsync(1000);
+    for (let i = 0; i < 40; i++) {
+      const permit = await limiter.acquire({ estimatedTokens: 100 });
+      permit.settle({ usage: { inputTokens: 150, outputTokens: 50 } }); // twice the estimate, every time
+      await vi.advanceTimersByTimeAsync(1000);
+    }
+    const under = await limiter.acquire({ estimatedTokens: 100 });
+    expect(under.estimatedTokens).toBe(200); // an under-count is charged at what such requests really use
+    under.settle({ usage: { inputTokens: 150, outputTokens: 50 } });
+
+    const over = new RateLimiter({ tokensPerMinute: 10_000, windowMs: 1000, headroom: 0 });
+    for (let i = 0; i < 40; i++) {
+      (await over.acquire({ estimatedTokens: 1000 })).settle({
+        usage: { inputTokens: 200, outputTokens: 50 },
+      });
+      await vi.advanceTimersByTimeAsync(1000);
+    }
+    expect((await over.acquire({ estimatedTokens: 1000 })).estimatedTokens).toBe(250);
+  });
+
   it('does not save idle time up into a burst', async () => {
     const limiter = new RateLimiter({ tokensPerMinute: 1000, windowMs: 1000, headroom: 0 });
     (await limiter.acquire({ estimatedTokens: 100 })).settle();

@@ -1,8 +1,9 @@
 /**
  * Tokens-per-minute limiting through the real OpenAI and Anthropic SDKs against the loopback fake server
  * enforcing a token window (input at acceptance plus output once generated). The client's estimates
- * (prompt chars / 4 + maxTokens) over-count the real usage, so the limiter must pace token grants and
- * reconcile them with the usage at settle, without bursting at window edges. Throughput as a share of the
+ * (prompt chars / 4 + maxTokens) under-count the input and over-count the output, so the limiter must pace
+ * token grants, learn how its estimates compare with the usage, and reconcile them at settle, without
+ * bursting at window edges. Throughput as a share of the
  * limit is measured by `npm run bench` (bench/providers.bench.ts), not here.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -29,6 +30,10 @@ beforeEach(() => {
   server.reset();
   server.options.rateLimit = undefined;
   server.options.respond = undefined;
+  // A tokenizer that is not chars / 4 (the client's estimate under-counts the input), and latency that keeps
+  // several requests in flight before their usage reconciles the estimates.
+  server.options.charsPerToken = 2.5;
+  server.options.latencyMs = 100;
 });
 
 const WINDOW_MS = 500;

@@ -121,6 +121,11 @@ export interface FakeProviderServerOptions {
   latencyMs?: number | undefined;
   /** Delay between SSE events, in ms. @default 0 */
   streamDelayMs?: number | undefined;
+  /**
+   * The fake tokenizer: characters per token of the request body (input) and of the reply (output), for
+   * usage and the token window. Lower it to make clients' chars / 4 estimates under-count. @default 4
+   */
+  charsPerToken?: number | undefined;
   /** Enforced rate limit; `undefined` means unlimited (nominal headers are still sent). */
   rateLimit?: FakeRateLimit | undefined;
   /** The model's reply. @default a deterministic echo, schema-valid JSON, or a call of the first tool */
@@ -366,7 +371,7 @@ export async function startFakeProviderServer(
     }
 
     // Rate limiting: rejected requests do not consume the budget.
-    const tokens = estimateTokens(raw);
+    const tokens = estimateTokens(raw, options.charsPerToken);
     const limitVerdict = checkRateLimit(current, tokens);
     if (limitVerdict.limited) {
       const what = limitVerdict.by === 'tokens' ? 'tokens per min (TPM)' : 'requests per min (RPM)';
@@ -388,7 +393,7 @@ export async function startFakeProviderServer(
 
     const reply = await produceReply(request);
     if (isClosed()) return;
-    const usage = { input: tokens, output: estimateTokens(JSON.stringify(reply)) };
+    const usage = { input: tokens, output: estimateTokens(JSON.stringify(reply), options.charsPerToken) };
     // The output counts against the token window too, once generated (at the acceptance time).
     limitVerdict.entry.tokens += usage.output;
     const headers = { ...ids, ...limitHeaders(api, remaining(current), windowResetMs(current)) };
@@ -1181,8 +1186,8 @@ function maskKey(key: string): string {
   return key.length <= 8 ? '********' : `${key.slice(0, 6)}${'*'.repeat(10)}${key.slice(-4)}`;
 }
 
-function estimateTokens(text: string): number {
-  return Math.max(1, Math.ceil(text.length / 4));
+function estimateTokens(text: string, charsPerToken = 4): number {
+  return Math.max(1, Math.ceil(text.length / charsPerToken));
 }
 
 function formatDuration(ms: number): string {
