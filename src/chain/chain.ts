@@ -334,23 +334,62 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
 
   /**
    * Runs the chain on many inputs at once through one Perform (water marks bound the runs in flight; the
-   * client's rate limiters bound the requests). Settles every run; a bad input is a rejected entry.
+   * client's rate limiters bound the requests). Settles every run; a bad input is a rejected entry. Inputs
+   * are read and their runs prepared as room frees up (at most twice `highWater` prepared and not ended), so
+   * memory follows the runs in flight, not the number of inputs.
    */
   async runAll(
     inputs: Iterable<z.input<S>>,
     options: ChainRunOptions<O> & PerformOptions = {},
   ): Promise<PromiseSettledResult<ChainResult<O>>[]> {
     const perform = new Perform({ highWater: options.highWater, lowWater: options.lowWater });
+    // Enough prepared runs that Perform always has queued ones to start when it falls below its low water.
+    const window = 2 * perform.highWater;
     const results: Promise<ChainResult<O>>[] = [];
-    for (const input of inputs) {
-      try {
-        const run = this.compose(input, options);
-        void perform.add(run.composition);
-        results.push(run.result);
-      } catch (error) {
-        results.push(Promise.reject(asError(error)));
+    const iterator = inputs[Symbol.iterator]();
+    let open = 0;
+    let read = false;
+    let finish!: () => void;
+    let fail!: (error: unknown) => void;
+    const finished = new Promise<void>((resolve, reject) => {
+      finish = resolve;
+      fail = reject;
+    });
+    const ended = (): void => {
+      open -= 1;
+      fill();
+    };
+    const fill = (): void => {
+      while (!read && open < window) {
+        let next: IteratorResult<z.input<S>>;
+        try {
+          next = iterator.next();
+        } catch (error) {
+          // The inputs themselves failed: runAll rejects with that (the runs started go on to their end).
+          read = true;
+          fail(error);
+          return;
+        }
+        if (next.done === true) {
+          read = true;
+          break;
+        }
+        try {
+          const run = this.compose(next.value, options);
+          open += 1;
+          run.result.then(ended, ended);
+          void perform.add(run.composition);
+          results.push(run.result);
+        } catch (error) {
+          const rejected = Promise.reject(asError(error));
+          rejected.catch(() => undefined); // settled by allSettled below, maybe later than this turn
+          results.push(rejected);
+        }
       }
-    }
+      if (read && open === 0) finish();
+    };
+    fill();
+    await finished;
     return Promise.allSettled(results);
   }
 

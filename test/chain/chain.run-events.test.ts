@@ -155,3 +155,41 @@ describe('agent retries', () => {
     expect(result.usage.calls).toBe(2);
   });
 });
+
+describe('chain.runAll() inputs', () => {
+  it('reads inputs as room frees up: at most twice highWater runs prepared and not ended', async () => {
+    let ended = 0;
+    let mostAhead = 0;
+    const { client } = clientWith(() => {
+      ended += 1;
+      return 'ok';
+    });
+    const c = chain({ input: z.object({ i: z.number() }), model: 'fake:m', client })
+      .prompt('a', { prompt: ({ input }) => `n ${input.i}` })
+      .build();
+    function* inputs(): Generator<{ i: number }> {
+      for (let i = 0; i < 40; i++) {
+        mostAhead = Math.max(mostAhead, i - ended);
+        yield { i };
+      }
+    }
+    const results = await c.runAll(inputs(), { highWater: 3 });
+    expect(results.every((r) => r.status === 'fulfilled')).toBe(true);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value.outputs.a : ''))).toEqual(
+      Array.from({ length: 40 }, () => 'ok'),
+    );
+    expect(mostAhead).toBeLessThanOrEqual(6);
+  });
+
+  it('rejects when the inputs themselves throw', async () => {
+    const { client } = clientWith(() => 'ok');
+    const c = chain({ input: z.object({}), model: 'fake:m', client })
+      .prompt('a', { template: 'x' })
+      .build();
+    function* broken(): Generator<Record<string, never>> {
+      yield {};
+      throw new Error('no more inputs');
+    }
+    await expect(c.runAll(broken())).rejects.toThrow('no more inputs');
+  });
+});
