@@ -12,6 +12,7 @@
  *   BENCH_PEER_WARMUP_MS=3000   warm-up time in each process before the timed batch (default 2000; at least
  *                         one batch, at most 5)
  *   BENCH_PEER_CHAINS=2000 BENCH_PEER_CONCURRENCY=100   chains per batch, chains in flight (the defaults)
+ *   BENCH_PEER_METRIC=cpu   ratios and targets on CPU µs per call instead of wall (for a loaded machine)
  *
  * Method: this process only orchestrates. Each measurement is one fresh child process (`--expose-gc`) that
  * builds its variant's chain once, runs whole batches to warm up (at least one, more until BENCH_PEER_WARMUP_MS
@@ -90,6 +91,11 @@ const MAX_WARMUP_BATCHES = 5;
 const CHAINS = positiveInt('BENCH_PEER_CHAINS', 2000);
 const CONCURRENCY = positiveInt('BENCH_PEER_CONCURRENCY', 100);
 const CALLS = CHAINS * CALLS_PER_CHAIN;
+/**
+ * What the ratios and targets compare: `wall` (the default, batch wall time per call) or `cpu` (process
+ * CPU time per call), which moves far less when other work shares the machine's cores.
+ */
+const METRIC: 'wall' | 'cpu' = process.env.BENCH_PEER_METRIC === 'cpu' ? 'cpu' : 'wall';
 
 /** What one child reports. */
 interface Measurement {
@@ -193,9 +199,21 @@ interface Row {
   readonly id: VariantId;
   readonly label: string;
   readonly version: string;
-  /** Per mode: µs per call of each round (wall), their median, and the median CPU µs per call. */
+  /**
+   * Per mode: wall and CPU µs per call of each round, their medians, and `median`: the one of the two
+   * ({@link METRIC}) the ratios and targets use.
+   */
   readonly modes: Partial<
-    Record<Mode, { readonly usPerCall: number[]; readonly median: number; readonly cpuMedian: number }>
+    Record<
+      Mode,
+      {
+        readonly wallUsPerCall: number[];
+        readonly cpuUsPerCall: number[];
+        readonly wallMedian: number;
+        readonly cpuMedian: number;
+        readonly median: number;
+      }
+    >
   >;
 }
 
@@ -282,7 +300,7 @@ function table(rows: readonly Row[], checks: readonly Check[]): string {
   ];
   const perCall = (r: Row, mode: Mode): string => {
     const m = r.modes[mode];
-    return m === undefined ? '–' : `${fmt(m.median, 2)} (${fmt(m.cpuMedian, 2)})`;
+    return m === undefined ? '–' : `${fmt(m.wallMedian, 2)} (${fmt(m.cpuMedian, 2)})`;
   };
   const cells = rows.map((r) => {
     const ratio = (mode: Mode): string => {
@@ -315,8 +333,8 @@ function table(rows: readonly Row[], checks: readonly Check[]): string {
       `for ${WARMUP_MS} ms, 1 to ${MAX_WARMUP_BATCHES} batches), ` +
       `Node ${process.versions.node}.`,
     'µs/call = batch wall time / model calls (CPU: the process’s user + system time / calls). ' +
-      'Overhead = µs/call minus the floor’s; the last column is symphonizer’s (constant provider) overhead ' +
-      'as a share of that row’s.',
+      `Ratios and targets use ${METRIC} time. Overhead = µs/call minus the floor’s; the last column is ` +
+      'symphonizer’s (constant provider) overhead as a share of that row’s.',
     '',
     line(header),
     `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`,
@@ -362,13 +380,18 @@ function parent(): void {
     modes: Object.fromEntries(
       MODES.map((mode) => {
         const ms = samples.get(`${id}:${mode}`) ?? [];
-        const usPerCall = ms.map((m) => (m.wallMs * 1000) / m.calls);
+        const wallUsPerCall = ms.map((m) => (m.wallMs * 1000) / m.calls);
+        const cpuUsPerCall = ms.map((m) => (m.cpuMs * 1000) / m.calls);
+        const wallMedian = median(wallUsPerCall);
+        const cpuMedian = median(cpuUsPerCall);
         return [
           mode,
           {
-            usPerCall,
-            median: median(usPerCall),
-            cpuMedian: median(ms.map((m) => (m.cpuMs * 1000) / m.calls)),
+            wallUsPerCall,
+            cpuUsPerCall,
+            wallMedian,
+            cpuMedian,
+            median: METRIC === 'cpu' ? cpuMedian : wallMedian,
           },
         ];
       }),
@@ -385,6 +408,7 @@ function parent(): void {
           callsPerChain: CALLS_PER_CHAIN,
           rounds: ROUNDS,
           warmupMs: WARMUP_MS,
+          metric: METRIC,
           node: process.versions.node,
           rows,
           checks,
