@@ -64,9 +64,7 @@ export {
 export {
   RateLimiter,
   RateLimiterRegistry,
-  estimateTokens,
   type AcquireOptions,
-  type EstimateTokensOptions,
   type RateLimitPermit,
   type RateLimitWait,
   type RateLimitWaitReason,
@@ -74,6 +72,7 @@ export {
   type RateLimiterRegistryOptions,
   type RateLimits,
 } from './rate-limiter.ts';
+export { estimateTokens, type EstimateTokensOptions } from './tokens.ts';
 export {
   Budget,
   BudgetExceededError,

@@ -5,7 +5,9 @@
  */
 import { InvalidOptionError } from '../core/errors.ts';
 import { AbortedError } from './errors.ts';
-import type { ModelRequest, RateLimitInfo, Usage } from './types.ts';
+import type { RateLimitInfo, Usage } from './types.ts';
+
+export { estimateTokens, type EstimateTokensOptions } from './tokens.ts';
 
 /** The limits of one {@link RateLimiter}. */
 export interface RateLimits {
@@ -494,30 +496,6 @@ export class RateLimiter {
 
 /** How many recent settled requests the learned usage-to-estimate ratio roughly remembers. */
 const USAGE_MEMORY = 20;
-
-/** Options of {@link estimateTokens}. */
-export interface EstimateTokensOptions {
-  /** Output tokens assumed when the request sets no `maxTokens`. @default 1024 */
-  readonly defaultOutputTokens?: number | undefined;
-}
-
-/**
- * A cheap, provider-neutral estimate of a request's tokens for rate limiting: a quarter of the characters of
- * the system text, the messages (tool calls included), the tool definitions and the output schema, rounded
- * up, plus `maxTokens` (or `defaultOutputTokens`) for the output. It over-counts rather than under-counts;
- * {@link RateLimitPermit.settle} corrects it with the real usage.
- */
-export function estimateTokens(request: ModelRequest, options: EstimateTokensOptions = {}): number {
-  let chars = request.system?.length ?? 0;
-  for (const message of request.messages) {
-    chars += message.content.length;
-    if (message.role === 'assistant' && message.toolCalls !== undefined)
-      chars += JSON.stringify(message.toolCalls).length;
-  }
-  if (request.tools !== undefined) chars += JSON.stringify(request.tools).length;
-  if (request.output !== undefined) chars += JSON.stringify(request.output.schema).length;
-  return Math.ceil(chars / 4) + (request.maxTokens ?? options.defaultOutputTokens ?? 1024);
-}
 
 /** Options of a {@link RateLimiterRegistry}. */
 export interface RateLimiterRegistryOptions {

@@ -2,7 +2,8 @@ import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.ts';
 import { AbortedError } from '../../src/providers/errors.ts';
-import { RateLimiter, RateLimiterRegistry, estimateTokens } from '../../src/providers/rate-limiter.ts';
+import { RateLimiter, RateLimiterRegistry } from '../../src/providers/rate-limiter.ts';
+import { estimateTokens } from '../../src/providers/tokens.ts';
 import type { RateLimitPermit, RateLimitWait } from '../../src/providers/rate-limiter.ts';
 
 beforeEach(() => {
@@ -602,6 +603,33 @@ describe('estimateTokens', () => {
     });
     expect(withSchema).toBe(Math.ceil(JSON.stringify(schema).length / 4) + 1024);
     expect(estimateTokens({ model: 'm', messages: [] }, { defaultOutputTokens: 7 })).toBe(7);
+  });
+
+  it('counts tools and tool calls as their JSON, measured once per object', () => {
+    const tools = [
+      { name: 'lookup', description: 'Find a word', parameters: { type: 'object', properties: {} } },
+      { name: 'add', parameters: { type: 'object', properties: { a: { type: 'number' } } } },
+    ];
+    const toolCalls = [{ id: 'c1', name: 'lookup', arguments: { word: 'ünïcode' } }];
+    const request = {
+      model: 'm',
+      messages: [
+        { role: 'user' as const, content: 'hi' },
+        { role: 'assistant' as const, content: '', toolCalls },
+      ],
+      tools,
+      maxTokens: 0,
+    };
+    const chars = 2 + JSON.stringify(toolCalls).length + JSON.stringify(tools).length;
+    expect(estimateTokens(request)).toBe(Math.ceil(chars / 4));
+    // The same definitions again (as every call of a node sends them): the same estimate, from the memo.
+    const stringify = vi.spyOn(JSON, 'stringify');
+    try {
+      expect(estimateTokens(request)).toBe(Math.ceil(chars / 4));
+      expect(stringify).not.toHaveBeenCalled();
+    } finally {
+      stringify.mockRestore();
+    }
   });
 });
 

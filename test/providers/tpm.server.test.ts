@@ -13,8 +13,8 @@ import {
   RateLimiterRegistry,
   createAnthropicProvider,
   createOpenAIProvider,
-  type RateLimitWaitReason,
 } from '../../src/index.ts';
+import type { RateLimitWaitReason } from '../../src/providers/rate-limiter.ts';
 import { startFakeProviderServer, type FakeProviderServer } from '../support/fake-provider-server.ts';
 import { fakeKey } from '../helpers/fake-keys.ts';
 
