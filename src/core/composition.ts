@@ -13,7 +13,7 @@ import {
 } from './errors.ts';
 import { compileGraph, type Graph, type GraphPlan } from './graph.ts';
 import { formatId, nextSeq } from './ids.ts';
-import { NodeRunner, beginRunner, settledSymbol, type SettleTarget } from './node-runner.ts';
+import { NodeRunner, beginRunner, seqOf, settledSymbol, type SettleTarget } from './node-runner.ts';
 import type { CompositionStatus, NodeDoneStatus } from './status.ts';
 
 /** Options of a {@link Composition}. */
@@ -71,6 +71,27 @@ interface StartDeferred {
 }
 
 const NONE: unknown[] = [];
+/** Marks a node without a result in `#values` (undefined is a valid result). */
+const unset: unique symbol = Symbol('unset');
+/** Node end statuses by their code in the end log. */
+const END_STATUS: readonly NodeDoneStatus[] = [
+  'completed',
+  'completed_error',
+  'retrying',
+  'error',
+  'timed_out',
+  'cancelled',
+];
+const END_CODE: Readonly<Record<NodeDoneStatus, number>> = {
+  completed: 0,
+  completed_error: 1,
+  retrying: 2,
+  error: 3,
+  timed_out: 4,
+  cancelled: 5,
+};
+/** Numbers per record of the end log: node index, status code, runner seq (-1: none), attempt, start, end. */
+const END_WIDTH = 6;
 /** Most nodes of a plan whose nodes get fast-object inputs; see `#startNode`. */
 const SMALL_PLAN = 64;
 const origin = performance.timeOrigin;
@@ -136,16 +157,26 @@ export class Composition implements SettleTarget {
   #stamp = Number.NaN;
   // Per-run state: allocated at the first start() so a queued composition costs little memory.
   #remaining: number[] | undefined;
+  /** The runner of each node while it may still run (dropped once the node is done). */
   #runners: (NodeRunner | undefined)[] = NONE as (NodeRunner | undefined)[];
+  /** Each node's result (`unset` until it completes). */
+  #values: unknown[] = NONE;
   #results: Map<string, unknown> | undefined;
   /** How much of `#ends` is already reflected in `#results`. */
   #resultsUpTo = 0;
   /** Inputs of this plan's nodes are small fast objects (few distinct key sets), else dictionaries. */
   readonly #smallInputs: boolean;
   /** Flat log of node ends: index, status, runner (or undefined), error. */
-  #ends: unknown[] | undefined;
+  /**
+   * The end log, all numbers (END_WIDTH per end; a double array, so no box per timestamp): what the trace and
+   * results need, so that a done node's runner is not kept. A finished composition that outlives a young
+   * collection would otherwise keep every runner of its run alive into the old generation.
+   */
+  #ends: number[] | undefined;
   /** Used length of `#ends` (it is sized for one end per node up front). */
   #endsLength = 0;
+  /** Per end (2 slots each): the error and the runner's parent id, made only when one has either. */
+  #endExtras: unknown[] | undefined;
   #ready: number[] = NONE as number[];
   #readyHead = 0;
   #inFlight = 0;
@@ -224,9 +255,10 @@ export class Composition implements SettleTarget {
     if (ends === undefined) return (this.#results ??= new Map());
     const results = (this.#results ??= new Map());
     const length = this.#endsLength;
-    for (let i = this.#resultsUpTo; i < length; i += 4) {
-      if (ends[i + 1] === 'completed') {
-        results.set(this.#plan.keys[ends[i] as number], (ends[i + 2] as NodeRunner).result);
+    for (let i = this.#resultsUpTo; i < length; i += END_WIDTH) {
+      if (ends[i + 1] === END_CODE.completed) {
+        const index = ends[i] as number;
+        results.set(this.#plan.keys[index], this.#values[index]);
       }
     }
     this.#resultsUpTo = length;
@@ -325,27 +357,28 @@ export class Composition implements SettleTarget {
    */
   trace(): NodeRecord[] {
     const ends = this.#ends ?? [];
+    const extras = this.#endExtras;
     const records: NodeRecord[] = [];
-    for (let i = 0; i < this.#endsLength; i += 4) {
+    for (let i = 0, k = 0; i < this.#endsLength; i += END_WIDTH, k += 2) {
       const node = this.#plan.nodes[ends[i] as number] as DAGNote;
-      const status = ends[i + 1] as NodeDoneStatus;
-      const runner = ends[i + 2] as NodeRunner | undefined;
-      const error = ends[i + 3];
+      const seq = ends[i + 2] as number;
       const record: { -readonly [K in keyof NodeRecord]: NodeRecord[K] } = {
         key: node.key,
         name: node.name,
-        status,
-        attempt: runner?.attempt ?? 1,
+        status: END_STATUS[ends[i + 1] as number] as NodeDoneStatus,
+        attempt: ends[i + 3] as number,
       };
-      if (runner !== undefined) {
-        record.runnerId = runner.instanceId;
-        if (runner.parentId !== undefined) record.parentId = runner.parentId;
-        if (runner.startedAt !== undefined) record.startedAt = runner.startedAt;
-        if (runner.endedAt !== undefined) record.endedAt = runner.endedAt;
-        if (runner.startedAt !== undefined && runner.endedAt !== undefined) {
-          record.durationMs = runner.endedAt - runner.startedAt;
-        }
+      if (seq >= 0) {
+        record.runnerId = formatId('r', seq);
+        const parentId = extras?.[k + 1] as string | undefined;
+        if (parentId !== undefined) record.parentId = parentId;
+        const startedAt = ends[i + 4] as number;
+        const endedAt = ends[i + 5] as number;
+        if (!Number.isNaN(startedAt)) record.startedAt = startedAt;
+        if (!Number.isNaN(endedAt)) record.endedAt = endedAt;
+        if (!Number.isNaN(startedAt) && !Number.isNaN(endedAt)) record.durationMs = endedAt - startedAt;
       }
+      const error = extras?.[k];
       if (error !== undefined) record.error = errorInfo(error);
       records.push(record);
     }
@@ -355,6 +388,17 @@ export class Composition implements SettleTarget {
   #resume(): void {
     this.#status = 'running';
     this.#pump();
+  }
+
+  /** The per-run state, made at the first start so that a queued composition costs little. */
+  #allocateRun(): void {
+    const plan = this.#plan;
+    const count = plan.nodes.length;
+    this.#remaining = plan.indegree.slice();
+    this.#runners = new Array<NodeRunner | undefined>(count).fill(undefined);
+    this.#values = new Array<unknown>(count).fill(unset);
+    this.#ends = new Array<number>(END_WIDTH * count).fill(Number.NaN); // NaN: a double array from the start
+    this.#ready = [];
   }
 
   #firstStart(): void {
@@ -375,10 +419,7 @@ export class Composition implements SettleTarget {
       signal.addEventListener('abort', listener, { once: true });
       this.#abortListener = listener;
     }
-    this.#remaining = plan.indegree.slice();
-    this.#runners = new Array<NodeRunner | undefined>(plan.nodes.length);
-    this.#ends = new Array<unknown>(4 * plan.nodes.length);
-    this.#ready = [];
+    this.#allocateRun();
     if (plan.nodes.length === 0) {
       this.#finish('completed');
       return;
@@ -416,7 +457,7 @@ export class Composition implements SettleTarget {
       this.#pumping = false;
     }
     if (this.#readyHead === this.#ready.length && this.#readyHead > 0) {
-      this.#ready = [];
+      this.#ready.length = 0; // keep the array: a fresh one would be a young object held by this composition
       this.#readyHead = 0;
     }
     if (this.#status === 'paused' && this.#inFlight === 0) this.#settlePaused();
@@ -452,10 +493,10 @@ export class Composition implements SettleTarget {
     } else {
       inputs = Object.create(null) as Record<string, unknown>;
     }
+    const values = this.#values;
     for (const p of plan.preds[index] as readonly number[]) {
-      // A predecessor is done here; it has a result only if it completed (not on ContinueAfterError).
-      const done = runners[p] as NodeRunner;
-      if (done.status === 'completed') inputs[plan.keys[p] as string] = done.result;
+      const value = values[p];
+      if (value !== unset) inputs[plan.keys[p] as string] = value;
     }
     this.#inFlight += 1;
     beginRunner(runner, node, inputs, this, index, this.#stamp);
@@ -473,6 +514,7 @@ export class Composition implements SettleTarget {
     const plan = this.#plan;
     const key = plan.keys[index] as string;
     if (ok) {
+      this.#values[index] = value;
       this.#recordEnd(index, 'completed', runner, undefined);
       this.#nodeDone(index);
     } else if (value instanceof TryAgainError) {
@@ -544,10 +586,29 @@ export class Composition implements SettleTarget {
     const ends = (this.#ends ??= []);
     const at = this.#endsLength;
     ends[at] = index;
-    ends[at + 1] = status;
-    ends[at + 2] = runner;
-    ends[at + 3] = error;
-    this.#endsLength = at + 4;
+    ends[at + 1] = END_CODE[status];
+    let parentId: string | undefined;
+    if (runner === undefined) {
+      ends[at + 2] = -1;
+      ends[at + 3] = 1;
+      ends[at + 4] = Number.NaN;
+      ends[at + 5] = Number.NaN;
+    } else {
+      ends[at + 2] = seqOf(runner);
+      ends[at + 3] = runner.attempt;
+      ends[at + 4] = runner.startedAt ?? Number.NaN;
+      ends[at + 5] = runner.endedAt ?? Number.NaN;
+      parentId = runner.parentId;
+      // Done for good (a retry has a child runner): the log holds all the trace needs of it.
+      if (status !== 'retrying' && this.#runners[index] === runner) this.#runners[index] = undefined;
+    }
+    if (error !== undefined || parentId !== undefined) {
+      const extras = (this.#endExtras ??= []);
+      const k = (at / END_WIDTH) * 2;
+      extras[k] = error;
+      extras[k + 1] = parentId;
+    }
+    this.#endsLength = at + END_WIDTH;
     const hook = this.#onNodeDone;
     if (hook !== undefined) {
       this.#stamp = Number.NaN; // outside code runs now
@@ -624,7 +685,7 @@ export class Composition implements SettleTarget {
     const stamp = this.#stamp;
     const endedAt = stamp === stamp ? stamp : now(); // NaN (no fresh reading) is the one value unequal to itself
     this.#endedAt = endedAt;
-    this.#ready = [];
+    this.#ready.length = 0;
     this.#readyHead = 0;
     const elapsed = endedAt - (this.#startedAt ?? endedAt);
     const onDone = this.#onDone;

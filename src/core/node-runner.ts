@@ -65,6 +65,9 @@ const now = (): number => origin + perf.now();
 
 let signalOf: (runner: NodeRunner) => AbortSignal;
 
+/** @internal The sequence number a runner's `instanceId` is formatted from (`formatId('r', seq)`). */
+export let seqOf: (runner: NodeRunner) => number;
+
 /**
  * @internal Starts a runner with a settle callback instead of a promise (no promise hop per node). `startedAt`
  * is a clock reading the caller took with no code outside the core run since, or NaN to read the clock.
@@ -118,6 +121,7 @@ export class NodeRunner<P = unknown, R = unknown> {
       runner.#begin(target, index, undefined, node, inputs, startedAt);
     };
     signalOf = (runner) => runner.#signal();
+    seqOf = (runner) => runner.#seq;
   }
 
   /**
