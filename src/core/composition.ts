@@ -13,7 +13,14 @@ import {
 } from './errors.ts';
 import { compileGraph, type Graph, type GraphPlan } from './graph.ts';
 import { formatId, nextSeq } from './ids.ts';
-import { NodeRunner, beginRunner, seqOf, settledSymbol, type SettleTarget } from './node-runner.ts';
+import {
+  NodeRunner,
+  beginRunner,
+  inputsSymbol,
+  seqOf,
+  settledSymbol,
+  type SettleTarget,
+} from './node-runner.ts';
 import type { CompositionStatus, NodeDoneStatus } from './status.ts';
 
 /** Options of a {@link Composition}. */
@@ -483,6 +490,13 @@ export class Composition implements SettleTarget {
       }
       runners[index] = runner;
     }
+    this.#inFlight += 1;
+    beginRunner(runner, node, this, index, this.#stamp);
+  }
+
+  /** @internal Builds node `index`'s `context.inputs`, on the executor's first read of them. */
+  [inputsSymbol](index: number): Record<string, unknown> {
+    const plan = this.#plan;
     // Null prototype: a predecessor's key is only ever its own entry, never an inherited member. A small plan
     // has few key sets, so a fast object (a third of a dictionary's size) stays cheap; a large one, with
     // thousands of distinct names, would make V8 build a hidden class per node: a dictionary is cheaper there.
@@ -498,8 +512,7 @@ export class Composition implements SettleTarget {
       const value = values[p];
       if (value !== unset) inputs[plan.keys[p] as string] = value;
     }
-    this.#inFlight += 1;
-    beginRunner(runner, node, inputs, this, index, this.#stamp);
+    return inputs;
   }
 
   /** @internal Called by a runner of this composition when it settles. */

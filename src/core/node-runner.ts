@@ -50,7 +50,12 @@ export const settledSymbol: unique symbol = Symbol('symphonizer.settled');
  */
 export interface SettleTarget {
   [settledSymbol](index: number, runner: NodeRunner, ok: boolean, value: unknown, stamp: number): void;
+  /** Builds the `inputs` of node `index`; called on the first read of `context.inputs`, if any. */
+  [inputsSymbol](index: number): Record<string, unknown>;
 }
+
+/** @internal The method a {@link SettleTarget} builds a node's inputs with. */
+export const inputsSymbol: unique symbol = Symbol('symphonizer.inputs');
 
 /** Options a runner rarely has, kept out of line so that a plain runner stays small. */
 interface Rare {
@@ -70,12 +75,12 @@ export let seqOf: (runner: NodeRunner) => number;
 
 /**
  * @internal Starts a runner with a settle callback instead of a promise (no promise hop per node). `startedAt`
- * is a clock reading the caller took with no code outside the core run since, or NaN to read the clock.
+ * is a clock reading the caller took with no code outside the core run since, or NaN to read the clock. The
+ * executor's `context.inputs` is built by `target` when first read.
  */
 export let beginRunner: (
   runner: NodeRunner,
   node: DAGNote,
-  inputs: Record<string, unknown>,
   target: SettleTarget,
   index: number,
   startedAt: number,
@@ -117,8 +122,8 @@ export class NodeRunner<P = unknown, R = unknown> {
   #release: (() => void) | undefined;
 
   static {
-    beginRunner = (runner, node, inputs, target, index, startedAt) => {
-      runner.#begin(target, index, undefined, node, inputs, startedAt);
+    beginRunner = (runner, node, target, index, startedAt) => {
+      runner.#begin(target, index, undefined, node, undefined, startedAt);
     };
     signalOf = (runner) => runner.#signal();
     seqOf = (runner) => runner.#seq;
@@ -285,7 +290,7 @@ export class NodeRunner<P = unknown, R = unknown> {
     index: number,
     external: AbortSignal | undefined,
     node: DAGNote | undefined,
-    inputs: Record<string, unknown>,
+    inputs: Record<string, unknown> | undefined,
     startedAt: number,
   ): void {
     // A refused start answers only its own caller: the sink of a run in progress stays in place.
@@ -332,7 +337,8 @@ export class NodeRunner<P = unknown, R = unknown> {
     this.#setStatus('running');
     let output: unknown;
     try {
-      output = executor(this.#params as never, makeContext(this, node, inputs, this.#attempt));
+      const source = inputs === undefined ? (sink as SettleTarget) : undefined;
+      output = executor(this.#params as never, makeContext(this, node, inputs, source, index, this.#attempt));
     } catch (error) {
       this.#finish(false, error);
       return;
@@ -438,44 +444,63 @@ export class NodeRunner<P = unknown, R = unknown> {
 
 /**
  * What an executor's context holds. The executor gets it behind a Proxy ({@link contextHandler}) that answers
- * `signal` from the runner, so `signal` is an own, enumerable property (`{ ...context }` keeps it, as it keeps
- * `inputs`) whose AbortController is made only when read, at the cost of one small object and a proxy per run
- * (an own accessor would need an `Object.defineProperty` per run, which costs more than the rest of a context).
+ * `signal` and `inputs` when first read: `signal` from the runner (an AbortController is made only then), and
+ * a Composition's `inputs` from the composition (an executor that never reads them costs no inputs object).
+ * Both stay own, enumerable properties, so `{ ...context }` keeps them. This costs one small object and a
+ * proxy per run; own accessors would need an `Object.defineProperty` each, which costs more than the rest.
  */
 class ContextTarget {
   /** Answered by the proxy; the stored value is never seen. */
   signal: AbortSignal | undefined = undefined;
   readonly node: DAGNote | undefined;
-  readonly inputs: Record<string, unknown>;
+  /** Undefined until first read for a Composition's node (then built by `#source`). */
+  inputs: Record<string, unknown> | undefined;
   readonly attempt: number;
   readonly #runner: NodeRunner;
+  readonly #source: SettleTarget | undefined;
+  readonly #index: number;
 
   constructor(
     runner: NodeRunner,
     node: DAGNote | undefined,
-    inputs: Record<string, unknown>,
+    inputs: Record<string, unknown> | undefined,
+    source: SettleTarget | undefined,
+    index: number,
     attempt: number,
   ) {
-    this.#runner = runner;
     this.node = node;
     this.inputs = inputs;
     this.attempt = attempt;
+    this.#runner = runner;
+    this.#source = source;
+    this.#index = index;
   }
 
   static signalOf(target: ContextTarget): AbortSignal {
     return signalOf(target.#runner);
   }
+
+  static inputsOf(target: ContextTarget): Record<string, unknown> {
+    return (target.inputs ??= (target.#source as SettleTarget)[inputsSymbol](target.#index));
+  }
+}
+
+/** Answers a lazily made property, or undefined for the others. */
+function lazyValue(target: ContextTarget, key: string | symbol): unknown {
+  return key === 'signal' ? ContextTarget.signalOf(target) : ContextTarget.inputsOf(target);
 }
 
 const contextHandler: ProxyHandler<ContextTarget> = {
   get(target, key) {
-    return key === 'signal'
-      ? ContextTarget.signalOf(target)
+    return key === 'signal' || key === 'inputs'
+      ? lazyValue(target, key)
       : (target as unknown as Record<PropertyKey, unknown>)[key];
   },
   getOwnPropertyDescriptor(target, key) {
     const descriptor = Reflect.getOwnPropertyDescriptor(target, key);
-    if (key === 'signal' && descriptor !== undefined) descriptor.value = ContextTarget.signalOf(target);
+    if ((key === 'signal' || key === 'inputs') && descriptor !== undefined) {
+      descriptor.value = lazyValue(target, key);
+    }
     return descriptor;
   },
 };
@@ -483,10 +508,15 @@ const contextHandler: ProxyHandler<ContextTarget> = {
 function makeContext(
   runner: NodeRunner,
   node: DAGNote | undefined,
-  inputs: Record<string, unknown>,
+  inputs: Record<string, unknown> | undefined,
+  source: SettleTarget | undefined,
+  index: number,
   attempt: number,
 ): RunContext {
-  return new Proxy(new ContextTarget(runner, node, inputs, attempt), contextHandler) as unknown as RunContext;
+  return new Proxy(
+    new ContextTarget(runner, node, inputs, source, index, attempt),
+    contextHandler,
+  ) as unknown as RunContext;
 }
 
 function deliverTo(
