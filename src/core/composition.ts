@@ -99,6 +99,31 @@ const END_CODE: Readonly<Record<NodeDoneStatus, number>> = {
 };
 /** Numbers per record of the end log: node index, status code, runner seq (-1: none), attempt, start, end. */
 const END_WIDTH = 6;
+/**
+ * A clock reading taken with no code outside the core run since, or NaN: a node started now may use it as its
+ * start time instead of reading the clock again. One for the module (JavaScript runs one thing at a time):
+ * whoever sets it resets it to NaN before its synchronous turn ends, and before any outside code runs.
+ */
+let stamp = Number.NaN;
+
+/** A composition's options once validated. */
+interface Settings {
+  readonly concurrency: number;
+  readonly maxTries: number;
+  readonly onDone: CompositionOptions['onDone'];
+  readonly onNodeDone: CompositionOptions['onNodeDone'];
+  readonly configure: CompositionOptions['configureNodeRunner'];
+  readonly signal: AbortSignal | undefined;
+}
+const HOOKS = ['onDone', 'onNodeDone', 'configureNodeRunner'] as const;
+const DEFAULTS: Settings = Object.freeze({
+  concurrency: Infinity,
+  maxTries: 3,
+  onDone: undefined,
+  onNodeDone: undefined,
+  configure: undefined,
+  signal: undefined,
+});
 /** Most nodes of a plan whose nodes get fast-object inputs; see `#startNode`. */
 const SMALL_PLAN = 64;
 const origin = performance.timeOrigin;
@@ -141,12 +166,8 @@ export class Composition implements SettleTarget {
   // The id string is formatted on read: a queued composition should cost little.
   readonly #seq = nextSeq();
   readonly #plan: GraphPlan;
-  readonly #onDone: CompositionOptions['onDone'];
-  readonly #onNodeDone: CompositionOptions['onNodeDone'];
-  readonly #configure: CompositionOptions['configureNodeRunner'];
-  readonly #concurrency: number;
-  readonly #maxTries: number;
-  readonly #signal: AbortSignal | undefined;
+  /** The validated options; compositions made without any share one record. */
+  readonly #options: Settings;
 
   #status: CompositionStatus = 'new';
   #error: unknown;
@@ -157,11 +178,6 @@ export class Composition implements SettleTarget {
   /** Who started this composition through {@link startWith}, and their token. */
   #listener: StartListener | undefined;
   #token: unknown;
-  /**
-   * A clock reading taken with no code outside the core run since, or NaN: a node started now may use it as
-   * its start time instead of reading the clock again. Valid only within the synchronous turn that set it.
-   */
-  #stamp = Number.NaN;
   // Per-run state: allocated at the first start() so a queued composition costs little memory.
   #remaining: number[] | undefined;
   /** The runner of each node while it may still run (dropped once the node is done). */
@@ -223,11 +239,11 @@ export class Composition implements SettleTarget {
     if (!(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
       throw new InvalidOptionError('concurrency', concurrency, 'an integer >= 1 or Infinity');
     }
-    const maxTries = options.maxTries ?? 3;
+    const maxTries = options.maxTries ?? DEFAULTS.maxTries;
     if (!(Number.isInteger(maxTries) && maxTries >= 1)) {
       throw new InvalidOptionError('maxTries', maxTries, 'an integer >= 1');
     }
-    for (const name of ['onDone', 'onNodeDone', 'configureNodeRunner'] as const) {
+    for (const name of HOOKS) {
       const value: unknown = options[name];
       if (value !== undefined && typeof value !== 'function')
         throw new InvalidOptionError(name, value, 'a function');
@@ -235,12 +251,16 @@ export class Composition implements SettleTarget {
     if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
       throw new InvalidOptionError('signal', options.signal, 'an AbortSignal');
     }
-    this.#concurrency = concurrency;
-    this.#maxTries = maxTries;
-    this.#onDone = options.onDone;
-    this.#onNodeDone = options.onNodeDone;
-    this.#configure = options.configureNodeRunner;
-    this.#signal = options.signal;
+    const { onDone, onNodeDone, configureNodeRunner, signal } = options;
+    this.#options =
+      concurrency === Infinity &&
+      maxTries === DEFAULTS.maxTries &&
+      onDone === undefined &&
+      onNodeDone === undefined &&
+      configureNodeRunner === undefined &&
+      signal === undefined
+        ? DEFAULTS
+        : { concurrency, maxTries, onDone, onNodeDone, configure: configureNodeRunner, signal };
   }
 
   /** Unique per composition. */
@@ -291,7 +311,8 @@ export class Composition implements SettleTarget {
    * @throws {RunnerStateError} when no runner can be made for the node.
    */
   configureNodeRunner(node: DAGNote): NodeRunner {
-    if (this.#configure !== undefined) return this.#configure(node, this);
+    const configure = this.#options.configure;
+    if (configure !== undefined) return configure(node, this);
     const factory = (node as Partial<RunnableNote>).createRunner;
     if (typeof factory === 'function') return factory.call(node, this);
     throw new RunnerStateError(
@@ -413,7 +434,7 @@ export class Composition implements SettleTarget {
     const startedAt = now();
     this.#startedAt = startedAt;
     this.#status = 'running';
-    const signal = this.#signal;
+    const signal = this.#options.signal;
     if (signal !== undefined) {
       if (signal.aborted) {
         this.#error = new CancelledError(signal.reason);
@@ -432,9 +453,9 @@ export class Composition implements SettleTarget {
       return;
     }
     for (const root of plan.roots) this.#enqueue(root);
-    this.#stamp = startedAt;
+    stamp = startedAt;
     this.#pump();
-    this.#stamp = Number.NaN;
+    stamp = Number.NaN;
   }
 
   /** Marks node `index` ready; {@link Composition.#pump} starts it when allowed. */
@@ -455,10 +476,10 @@ export class Composition implements SettleTarget {
         this.#readyHead < ready.length &&
         this.#status === 'running' &&
         this.#ending === undefined &&
-        this.#inFlight < this.#concurrency
+        this.#inFlight < this.#options.concurrency
       ) {
         this.#startNode(ready[this.#readyHead++] as number);
-        this.#stamp = Number.NaN; // the node's executor ran: the reading is stale
+        stamp = Number.NaN; // the node's executor ran: the reading is stale
       }
     } finally {
       this.#pumping = false;
@@ -491,7 +512,7 @@ export class Composition implements SettleTarget {
       runners[index] = runner;
     }
     this.#inFlight += 1;
-    beginRunner(runner, node, this, index, this.#stamp);
+    beginRunner(runner, node, this, index, stamp);
   }
 
   /** @internal Builds node `index`'s `context.inputs`, on the executor's first read of them. */
@@ -516,10 +537,10 @@ export class Composition implements SettleTarget {
   }
 
   /** @internal Called by a runner of this composition when it settles. */
-  [settledSymbol](index: number, runner: NodeRunner, ok: boolean, value: unknown, stamp: number): void {
-    this.#stamp = stamp;
+  [settledSymbol](index: number, runner: NodeRunner, ok: boolean, value: unknown, endStamp: number): void {
+    stamp = endStamp;
     this.#settled(index, runner, ok, value);
-    this.#stamp = Number.NaN;
+    stamp = Number.NaN;
   }
 
   #settled(index: number, runner: NodeRunner, ok: boolean, value: unknown): void {
@@ -533,7 +554,7 @@ export class Composition implements SettleTarget {
     } else if (value instanceof TryAgainError) {
       if (this.#ending !== undefined) {
         this.#recordEnd(index, 'cancelled', runner, value);
-      } else if (runner.attempt < this.#maxTries) {
+      } else if (runner.attempt < this.#options.maxTries) {
         this.#recordEnd(index, 'retrying', runner, value);
         this.#scheduleRetry(index, runner.retryTask(), value.delayMs);
       } else {
@@ -622,9 +643,9 @@ export class Composition implements SettleTarget {
       extras[k + 1] = parentId;
     }
     this.#endsLength = at + END_WIDTH;
-    const hook = this.#onNodeDone;
+    const hook = this.#options.onNodeDone;
     if (hook !== undefined) {
-      this.#stamp = Number.NaN; // outside code runs now
+      stamp = Number.NaN; // outside code runs now
       try {
         hook(this.#plan.nodes[index] as DAGNote, status, error);
       } catch (hookError) {
@@ -689,21 +710,20 @@ export class Composition implements SettleTarget {
   #finish(status: 'completed' | 'error' | 'cancelled'): void {
     if (this.#isFinal()) return;
     if (this.#abortListener !== undefined) {
-      this.#signal?.removeEventListener('abort', this.#abortListener);
+      this.#options.signal?.removeEventListener('abort', this.#abortListener);
       this.#abortListener = undefined;
     }
     for (const timer of this.#retryTimers?.values() ?? []) clearTimeout(timer);
     this.#retryTimers?.clear();
     this.#status = status;
-    const stamp = this.#stamp;
     const endedAt = stamp === stamp ? stamp : now(); // NaN (no fresh reading) is the one value unequal to itself
     this.#endedAt = endedAt;
     this.#ready.length = 0;
     this.#readyHead = 0;
     const elapsed = endedAt - (this.#startedAt ?? endedAt);
-    const onDone = this.#onDone;
+    const onDone = this.#options.onDone;
     if (onDone !== undefined) {
-      this.#stamp = Number.NaN;
+      stamp = Number.NaN;
       try {
         onDone(this, status, this.#error, elapsed);
       } catch (error) {

@@ -22,6 +22,9 @@ interface Waiter {
   readonly reject: (error: unknown) => void;
 }
 
+/** What `add()` returns: already resolved, and the same for every call (it carries nothing). */
+const ADDED: Promise<void> = Promise.resolve();
+
 interface Entry {
   readonly composition: Composition;
   readonly waiter: Waiter | undefined;
@@ -45,7 +48,8 @@ export class Perform implements StartListener {
   readonly #highWater: number;
   readonly #lowWater: number;
   #running = 0;
-  #queue: (Entry | undefined)[] = [];
+  /** Queued compositions: a Composition added with `add()`, an Entry for `run()` (it has a waiter). */
+  #queue: (Composition | Entry | undefined)[] = [];
   #head = 0;
   /** True from the moment `running` reaches highWater until it falls below lowWater: nothing new starts. */
   #saturated = false;
@@ -123,7 +127,7 @@ export class Perform implements StartListener {
    */
   add(composition: Composition): Promise<void> {
     this.#admit(composition, undefined);
-    return Promise.resolve();
+    return ADDED;
   }
 
   /** Adds the composition, then resolves with its final status (or `paused`) when its `start()` settles. */
@@ -146,7 +150,7 @@ export class Perform implements StartListener {
       throw new InvalidOptionError('composition', composition, 'a Composition');
     }
     if (!this.#saturated && this.#running < this.#highWater) this.#launch(composition, waiter);
-    else this.#queue.push({ composition, waiter });
+    else this.#queue.push(waiter === undefined ? composition : { composition, waiter });
   }
 
   #launch(composition: Composition, waiter: Waiter | undefined): void {
@@ -200,10 +204,11 @@ export class Perform implements StartListener {
     const queue = this.#queue;
     try {
       while (this.#head < queue.length && !this.#saturated) {
-        const entry = queue[this.#head] as Entry;
+        const entry = queue[this.#head] as Composition | Entry;
         queue[this.#head] = undefined; // drop the reference: a finished composition must be collectable
         this.#head += 1;
-        this.#launch(entry.composition, entry.waiter);
+        if (entry instanceof Composition) this.#launch(entry, undefined);
+        else this.#launch(entry.composition, entry.waiter);
       }
     } finally {
       this.#draining = false;
