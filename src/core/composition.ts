@@ -422,10 +422,15 @@ export class Composition implements SettleTarget {
   #allocateRun(): void {
     const plan = this.#plan;
     const count = plan.nodes.length;
+    // Plain loops: Array.prototype.fill costs more than the loop on the small arrays of a small plan.
     this.#remaining = plan.indegree.slice();
-    this.#runners = new Array<NodeRunner | undefined>(count).fill(undefined);
-    this.#values = new Array<unknown>(count).fill(unset);
-    this.#ends = new Array<number>(END_WIDTH * count).fill(Number.NaN); // NaN: a double array from the start
+    this.#runners = new Array<NodeRunner | undefined>(count);
+    const values = new Array<unknown>(count);
+    for (let i = 0; i < count; i++) values[i] = unset;
+    this.#values = values;
+    const ends = new Array<number>(END_WIDTH * count);
+    for (let i = 0; i < ends.length; i++) ends[i] = Number.NaN; // a double array: timestamps stored unboxed
+    this.#ends = ends;
     this.#ready = [];
   }
 
