@@ -11,7 +11,8 @@ export interface RunContext {
   node?: DAGNote | undefined;
   /**
    * Each predecessor's result, keyed by node key (the name, for single-instance notes). Built by a
-   * Composition as a null-prototype object, so only predecessors are keys (`'toString' in inputs` is false).
+   * Composition as a null-prototype object, so only predecessors are keys (`'toString' in inputs` is false),
+   * on the first read (the same object on every read; an executor that never reads it costs none).
    */
   inputs: Record<string, unknown>;
   /** 1 for the first try, then +1 for each `retryTask()` child. */
