@@ -2,9 +2,11 @@
  * The `--input` of `symphonizer run`: inline JSON or `@file.json`, with parse errors located by line and
  * column and shown with a caret under the offending character.
  */
+import { isAscii } from 'node:buffer';
 import { open } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { CliError } from './errors.ts';
+import { asciiJsonText } from './json-ascii.ts';
 
 /**
  * Reads the chain input: `undefined` gives `{}`, `@path` reads a JSON file (resolved against `cwd`), anything
@@ -16,8 +18,9 @@ export async function readInput(value: string | undefined, cwd: string): Promise
   if (!value.startsWith('@')) return parseJson(value, '--input');
   const path = resolve(cwd, value.slice(1));
   let text: string;
+  let escaped: boolean;
   try {
-    text = await readText(path);
+    ({ text, escaped } = await readText(path));
   } catch (error) {
     const code = (error as { code?: unknown }).code;
     throw new CliError(
@@ -29,8 +32,19 @@ export async function readInput(value: string | undefined, cwd: string): Promise
       },
     );
   }
+  if (escaped) {
+    try {
+      return JSON.parse(text) as unknown;
+    } catch {
+      // Not JSON: read the file as it is, so the error is located in its own text.
+      return parseJson((await readText(path, false)).text, path);
+    }
+  }
   return parseJson(text, path);
 }
+
+/** From this size on, a file with non-ASCII text is read as ASCII JSON (see {@link asciiJsonText}). */
+export const escapeFromBytes = 1 << 20;
 
 /**
  * The file's text, decoded once from its bytes, a UTF-8 BOM skipped while decoding rather than sliced off a
@@ -39,7 +53,7 @@ export async function readInput(value: string | undefined, cwd: string): Promise
  * while the bytes are still held: a 50 MB file peaks about 50 MB lower than with `readFile` (whose bytes
  * live until a collection finds them), and some 125 MB lower than `readFile(path, 'utf8')`.
  */
-async function readText(path: string): Promise<string> {
+async function readText(path: string, escape = true): Promise<{ text: string; escaped: boolean }> {
   const handle = await open(path, 'r');
   let buffer: ArrayBuffer;
   let length = 0;
@@ -47,7 +61,7 @@ async function readText(path: string): Promise<string> {
     const { size } = await handle.stat();
     if (size === 0) {
       // A pipe or a file of /proc reports no size: read it as it comes (such inputs are small).
-      return decode(await handle.readFile(), undefined);
+      return { text: decode(await handle.readFile(), undefined), escaped: false };
     }
     buffer = new ArrayBuffer(size);
     const view = new Uint8Array(buffer);
@@ -59,18 +73,33 @@ async function readText(path: string): Promise<string> {
   } finally {
     await handle.close();
   }
-  return decode(Buffer.from(buffer, 0, length), buffer);
+  const bytes = Buffer.from(buffer, 0, length);
+  if (escape && length >= escapeFromBytes && !isAscii(bytes)) {
+    const text = asciiJsonText(bytes, hasBom(bytes) ? 3 : 0);
+    if (text !== undefined) {
+      release(buffer);
+      return { text, escaped: true };
+    }
+  }
+  return { text: decode(bytes, buffer), escaped: false };
+}
+
+function hasBom(bytes: Buffer): boolean {
+  return bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
+}
+
+function release(owned: ArrayBuffer | undefined): void {
+  // Detaches `owned` and frees its memory now, not at the next collection that finds it unreachable
+  // (ArrayBuffer.prototype.transfer is ES2024: Node 22+, typed here since the project's lib is ES2023).
+  (owned as Transferable | undefined)?.transfer(0);
 }
 
 /** An ArrayBuffer with ES2024's `transfer`. */
 type Transferable = ArrayBuffer & { transfer(length: number): ArrayBuffer };
 
 function decode(bytes: Buffer, owned: ArrayBuffer | undefined): string {
-  const bom = bytes.length >= 3 && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
-  const text = bytes.toString('utf8', bom ? 3 : 0);
-  // Detaches `owned` and frees its memory now, not at the next collection that finds it unreachable
-  // (ArrayBuffer.prototype.transfer is ES2024: Node 22+, typed here since the project's lib is ES2023).
-  (owned as Transferable | undefined)?.transfer(0);
+  const text = bytes.toString('utf8', hasBom(bytes) ? 3 : 0);
+  release(owned);
   return text;
 }
 

@@ -70,4 +70,45 @@ describe('readInput @file (read as bytes, decoded once)', () => {
     expect(Object.keys(read)).toEqual(['__proto__', 'items']);
     expect(Object.getPrototypeOf(read)).toBe(Object.prototype);
   });
+
+  describe('a large file with non-ASCII text (read as ASCII JSON with \\u escapes)', () => {
+    const filler = (n: number): string =>
+      JSON.stringify(Array.from({ length: n }, (_, i) => ({ i, t: `marées é 🌊 潮汐 ${i}` })));
+
+    it('gives the value JSON.parse gives, with escapes, quotes, backslashes and a BOM', async () => {
+      const tricky = {
+        ['__proto__']: { clé: 'valeur' },
+        a: 'quote " then é, backslash \\ then 🌊, \\u00e9 literal, \u00e9 escaped',
+        'ключ 🔑': ['\ud83c\udf0a', '\t潮\n', ''],
+        items: JSON.parse(filler(40_000)) as unknown,
+      };
+      const text = JSON.stringify(tricky);
+      await writeFile(
+        join(dir, 'intl.json'),
+        Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(text)]),
+      );
+      const read = (await readInput('@intl.json', dir)) as Record<string, unknown>;
+      expect(read).toEqual(JSON.parse(text));
+      expect(Object.keys(read)).toEqual(['__proto__', 'a', 'ключ 🔑', 'items']);
+      expect(Object.getPrototypeOf(read)).toBe(Object.prototype);
+    });
+
+    it('reads bytes that are not UTF-8 as the decoder does (U+FFFD)', async () => {
+      const head = Buffer.from(`{"bad":"x`);
+      const tail = Buffer.from(`y","items":${filler(40_000)}}`);
+      await writeFile(join(dir, 'latin1.json'), Buffer.concat([head, Buffer.from([0xe9]), tail]));
+      const read = (await readInput('@latin1.json', dir)) as { bad: string };
+      expect(read.bad).toBe('x\uFFFDy');
+    });
+
+    it('locates an error in the file as it is, a non-ASCII character outside a string included', async () => {
+      await writeFile(join(dir, 'outside.json'), `{"items":${filler(40_000)},\n "é": 1, é}`);
+      const error = await readInput('@outside.json', dir).catch((e: unknown) => e);
+      expect((error as CliError).code).toBe('invalid_json');
+      expect((error as CliError).message).toMatch(/line 2, column 10/);
+      await writeFile(join(dir, 'late.json'), `{"items":${filler(40_000)},\n "é": tru}`);
+      const late = await readInput('@late.json', dir).catch((e: unknown) => e);
+      expect((late as CliError).message).toMatch(/line 2, column 10/);
+    });
+  });
 });
