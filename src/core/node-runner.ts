@@ -331,11 +331,15 @@ export class NodeRunner<P = unknown, R = unknown> {
     // NaN !== NaN: the caller had no fresh reading to give.
     this.#startedAt = startedAt === startedAt ? startedAt : now();
     const rare = this.#rare;
-    this.#setStatus('starting');
-    if (rare !== undefined || external !== undefined) {
+    if (rare === undefined && external === undefined) {
+      // The plain case: new → starting → running with no listener to tell and nothing to arm (the status
+      // was checked to be 'new' above, so both transitions are valid).
+      this.#status = 'running';
+    } else {
+      this.#setStatus('starting');
       if (!this.#arm(external, rare?.timeoutMs)) return;
+      this.#setStatus('running');
     }
-    this.#setStatus('running');
     let output: unknown;
     try {
       const source = inputs === undefined ? (sink as SettleTarget) : undefined;
@@ -392,7 +396,9 @@ export class NodeRunner<P = unknown, R = unknown> {
     const endedAt = now();
     this.#endedAt = endedAt;
     this.#value = value;
-    this.#setStatus(ok ? 'completed' : 'error');
+    if (this.#rare === undefined)
+      this.#status = ok ? 'completed' : 'error'; // running → final: valid, no listener
+    else this.#setStatus(ok ? 'completed' : 'error');
     // The reading is still "now" for the composition unless a status listener (outside code) has just run.
     this.#deliver(ok, value, this.#rare?.onStatus === undefined ? endedAt : Number.NaN);
   }
