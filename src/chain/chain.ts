@@ -69,8 +69,8 @@ export interface ChainRunOptions<O = Record<string, unknown>> {
    * Per-attempt timeout of each model call of a node, in milliseconds, counted from when the request is sent
    * (see `CallOptions.timeoutMs`): a timed-out attempt is aborted and fails with a retryable
    * `RequestTimeoutError` naming provider and model, and is retried per the client's retry policy like any
-   * transient failure (prompt nodes: a `retryTask()` child in the trace; agent nodes: each model call of
-   * the loop; streamed nodes: the stream of each attempt). Tools of an agent are not bounded by it.
+   * transient failure (a `retryTask()` child of the node in the trace; for an agent, each model call of its
+   * loop; for a streamed node, the stream of each attempt). Tools of an agent are not bounded by it.
    * @default none (the provider's own request timeout applies: 120000 for OpenAI and Anthropic)
    */
   readonly nodeTimeoutMs?: number | undefined;

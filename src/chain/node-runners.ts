@@ -4,7 +4,7 @@
  * {@link AgentLoop}. Each reports its model calls' events to its own run only.
  */
 import { NodeRunner, type RunContext } from '../core/index.ts';
-import type { CallResult, CallSpec, ModelClient } from '../providers/index.ts';
+import type { CallResult, CallRetries, CallSpec, ModelClient } from '../providers/index.ts';
 import type { TemplateLoader } from '../prompts/index.ts';
 import { AgentLoop } from './agent-loop.ts';
 import { callSpecOf } from './call-spec.ts';
@@ -67,38 +67,37 @@ export function nodeRunner<O>(run: NodeRunInput<O>): NodeRunner {
     });
   }
   if (run.streamTokens && node.schema === undefined) {
-    const options = { timeoutMs, retryAfterText: run.retryAfterText };
+    const retries = client.callRetries();
     return new NodeRunner({
-      executor: (_params, context) => streamText(build(context), client, context, labels, run, options),
+      executor: (_params, context) => streamText(build(context), context, labels, run, retries),
     });
   }
   return client.runner(build, { labels, timeoutMs, onEvent });
 }
 
-/** A text node's call streamed: each delta a `token` event; the node's result once it finishes. */
+/**
+ * One attempt of a text node's call, streamed: each delta a `token` event; the node's result once it
+ * finishes. A retried attempt is a `retryTask()` child of the node, as for any node.
+ */
 async function streamText<O>(
   spec: CallSpec,
-  client: ModelClient,
   context: RunContext,
   labels: { readonly nodeKey: string; readonly compositionId: string },
   run: NodeRunInput<O>,
-  options: { readonly timeoutMs: number | undefined; readonly retryAfterText: boolean },
+  retries: CallRetries,
 ): Promise<CallResult> {
-  const state = run.state;
+  const { client, state } = run;
   let text = '';
-  let retries = 0;
-  const stream = client.stream(spec, {
-    ...options,
+  const stream = client.streamAttempt(spec, retries, {
     signal: context.signal,
+    attempt: context.attempt,
     labels,
+    timeoutMs: run.timeoutMs,
+    retryAfterText: run.retryAfterText,
     onEvent: state.onCallEvent,
   });
   for await (const event of stream) {
-    // The client has already reported the retry (a `retry` event with `discardTokens`); start over.
-    if (event.type === 'retry') {
-      text = '';
-      retries += 1;
-    } else if (event.type === 'text-delta') {
+    if (event.type === 'text-delta') {
       text += event.text;
       state.emit({ type: 'token', node: labels.nodeKey, text: event.text });
     } else if (event.type === 'finish') {
@@ -109,7 +108,7 @@ async function streamText<O>(
         modelId: spec.model,
         usage: response.usage,
         costUsd: client.prices.costOf(spec.model, response.usage).costUsd,
-        attempt: context.attempt + retries,
+        attempt: context.attempt,
         simulated: response.simulated === true,
         requestId: response.requestId,
         response,

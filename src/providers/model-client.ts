@@ -1,9 +1,9 @@
 /**
  * The one place a model call is made: {@link ModelClient} holds the policies (retries, repairs, rate limits,
  * usage, budget, events) and runs each attempt through the same pipeline (`attempt.ts`). Retries follow one
- * protocol: an attempt that should be retried throws `TryAgainError`, and its runner is re-run as a
- * `retryTask()` child, by the Composition for a node, or by {@link runRetryTasks} for a standalone call; so
- * traces show every try. A stream retries its attempts in its own loop, under the same decisions.
+ * protocol: an attempt that should be retried throws `TryAgainError`, and the call is re-run after its
+ * delay: by the Composition for a node (a `retryTask()` child, so traces show every try), by
+ * {@link runRetryTasks} for a standalone call, and by `stream()`'s loop for a standalone stream.
  */
 import type { z } from 'zod';
 import { InvalidOptionError, TryAgainError } from '../core/errors.ts';
@@ -314,26 +314,77 @@ export class ModelClient {
     const { labels, signal, onEvent } = options;
     const timeouts = this.#timeouts(options);
     const retries = this.callRetries();
+    const retryAfterText = options.retryAfterText === true;
+    // The TryAgainError protocol, as a Composition follows it, for a stream: each attempt that should be
+    // retried throws it, and the next attempt starts after its delay.
     for (let attempt = 1; ; attempt++) {
-      const progress: StreamProgress = { yielded: false, finished: false };
-      retries.started();
+      const progress: StreamProgress & { reason?: string } = { yielded: false, finished: false };
+      const input = { ...timeouts, signal, labels, attempt, failureNumber: attempt, sink: onEvent };
       try {
-        yield* this.#attempts.stream(
-          spec,
-          { ...timeouts, signal, labels, attempt, failureNumber: attempt, sink: onEvent },
-          progress,
-        );
+        yield* this.#streamAttempt(spec, retries, input, retryAfterText, progress);
         return;
       } catch (error) {
-        if (progress.finished || (progress.yielded && options.retryAfterText !== true)) throw error;
-        const decision = retries.decide(error);
-        if (!decision.retry) throw error;
-        const { delayMs, reason } = decision;
-        const discardText = progress.yielded;
-        this.#attempts.retried(spec.model, labels, onEvent, { error, attempt, delayMs, reason, discardText });
-        if (discardText) yield { type: 'retry', attempt, delayMs, reason, error };
+        if (!(error instanceof TryAgainError)) throw error;
+        const { delayMs } = error;
+        if (progress.yielded) {
+          yield { type: 'retry', attempt, delayMs, reason: progress.reason ?? '', error: error.cause };
+        }
         await abortableSleep(delayMs, signal);
       }
+    }
+  }
+
+  /**
+   * Streams one attempt of a logical call inside a Composition node's executor (a streamed node): yields
+   * its events, or throws the `TryAgainError` (with the policy's delay) that makes the Composition re-run
+   * the node through `retryTask()`, after a `retry` event that says whether the events yielded so far are
+   * void (`discardText`). A failure after events were yielded is retried only with `retryAfterText`, and a
+   * failure after `finish` never is. Pass the same `retries` to every attempt of the call.
+   * @throws {TryAgainError} when the call should be retried; its `cause` is the attempt's error.
+   * @throws the attempt's error, as is, once retrying stops.
+   */
+  streamAttempt(
+    spec: CallSpec,
+    retries: CallRetries,
+    options: AttemptOptions & { readonly retryAfterText?: boolean | undefined },
+  ): AsyncGenerator<StreamEvent, void, undefined> {
+    const input: AttemptInput = {
+      ...this.#timeouts(options),
+      signal: options.signal,
+      labels: options.labels,
+      attempt: options.attempt,
+      failureNumber: retries.transportFailures + 1,
+      sink: options.onEvent,
+    };
+    const progress: StreamProgress = { yielded: false, finished: false };
+    return this.#streamAttempt(spec, retries, input, options.retryAfterText === true, progress);
+  }
+
+  async *#streamAttempt(
+    spec: CallSpec,
+    retries: CallRetries,
+    input: AttemptInput,
+    retryAfterText: boolean,
+    progress: StreamProgress & { reason?: string },
+  ): AsyncGenerator<StreamEvent, void, undefined> {
+    retries.started();
+    try {
+      yield* this.#attempts.stream(spec, input, progress);
+    } catch (error) {
+      if (progress.finished || (progress.yielded && !retryAfterText)) throw error;
+      const decision = retries.decide(error);
+      // A stream's caller sees the attempt's own error when retrying stops (what it streamed came from it).
+      if (!decision.retry) throw error;
+      const { delayMs, reason } = decision;
+      progress.reason = reason;
+      this.#attempts.retried(spec.model, input.labels, input.sink, {
+        error,
+        attempt: input.attempt,
+        delayMs,
+        reason,
+        discardText: progress.yielded,
+      });
+      throw new TryAgainError(`Retrying: ${reason}.`, { delayMs, cause: error });
     }
   }
 

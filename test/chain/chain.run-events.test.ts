@@ -1,7 +1,8 @@
 /**
  * A run's events are its own: concurrent runs through one client (runAll, or compositions in one Perform)
  * each get their own retries, usage and steps, while the client's own `onEvent` still sees every call. And
- * an agent node's retried model call is an attempt of the node, in the trace like any other.
+ * an agent node's or a streamed node's retried model call is an attempt of the node, in the trace like any
+ * other.
  */
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -153,6 +154,30 @@ describe('agent retries', () => {
     expect(events.filter((e) => e.type === 'node-start').map((e) => e.attempt)).toEqual([1, 2]);
     expect(result.steps.agent?.map((s) => s.toolCalls.length)).toEqual([1, 0]);
     expect(result.usage.calls).toBe(2);
+  });
+});
+
+describe('streamed node retries', () => {
+  it('a streamed text node retried before its first token is a retryTask attempt in the trace', async () => {
+    const { client } = clientWith((_request, n) => (n === 1 ? overloaded() : 'all of it'));
+    const c = chain({ input: z.object({}), model: 'fake:m', client })
+      .prompt('answer', { template: 'Say it.' })
+      .build();
+    const events: ChainEvent[] = [];
+    const result = await c.run({}, { streamTokens: true, onEvent: (e) => events.push(e) });
+    expect(result.outputs.answer).toBe('all of it');
+    expect(result.trace.map((r) => [r.status, r.attempt, r.error?.status])).toEqual([
+      ['retrying', 1, 529],
+      ['completed', 2, undefined],
+    ]);
+    expect(events.filter((e) => e.type === 'retry')).toMatchObject([{ node: 'answer', attempt: 1 }]);
+    expect(events.filter((e) => e.type === 'retry' && e.discardTokens === true)).toHaveLength(0);
+    expect(
+      events
+        .filter((e) => e.type === 'token')
+        .map((e) => e.text)
+        .join(''),
+    ).toBe('all of it');
   });
 });
 
