@@ -25,6 +25,7 @@ console.log(JSON.stringify({ urls, sqlite: process.moduleLoadList.some((m) => m.
 
 const sdk = /node_modules\/(openai|@anthropic-ai\/sdk)\//u;
 const handlebars = /node_modules\/handlebars\//u;
+const redisOrPg = /node_modules\/(ioredis|bullmq|pg|pg-[a-z-]+)\//u;
 
 describe('lazy optional weight', () => {
   it.each(['src/index.ts', 'src/eval/index.ts', 'agents/index.ts', 'src/cli/main.ts'])(
@@ -39,6 +40,30 @@ describe('lazy optional weight', () => {
       expect(loaded.sqlite).toBe(false);
     },
   );
+
+  it.each([
+    'src/index.ts',
+    'src/core/index.ts',
+    'src/providers/index.ts',
+    'src/prompts/index.ts',
+    'src/chain/index.ts',
+    'src/eval/index.ts',
+    'agents/index.ts',
+    'src/testing.ts',
+    'src/distributed/index.ts',
+  ])('importing %s loads no Redis or PostgreSQL client', async (entry) => {
+    const loaded = await loadedBy(`await import('./${entry}');`);
+    expect(loaded.urls.some((url) => url.endsWith(entry))).toBe(true);
+    expect(loaded.urls.filter((url) => redisOrPg.test(url))).toEqual([]);
+  });
+
+  it('loads ioredis on the first RedisRateLimiterRegistry, and no PostgreSQL client', async () => {
+    const loaded =
+      await loadedBy(`const { RedisRateLimiterRegistry } = await import('./src/distributed/index.ts');
+await new RedisRateLimiterRegistry('redis://127.0.0.1:9', { limits: {} }).close();`);
+    expect(loaded.urls.some((url) => /node_modules\/ioredis\//u.test(url))).toBe(true);
+    expect(loaded.urls.some((url) => /node_modules\/pg\//u.test(url))).toBe(false);
+  });
 
   it('loads the OpenAI SDK on the first call of its provider, and only that SDK', async () => {
     const loaded = await loadedBy(`const { createOpenAIProvider } = await import('./src/index.ts');
