@@ -26,6 +26,7 @@ import * as chainLayer from '../src/chain/index.ts';
 import * as evalLayer from '../src/eval/index.ts';
 import * as agents from '../agents/index.ts';
 import * as testing from '../src/testing.ts';
+import * as distributed from '../src/distributed/index.ts';
 import * as cliErrors from '../src/cli/errors.ts';
 
 const repo = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -41,6 +42,7 @@ const entries: Readonly<Record<string, string>> = {
   'symphonizer/eval': 'src/eval/index.ts',
   'symphonizer/agents': 'agents/index.ts',
   'symphonizer/testing': 'src/testing.ts',
+  'symphonizer/distributed': 'src/distributed/index.ts',
 };
 
 /** One fenced TypeScript block of a Markdown text. */
@@ -285,7 +287,18 @@ describe('README error table', () => {
   });
 
   it('names only classes that exist', () => {
-    const barrels = [root, core, providers, prompts, chainLayer, evalLayer, agents, testing, cliErrors];
+    const barrels = [
+      root,
+      core,
+      providers,
+      prompts,
+      chainLayer,
+      evalLayer,
+      agents,
+      testing,
+      distributed,
+      cliErrors,
+    ];
     const known = new Set(barrels.flatMap((m) => errorClasses(m as Record<string, unknown>)));
     known.add('HelperUsageError'); // package-internal (src/prompts/helpers.ts), listed for completeness
     expect([...tableClasses()].filter((name) => !known.has(name)).sort()).toEqual([]);

@@ -126,7 +126,7 @@ describe.skipIf(skipRedis)('RedisRateLimiterRegistry against a real Redis', () =
     );
   }, 30_000);
 
-  it('reconciles tokens across processes: real usage at settle moves the shared budget and the learned ratio', async () => {
+  it('reconciles tokens across processes: real usage at settle moves the shared token budget', async () => {
     const shared = prefix();
     const limits = { p: { tokensPerMinute: 1000, windowMs: 60_000, headroom: 0 } };
     const a = new RedisRateLimiterRegistry(server.url, { prefix: shared, limits });
