@@ -7,8 +7,6 @@ import { InvalidOptionError } from '../core/errors.ts';
 import { AbortedError } from './errors.ts';
 import type { RateLimitInfo, Usage } from './types.ts';
 
-export { estimateTokens, type EstimateTokensOptions } from './tokens.ts';
-
 /** The limits of one {@link RateLimiter}. */
 export interface RateLimits {
   /** Most requests in flight at once (granted, not yet settled or released). @default Infinity */
