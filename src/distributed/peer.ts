@@ -35,7 +35,7 @@ type RedisOptions = Readonly<Record<string, unknown>> & { readonly host?: string
  */
 export interface RedisClient {
   readonly status: string;
-  on(event: 'error' | 'ready', listener: () => void): unknown;
+  on(event: 'error' | 'ready', listener: (error?: unknown) => void): unknown;
   evalsha(sha: string, numKeys: number, ...args: string[]): Promise<unknown>;
   eval(script: string, numKeys: number, ...args: string[]): Promise<unknown>;
   quit(): Promise<unknown>;

@@ -75,6 +75,8 @@ interface Shared {
   readonly pending: Set<Promise<unknown>>;
   /** Connected at least once: until then a failing call is the connection still being made. */
   connected: boolean;
+  /** The connection's last error, the cause of a {@link RateLimiterUnavailableError}. */
+  lastError: unknown;
   closed: boolean;
 }
 
@@ -112,6 +114,9 @@ export class RedisRateLimiterRegistry extends RateLimiterRegistry {
     super();
     if (typeof (options as unknown) !== 'object' || (options as unknown) === null) {
       throw new InvalidOptionError('options', options, 'an object { limits, defaults?, prefix? }');
+    }
+    if (typeof (options.limits as unknown) !== 'object' || (options.limits as unknown) === null) {
+      throw new InvalidOptionError('limits', options.limits, 'an object of limits by provider or model');
     }
     // The in-process registry checks the shape of every entry the same way.
     RateLimiterRegistry.from({ limits: options.limits, defaults: options.defaults }, 'options');
@@ -152,10 +157,13 @@ export class RedisRateLimiterRegistry extends RateLimiterRegistry {
       pollMs,
       pending: new Set(),
       connected: false,
+      lastError: undefined,
       closed: false,
     };
     // Errors surface through the calls that fail; the client reconnects on its own.
-    redis.on('error', noop);
+    redis.on('error', (error: unknown) => {
+      this.#shared.lastError = error;
+    });
     redis.on('ready', () => {
       this.#shared.connected = true;
       for (const limiter of this.#limiters.values()) limiter.wake();
@@ -472,7 +480,7 @@ export class RedisRateLimiter extends RateLimiter {
       let reply: AcquireReply;
       if (this.#shared.redis.status !== 'ready') {
         // Not connected (yet, or any more): the 'ready' event wakes us; meanwhile the timeout runs.
-        this.#failUnavailable(undefined);
+        this.#failUnavailable(this.#shared.lastError);
         return;
       }
       try {

@@ -180,7 +180,7 @@ describe.skipIf(skipRedis)('RedisRateLimiterRegistry against a real Redis', () =
     try {
       const { stdout } = await run(
         process.execPath,
-        ['--input-type=module', '-e', releaseWith429(server.url, shared, limits.p, 1500)],
+        ['--input-type=module', '-e', releaseWith429(server.url, shared, limits.p, 2000)],
         { cwd: root },
       );
       const refused = JSON.parse(stdout) as { grantedAt: number };
@@ -191,13 +191,13 @@ describe.skipIf(skipRedis)('RedisRateLimiterRegistry against a real Redis', () =
       ]);
       expect(waits[0]?.reason).toBe('hold');
       for (const permit of [first, second]) {
-        expect(permit.grantedAt - refused.grantedAt).toBeGreaterThanOrEqual(1500);
+        expect(permit.grantedAt - refused.grantedAt).toBeGreaterThanOrEqual(2000);
         permit.release();
       }
       // The refused 400 000 tokens were refunded: a request of 990 000 fits into the same 5 s window as soon
       // as the pause ends (charged, the 400 000 would hold it until that window had passed).
       const big = await b.get('p', 'm').acquire({ estimatedTokens: 990_000 });
-      expect(big.grantedAt - refused.grantedAt).toBeLessThan(2500);
+      expect(big.grantedAt - refused.grantedAt).toBeLessThan(4000);
       big.release();
     } finally {
       await b.close();
@@ -272,7 +272,7 @@ describe.skipIf(skipRedis)('RedisRateLimiterRegistry against a real Redis', () =
     const client = (): ModelClient => {
       const limits = new RedisRateLimiterRegistry(server.url, {
         prefix: shared,
-        limits: { openai: { requestsPerMinute: requests, windowMs, headroom: 0.1 } },
+        limits: { openai: { requestsPerMinute: requests, windowMs, headroom: 0.25 } },
       });
       registries.push(limits);
       const provider = createOpenAIProvider({
@@ -313,13 +313,15 @@ describe.skipIf(skipRedis)('RedisRateLimiterRegistry against a real Redis', () =
   it('frees the concurrency slot of a process that died holding a permit once its lease expires', async () => {
     const shared = prefix();
     const limits = { p: { maxConcurrency: 1 } };
+    const registry = new RedisRateLimiterRegistry(server.url, { prefix: shared, limits, leaseMs: 1000 });
+    (await registry.get('p', 'warm-up').acquire()).settle(); // connected before the other process starts
     const { stdout } = await run(
       process.execPath,
       [
         '--input-type=module',
         '-e',
         `const { RedisRateLimiterRegistry } = await import('./src/distributed/index.ts');
-const registry = new RedisRateLimiterRegistry(${JSON.stringify(server.url)}, { prefix: ${JSON.stringify(shared)}, limits: { p: ${JSON.stringify(limits.p)} }, leaseMs: 400 });
+const registry = new RedisRateLimiterRegistry(${JSON.stringify(server.url)}, { prefix: ${JSON.stringify(shared)}, limits: { p: ${JSON.stringify(limits.p)} }, leaseMs: 1000 });
 const permit = await registry.get('p', 'm').acquire();
 console.log(JSON.stringify({ grantedAt: permit.grantedAt }));
 process.exit(0); // dies holding the permit: no settle, no release, no close`,
@@ -327,12 +329,11 @@ process.exit(0); // dies holding the permit: no settle, no release, no close`,
       { cwd: root },
     );
     const dead = JSON.parse(stdout) as { grantedAt: number };
-    const registry = new RedisRateLimiterRegistry(server.url, { prefix: shared, limits, leaseMs: 400 });
     try {
       const reasons: string[] = [];
       const permit = await registry.get('p', 'm').acquire({ onWait: (wait) => reasons.push(wait.reason) });
       expect(reasons).toEqual(['concurrency']);
-      expect(permit.grantedAt - dead.grantedAt).toBeGreaterThanOrEqual(400);
+      expect(permit.grantedAt - dead.grantedAt).toBeGreaterThanOrEqual(1000);
       permit.settle();
     } finally {
       await registry.close();
