@@ -9,7 +9,7 @@ import type { CallOutput, CallResult, CallSpec } from './call.ts';
 import type { CallEventSink, ClientEvents } from './call-events.ts';
 import { defaultOutputTokens, type InFlightBudget } from './budget.ts';
 import { AbortedError, ConnectionError } from './errors.ts';
-import type { RateLimiterRegistry, RateLimitPermit } from './rate-limiter.ts';
+import { failureRelease, type RateLimiterRegistry, type RateLimitPermit } from './rate-limiter.ts';
 import type { ProviderRegistry } from './registry.ts';
 import { toModelRequest } from './request.ts';
 import { estimateTokens } from './tokens.ts';
@@ -103,7 +103,7 @@ export class Attempts {
       response = await guard.race(provider.complete({ ...request, signal: guard.signal }));
     } catch (error) {
       unreserve();
-      permit.release(releaseInfo(error, this.#deps.policy, input.failureNumber));
+      permit.release(failureRelease(error, () => this.#deps.policy.backoffMs(input.failureNumber)));
       throw error;
     } finally {
       guard.dispose();
@@ -199,7 +199,7 @@ export class Attempts {
       guard.dispose();
       unreserve();
       if (!progress.finished) {
-        permit.release(releaseInfo(error, this.#deps.policy, input.failureNumber));
+        permit.release(failureRelease(error, () => this.#deps.policy.backoffMs(input.failureNumber)));
         released = true;
         if (progress.yielded) count();
       }
@@ -369,31 +369,4 @@ function onAbort(signal: AbortSignal | undefined, listener: () => void): () => v
   return () => {
     signal.removeEventListener('abort', listener);
   };
-}
-
-/** How to release a permit after a failure: a 429 or 529 pauses every waiter of the limiter. */
-function releaseInfo(
-  error: unknown,
-  policy: RetryPolicy,
-  failure: number,
-): { backoffMs?: number; rateLimit?: ModelResponse['rateLimit'] } {
-  const fields = (typeof error === 'object' && error !== null ? error : {}) as {
-    status?: unknown;
-    code?: unknown;
-    retryAfterMs?: unknown;
-    rateLimit?: ModelResponse['rateLimit'];
-  };
-  const info: { backoffMs?: number; rateLimit?: ModelResponse['rateLimit'] } = {};
-  if (fields.rateLimit !== undefined) info.rateLimit = fields.rateLimit;
-  // An error event inside a stream has no status; its code says it was a rate limit or an overload.
-  if (
-    fields.status === 429 ||
-    fields.status === 529 ||
-    fields.code === 'rate_limit_error' ||
-    fields.code === 'overloaded_error'
-  ) {
-    info.backoffMs =
-      typeof fields.retryAfterMs === 'number' ? fields.retryAfterMs : policy.backoffMs(failure);
-  }
-  return info;
 }

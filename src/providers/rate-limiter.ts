@@ -495,6 +495,40 @@ export class RateLimiter {
 /** How many recent settled requests the learned usage-to-estimate ratio roughly remembers. */
 const USAGE_MEMORY = 20;
 
+/** What {@link RateLimitPermit.release} is told about a failed request. */
+export interface RateLimitRelease {
+  /** Set for a 429 or 529: pause every caller this long and refund the request's token estimate. */
+  readonly backoffMs?: number;
+  /** The failure's rate-limit headers, if it had any. */
+  readonly rateLimit?: RateLimitInfo;
+}
+
+/**
+ * How to release a permit after a request failed with `error`: a 429 or 529 (or, inside a stream, an error
+ * event whose code says rate limit or overload) pauses every caller for the error's `retryAfterMs`, or
+ * `fallbackBackoffMs()` when the provider named no delay, and refunds the estimate; the error's rate-limit
+ * headers are passed on either way.
+ */
+export function failureRelease(error: unknown, fallbackBackoffMs: () => number): RateLimitRelease {
+  const fields = (typeof error === 'object' && error !== null ? error : {}) as {
+    readonly status?: unknown;
+    readonly code?: unknown;
+    readonly retryAfterMs?: unknown;
+    readonly rateLimit?: RateLimitInfo;
+  };
+  const rateLimited =
+    fields.status === 429 ||
+    fields.status === 529 ||
+    fields.code === 'rate_limit_error' ||
+    fields.code === 'overloaded_error';
+  return {
+    ...(fields.rateLimit === undefined ? {} : { rateLimit: fields.rateLimit }),
+    ...(rateLimited
+      ? { backoffMs: typeof fields.retryAfterMs === 'number' ? fields.retryAfterMs : fallbackBackoffMs() }
+      : {}),
+  };
+}
+
 /** Options of a {@link RateLimiterRegistry}. */
 export interface RateLimiterRegistryOptions {
   /** Limits of every limiter unless overridden. @default {} (unlimited) */

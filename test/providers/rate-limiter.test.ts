@@ -2,7 +2,7 @@ import { getEventListeners } from 'node:events';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { InvalidOptionError } from '../../src/core/errors.ts';
 import { AbortedError } from '../../src/providers/errors.ts';
-import { RateLimiter, RateLimiterRegistry } from '../../src/providers/rate-limiter.ts';
+import { RateLimiter, RateLimiterRegistry, failureRelease } from '../../src/providers/rate-limiter.ts';
 import { estimateTokens } from '../../src/providers/tokens.ts';
 import type { RateLimitPermit, RateLimitWait } from '../../src/providers/rate-limiter.ts';
 
@@ -577,6 +577,22 @@ describe('RateLimiter options', () => {
     expect(() => {
       limiter.backoff(NaN);
     }).toThrow(InvalidOptionError);
+  });
+});
+
+describe('failureRelease', () => {
+  it('pauses and refunds for a 429 or 529, with the delay the provider asked for or the fallback', () => {
+    expect(failureRelease({ status: 429, retryAfterMs: 1500 }, () => 7)).toEqual({ backoffMs: 1500 });
+    expect(failureRelease({ status: 529 }, () => 7)).toEqual({ backoffMs: 7 });
+    expect(failureRelease({ code: 'rate_limit_error' }, () => 7)).toEqual({ backoffMs: 7 });
+    expect(failureRelease({ code: 'overloaded_error', retryAfterMs: 3 }, () => 7)).toEqual({ backoffMs: 3 });
+  });
+
+  it('passes rate-limit headers on and neither pauses nor refunds any other failure', () => {
+    const rateLimit = { remainingRequests: 0, resetRequestsMs: 100 };
+    expect(failureRelease({ status: 503, rateLimit }, () => 7)).toEqual({ rateLimit });
+    expect(failureRelease(new Error('socket hang up'), () => 7)).toEqual({});
+    expect(failureRelease(undefined, () => 7)).toEqual({});
   });
 });
 
