@@ -82,6 +82,9 @@ export function createSimulatedProvider(options: SimulatedProviderOptions = {}):
 
 const echoModels = new Set(['echo']);
 
+/** How many distinct requests' attempt counts a simulated provider remembers. */
+const ATTEMPTS_KEPT = 65_536;
+
 class SimulatedProvider implements Provider {
   readonly name: string;
   readonly #seed: number;
@@ -89,7 +92,9 @@ class SimulatedProvider implements Provider {
   readonly #failureRate: number;
   readonly #failureStatus: number;
   readonly #script: readonly SimulatedScriptEntry[];
-  // How many times each request hash has been answered or failed; keys the per-attempt failure draw.
+  // How many times each request hash has been answered or failed; keys the per-attempt failure draw. Only
+  // the last ATTEMPTS_KEPT distinct requests are remembered (a retry follows its failure closely), so a
+  // million-row batch does not keep a counter per row.
   readonly #attempts = new Map<number, number>();
 
   constructor(options: SimulatedProviderOptions) {
@@ -132,7 +137,13 @@ class SimulatedProvider implements Provider {
     this.#throwIfAborted(request);
     const key = requestHash(request, this.#seed);
     const attempt = (this.#attempts.get(key) ?? 0) + 1;
+    // Re-inserted, so the Map's order is least recently used first.
+    this.#attempts.delete(key);
     this.#attempts.set(key, attempt);
+    if (this.#attempts.size > ATTEMPTS_KEPT) {
+      const oldest = this.#attempts.keys().next();
+      if (oldest.done !== true) this.#attempts.delete(oldest.value);
+    }
     const requestId = `sim_${key.toString(16).padStart(8, '0')}_${attempt}`;
     await this.#sleep(this.#latencyFor(request, key, attempt), request);
     if (
