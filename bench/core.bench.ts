@@ -553,4 +553,9 @@ if (args.child !== undefined) {
     spawnSync(process.execPath, [fileURLToPath(new URL('import.bench.ts', import.meta.url))], {
       stdio: 'inherit',
     });
+  // The chain-level peers: symphonizer, the AI SDK and LangGraph.js on one 5-call chain.
+  if (args.only === undefined && !args.json)
+    spawnSync(process.execPath, [fileURLToPath(new URL('peers/chain.bench.ts', import.meta.url))], {
+      stdio: 'inherit',
+    });
 }
