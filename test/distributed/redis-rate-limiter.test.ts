@@ -204,6 +204,32 @@ describe.skipIf(skipRedis)('RedisRateLimiterRegistry against a real Redis', () =
     }
   });
 
+  it('holds every process when one reads rate-limit headers with nothing remaining, until their reset', async () => {
+    const shared = prefix();
+    const limits = { p: { requestsPerMinute: 1000, windowMs: 1000 } };
+    const a = new RedisRateLimiterRegistry(server.url, { prefix: shared, limits });
+    const b = new RedisRateLimiterRegistry(server.url, { prefix: shared, limits });
+    try {
+      const seen = await a.get('p', 'm').acquire();
+      seen.settle({ rateLimit: { remainingTokens: 0, resetTokensMs: 800 } });
+      await a.flush();
+      const reasons: string[] = [];
+      const next = await b.get('p', 'm').acquire({ onWait: (wait) => reasons.push(wait.reason) });
+      expect(reasons).toEqual(['hold']);
+      expect(next.grantedAt - seen.grantedAt).toBeGreaterThanOrEqual(800);
+      next.settle();
+      // observe() does the same without a permit.
+      b.get('p', 'm').observe({ remainingRequests: 0, resetRequestsMs: 60_000 });
+      await b.flush();
+      const after = await a.get('p', 'm').acquire();
+      // Paced at 1000 per window, a request reset holds only until the next paced slot (as in process).
+      expect(after.grantedAt - next.grantedAt).toBeLessThan(60_000);
+      after.settle();
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
+
   it('fails closed while Redis is down, then grants at the shared pace when it is back (no burst)', async () => {
     const shared = prefix();
     const windowMs = 1000;
