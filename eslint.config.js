@@ -63,6 +63,25 @@ export default tseslint.config(
   },
   ...layerRules.filter((_, i) => i > 0),
   {
+    // Barrels are for users. Inside the package a module imports the module that declares what it needs, so
+    // an import says where a name lives and loading one module never drags in a whole layer (or, from the
+    // top barrel, every layer above it).
+    files: ['src/**/*.ts', 'agents/**/*.ts'],
+    ignores: ['**/index.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        ...['ImportDeclaration', 'ExportNamedDeclaration', 'ExportAllDeclaration', 'ImportExpression'].map(
+          (node) => ({
+            selector: `${node}[source.value=/^\\..*(^|\\/)index\\.ts$/]`,
+            message:
+              'Import the module that declares the name, not a barrel index.ts (barrels are the entry points for users).',
+          }),
+        ),
+      ],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
     rules: {
       '@typescript-eslint/no-non-null-assertion': 'off',

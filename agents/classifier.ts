@@ -3,7 +3,7 @@
  * typed as the union of the given labels.
  */
 import { z } from 'zod';
-import { InvalidOptionError } from '../src/index.ts';
+import { InvalidOptionError } from '../src/core/errors.ts';
 import {
   afterOf,
   commonSpec,

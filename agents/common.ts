@@ -3,7 +3,7 @@
  * and how an agent turns the value it reads (an upstream node's output or the chain input) into prompt text.
  */
 import type { z } from 'zod';
-import type { PromptSpec } from '../src/index.ts';
+import type { PromptSpec } from '../src/chain/types.ts';
 
 /**
  * The outputs an agent reads, keyed by the names of the nodes it runs after. `T` is the type it needs each of

@@ -2,7 +2,7 @@
  * `critic`: reviews a draft against a rubric and lists its issues with a score; pair it with `reviser`.
  */
 import { z } from 'zod';
-import { InvalidOptionError } from '../src/index.ts';
+import { InvalidOptionError } from '../src/core/errors.ts';
 import {
   afterOf,
   commonSpec,

@@ -2,7 +2,7 @@
  * `extractor`: pulls structured data out of a text, into the caller's zod schema.
  */
 import { z } from 'zod';
-import { InvalidOptionError } from '../src/index.ts';
+import { InvalidOptionError } from '../src/core/errors.ts';
 import {
   afterOf,
   commonSpec,

@@ -3,7 +3,9 @@
  * seeing the row's input and expected value as the task, and returns the judge's score normalized to [0, 1].
  */
 import { z } from 'zod';
-import { chain, InvalidOptionError, type ModelClient } from '../src/index.ts';
+import { chain } from '../src/chain/builder.ts';
+import { InvalidOptionError } from '../src/core/errors.ts';
+import type { ModelClient } from '../src/providers/model-client.ts';
 import type { ScoreResult, Scorer } from '../src/eval/types.ts';
 import { defaultJudgeScale, defaultPassAt, judge, type JudgeScale } from './judge.ts';
 

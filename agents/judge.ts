@@ -3,7 +3,7 @@
  * reasons, and a pass/fail that follows from the score.
  */
 import { z } from 'zod';
-import { InvalidOptionError } from '../src/index.ts';
+import { InvalidOptionError } from '../src/core/errors.ts';
 import {
   afterOf,
   commonSpec,

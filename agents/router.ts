@@ -2,7 +2,7 @@
  * `router`: picks which of several named routes a request should take, typed as the union of route names.
  */
 import { z } from 'zod';
-import { InvalidOptionError } from '../src/index.ts';
+import { InvalidOptionError } from '../src/core/errors.ts';
 import {
   afterOf,
   commonSpec,

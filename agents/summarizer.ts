@@ -3,7 +3,7 @@
  * with key points.
  */
 import { z } from 'zod';
-import { InvalidOptionError } from '../src/index.ts';
+import { InvalidOptionError } from '../src/core/errors.ts';
 import {
   afterOf,
   commonSpec,

@@ -4,10 +4,10 @@
  * @packageDocumentation
  */
 
+export { sampleJsonSchema } from './providers/simulated/json-schema-sample.ts';
 export {
   createSimulatedProvider,
-  sampleJsonSchema,
   type SimulatedLatency,
   type SimulatedProviderOptions,
   type SimulatedScriptEntry,
-} from './providers/simulated/index.ts';
+} from './providers/simulated/simulated-provider.ts';

@@ -5,18 +5,14 @@
  * the Composition re-run the node through `retryTask()` (the trace shows it), and the new attempt resumes
  * the loop where it stopped, without running a tool twice.
  */
-import type { RunContext } from '../core/index.ts';
-import type {
-  CallEventSink,
-  CallResult,
-  CallRetries,
-  CallSpec,
-  ChatMessage,
-  ModelClient,
-  ToolDefinition,
-  UsageLabels,
-} from '../providers/index.ts';
-import { zodIssues } from '../providers/index.ts';
+import type { RunContext } from '../core/node-runner.ts';
+import type { CallEventSink } from '../providers/call-events.ts';
+import type { CallRetries } from '../providers/call-policy.ts';
+import type { CallResult, CallSpec } from '../providers/call.ts';
+import type { ModelClient } from '../providers/model-client.ts';
+import type { ChatMessage, ToolDefinition } from '../providers/types.ts';
+import type { UsageLabels } from '../providers/usage.ts';
+import { zodIssues } from '../providers/structured-output.ts';
 import type { ChainNode } from './node-settings.ts';
 import { toolDefinition, type Tool } from './tool.ts';
 import type { AgentStep, AgentToolCall } from './types.ts';

@@ -3,7 +3,7 @@
  * outputs of the nodes it runs after, and `.build()` makes the {@link Chain}.
  */
 import { z } from 'zod';
-import { RESERVED_NODE_NAMES, ReservedNameError } from '../core/index.ts';
+import { RESERVED_NODE_NAMES, ReservedNameError } from '../core/errors.ts';
 import { Chain, type ChainOptions } from './chain.ts';
 import { ChainDefinitionError } from './errors.ts';
 import type { AnySpec, NodeEntry, NodeKind } from './node-settings.ts';

@@ -2,8 +2,8 @@
  * The model call of a node in one run: its prompt rendered (a template with the context as variables, or
  * the prompt function on the typed context), with the node's settings under the run's overrides.
  */
-import type { CallResult, CallSpec } from '../providers/index.ts';
-import { defaultTemplateLoader, type TemplateLoader } from '../prompts/index.ts';
+import type { CallResult, CallSpec } from '../providers/call.ts';
+import { defaultTemplateLoader, type TemplateLoader } from '../prompts/template-loader.ts';
 import type { ChainNode } from './node-settings.ts';
 import type { NodeOverride } from './types.ts';
 

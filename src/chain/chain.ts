@@ -4,10 +4,15 @@
  * each node's runner comes from {@link nodeRunner}.
  */
 import type { z } from 'zod';
-import { Composition, DAGNote, NodeError, Perform, type Json, type PerformOptions } from '../core/index.ts';
-import { InvalidOptionError } from '../core/errors.ts';
-import { ModelClient, zodIssues, type CallResult } from '../providers/index.ts';
-import { TemplateLoader } from '../prompts/index.ts';
+import { Composition } from '../core/composition.ts';
+import { DAGNote } from '../core/dag-note.ts';
+import { NodeError, InvalidOptionError } from '../core/errors.ts';
+import type { Json } from '../core/json.ts';
+import { Perform, type PerformOptions } from '../core/perform.ts';
+import type { CallResult } from '../providers/call.ts';
+import { ModelClient } from '../providers/model-client.ts';
+import { zodIssues } from '../providers/structured-output.ts';
+import { TemplateLoader } from '../prompts/template-loader.ts';
 import { ChainDefinitionError, ChainRunError, InputValidationError } from './errors.ts';
 import { EventQueue } from './events.ts';
 import { toDot, toMermaid } from './graph-text.ts';

@@ -1,6 +1,7 @@
-import { SymphonizerError, type SymphonizerErrorOptions } from '../core/index.ts';
-import type { NodeRecord } from '../core/index.ts';
-import type { OutputIssue, UsageTotals } from '../providers/index.ts';
+import { SymphonizerError, type SymphonizerErrorOptions } from '../core/errors.ts';
+import type { NodeRecord } from '../core/composition.ts';
+import type { OutputIssue } from '../providers/structured-output.ts';
+import type { UsageTotals } from '../providers/usage.ts';
 
 /** A chain's input failed its zod schema; `issues` say where. */
 export class InputValidationError extends SymphonizerError {

@@ -1,5 +1,5 @@
 /** A chain's graph as text: Mermaid and Graphviz DOT drawings, and a run's trace as short lines. */
-import type { NodeRecord } from '../core/index.ts';
+import type { NodeRecord } from '../core/composition.ts';
 import type { ChainNode } from './node-settings.ts';
 
 /** The graph of nodes `nodes` as a Mermaid flowchart, the chain's input first. */

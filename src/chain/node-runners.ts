@@ -3,9 +3,11 @@
  * `retryTask()` child), a streamed text node streams its call's tokens as events, an agent node runs its
  * {@link AgentLoop}. Each reports its model calls' events to its own run only.
  */
-import { NodeRunner, type RunContext } from '../core/index.ts';
-import type { CallResult, CallRetries, CallSpec, ModelClient } from '../providers/index.ts';
-import type { TemplateLoader } from '../prompts/index.ts';
+import { NodeRunner, type RunContext } from '../core/node-runner.ts';
+import type { CallRetries } from '../providers/call-policy.ts';
+import type { CallResult, CallSpec } from '../providers/call.ts';
+import type { ModelClient } from '../providers/model-client.ts';
+import type { TemplateLoader } from '../prompts/template-loader.ts';
 import { AgentLoop } from './agent-loop.ts';
 import { callSpecOf } from './call-spec.ts';
 import { ChainDefinitionError } from './errors.ts';

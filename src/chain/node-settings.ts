@@ -5,7 +5,7 @@
  * not JSON.
  */
 import type { z } from 'zod';
-import type { Json } from '../core/index.ts';
+import type { Json } from '../core/json.ts';
 import type { Tool } from './tool.ts';
 import type { AgentSpec, PromptSpec } from './types.ts';
 

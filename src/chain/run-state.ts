@@ -2,13 +2,8 @@
  * The bookkeeping of one chain run: its events out (to the run's own `onEvent`), the usage of each node
  * counted from the run's own call events, and the agents' steps.
  */
-import {
-  addUsageTotals,
-  emptyUsage,
-  type CallEvent,
-  type CallEventSink,
-  type UsageTotals,
-} from '../providers/index.ts';
+import type { CallEvent, CallEventSink } from '../providers/call-events.ts';
+import { addUsageTotals, emptyUsage, type UsageTotals } from '../providers/usage.ts';
 import type { AgentStep, ChainEvent } from './types.ts';
 
 /** Per-run state of a chain: one per run, never shared. */

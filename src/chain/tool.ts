@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { InvalidOptionError } from '../core/index.ts';
-import type { ToolDefinition } from '../providers/index.ts';
+import { InvalidOptionError } from '../core/errors.ts';
+import type { ToolDefinition } from '../providers/types.ts';
 
 /** A function an agent may call, with zod-typed arguments. */
 export interface Tool<A = unknown, R = unknown> {

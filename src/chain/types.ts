@@ -3,8 +3,11 @@
  * and the events a running chain emits.
  */
 import type { z } from 'zod';
-import type { NodeDoneStatus, NodeRecord } from '../core/index.ts';
-import type { CallOutput, ToolCall, UsageTotals } from '../providers/index.ts';
+import type { NodeRecord } from '../core/composition.ts';
+import type { NodeDoneStatus } from '../core/status.ts';
+import type { CallOutput } from '../providers/call.ts';
+import type { ToolCall } from '../providers/types.ts';
+import type { UsageTotals } from '../providers/usage.ts';
 import type { Tool } from './tool.ts';
 
 /** What a node's hooks see: the chain input, and the output of each node it runs after, by name. */

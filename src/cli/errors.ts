@@ -1,7 +1,7 @@
 /**
  * Errors of the `symphonizer` command. Every one of them is a usage error: the command exits with code 2.
  */
-import { SymphonizerError, type SymphonizerErrorOptions } from '../core/index.ts';
+import { SymphonizerError, type SymphonizerErrorOptions } from '../core/errors.ts';
 
 /** Codes of {@link CliError}. */
 export type CliErrorCode =

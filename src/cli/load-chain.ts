@@ -5,7 +5,9 @@
 import { stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { Chain, ChainBuilder, type ChainEvent, type ChainResult, type NodeOverride } from '../chain/index.ts';
+import { ChainBuilder } from '../chain/builder.ts';
+import { Chain } from '../chain/chain.ts';
+import type { ChainEvent, ChainResult, NodeOverride } from '../chain/types.ts';
 import { CliError } from './errors.ts';
 
 /** Run options the command passes to a chain (a subset of `ChainRunOptions`). */

@@ -7,7 +7,7 @@
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { SymphonizerError } from '../core/index.ts';
+import { SymphonizerError } from '../core/errors.ts';
 import { CliError } from './errors.ts';
 import { compareHelp, evalHelp, graphHelp, mainHelp, runHelp, runsHelp } from './help.ts';
 import { inputIssueLines, printError, scrubbed, type CliIO } from './output.ts';

@@ -2,11 +2,11 @@
  * What the command prints: values, usage and cost, errors (`error [code]: message` and `hint:`), secret
  * scrubbing, and the progress of a run (redrawn in place on a TTY, plain lines otherwise).
  */
-import { SymphonizerError } from '../core/index.ts';
+import { SymphonizerError } from '../core/errors.ts';
 // The redaction module itself, not the providers index: that would load the provider SDKs for `--help`.
 import { REDACTED, redactSecrets, redactUrlCredentials } from '../providers/redact.ts';
-import type { UsageTotals } from '../providers/index.ts';
-import type { ChainEvent } from '../chain/index.ts';
+import type { UsageTotals } from '../providers/usage.ts';
+import type { ChainEvent } from '../chain/types.ts';
 import { CliError } from './errors.ts';
 
 /** A stream the command writes to (`process.stdout`, or a test double). */

@@ -3,14 +3,11 @@
  * provider, every provider that needs an API key has one, and no base URL has credentials in it. A failure is
  * a usage error (exit code 2) naming the model, where it is used, and what to set; no node has started, so there is no output or trace.
  */
-import { SymphonizerError } from '../core/index.ts';
-import type { NodeOverride } from '../chain/index.ts';
-import {
-  CredentialsInUrlError,
-  MissingApiKeyError,
-  type ModelClient,
-  type ProviderRegistry,
-} from '../providers/index.ts';
+import { SymphonizerError } from '../core/errors.ts';
+import type { NodeOverride } from '../chain/types.ts';
+import { CredentialsInUrlError, MissingApiKeyError } from '../providers/errors.ts';
+import type { ModelClient } from '../providers/model-client.ts';
+import type { ProviderRegistry } from '../providers/registry.ts';
 import { resolveAnthropicAccess } from '../providers/anthropic/anthropic-provider.ts';
 import { resolveOpenAIAccess } from '../providers/openai/openai-provider.ts';
 import { CliError } from './errors.ts';

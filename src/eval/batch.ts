@@ -4,19 +4,22 @@
  * redoing finished rows.
  */
 import type { z } from 'zod';
-import { InvalidOptionError, Perform, SymphonizerError, type Json } from '../core/index.ts';
-import { ChainRunError, type Chain, type ChainResult } from '../chain/index.ts';
+import { InvalidOptionError, SymphonizerError } from '../core/errors.ts';
+import type { Json } from '../core/json.ts';
+import { Perform } from '../core/perform.ts';
+import type { Chain } from '../chain/chain.ts';
+import { ChainRunError } from '../chain/errors.ts';
+import type { ChainResult } from '../chain/types.ts';
+import { ModelClient } from '../providers/model-client.ts';
+import { createDefaultRegistry, type ProviderRegistry } from '../providers/registry.ts';
 import {
   BudgetExceededError,
-  ModelClient,
   PriceTable,
   UsageMeter,
   addUsageTotals,
-  createDefaultRegistry,
   emptyUsage,
-  type ProviderRegistry,
   type UsageTotals,
-} from '../providers/index.ts';
+} from '../providers/usage.ts';
 import type { ResponseCache } from './cache.ts';
 import { datasetFromArray, isUnreadRowId, readDataset } from './dataset.ts';
 import { summarizeRun, type EvalSummary } from './report.ts';

@@ -11,8 +11,8 @@
  * per variant). {@link summarize} over records in memory holds one record per distinct row, to keep the last
  * of repeated ones.
  */
-import { InvalidOptionError } from '../core/index.ts';
-import { addUsageTotals, emptyUsage, type UsageTotals } from '../providers/index.ts';
+import { InvalidOptionError } from '../core/errors.ts';
+import { addUsageTotals, emptyUsage, type UsageTotals } from '../providers/usage.ts';
 import {
   pairedComparison,
   percentile,

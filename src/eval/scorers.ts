@@ -7,9 +7,8 @@
  * has no expected value to compare with: a {@link ScorerError}. A bad output is a low score, not a throw.
  */
 import type { z } from 'zod';
-import { InvalidOptionError, SymphonizerError } from '../core/index.ts';
-import { describe } from '../core/errors.ts';
-import { zodIssues } from '../providers/index.ts';
+import { InvalidOptionError, SymphonizerError, describe } from '../core/errors.ts';
+import { zodIssues } from '../providers/structured-output.ts';
 import type { ScoreResult, Scorer, ScorerContext } from './types.ts';
 
 /** Options every built-in scorer takes. */

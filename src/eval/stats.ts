@@ -2,7 +2,7 @@
  * Small, dependency-free statistics for eval reports: mean, standard deviation, a 95% confidence interval of
  * the mean, percentiles, and a paired comparison of two variants (exact sign test or Wilcoxon signed-rank).
  */
-import { InvalidOptionError } from '../core/index.ts';
+import { InvalidOptionError } from '../core/errors.ts';
 
 /** A mean with its 95% confidence interval. */
 export interface ConfidenceInterval {

@@ -2,9 +2,10 @@
  * Types shared by the eval layer: dataset rows, scorers, row records, variants. Pinned here so the dataset
  * reader, the scorers, the store, the cache and the batch runner agree.
  */
-import type { Json } from '../core/index.ts';
-import type { NodeOverride } from '../chain/index.ts';
-import type { OutputIssue, UsageTotals } from '../providers/index.ts';
+import type { Json } from '../core/json.ts';
+import type { NodeOverride } from '../chain/types.ts';
+import type { OutputIssue } from '../providers/structured-output.ts';
+import type { UsageTotals } from '../providers/usage.ts';
 
 /** One valid row of a dataset. */
 export interface DatasetRow<I = unknown> {

@@ -6,9 +6,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, extname, resolve } from 'node:path';
 import type { z } from 'zod';
-import { SymphonizerError, type Json } from '../../core/index.ts';
-import type { Chain } from '../../chain/index.ts';
-import { createDefaultRegistry } from '../../providers/index.ts';
+import { SymphonizerError } from '../../core/errors.ts';
+import type { Json } from '../../core/json.ts';
+import type { Chain } from '../../chain/chain.ts';
+import { createDefaultRegistry } from '../../providers/registry.ts';
 import { evaluate, type EvalResult } from '../../eval/batch.ts';
 import { ResponseCache, type CacheMode, type CacheStats } from '../../eval/cache.ts';
 import { readDataset } from '../../eval/dataset.ts';

@@ -2,16 +2,13 @@
  * `symphonizer run <chain module>`: load a chain, validate the input, run it, print outputs, trace, usage and
  * cost (or one JSON object with `--json`).
  */
-import { SymphonizerError } from '../../core/index.ts';
-import { redactSecrets, type UsageTotals } from '../../providers/index.ts';
-import {
-  defaultModelClient,
-  formatTrace,
-  type ChainEvent,
-  type ChainResult,
-  type NodeOverride,
-} from '../../chain/index.ts';
-import type { NodeRecord } from '../../core/index.ts';
+import { SymphonizerError } from '../../core/errors.ts';
+import { redactSecrets } from '../../providers/redact.ts';
+import type { UsageTotals } from '../../providers/usage.ts';
+import { defaultModelClient } from '../../chain/chain.ts';
+import { formatTrace } from '../../chain/graph-text.ts';
+import type { ChainEvent, ChainResult, NodeOverride } from '../../chain/types.ts';
+import type { NodeRecord } from '../../core/composition.ts';
 import { parseCommandArgs } from '../args.ts';
 import { CliError } from '../errors.ts';
 import { runHelp } from '../help.ts';
