@@ -28,7 +28,7 @@ export {
   type CompositionOptions,
   type CompositionStatus,
   type DAGNoteOptions,
-  type ErrorCode,
+  type CoreErrorCode,
   type Executor,
   type Graph,
   type GraphPlan,
@@ -207,3 +207,38 @@ export {
   type VariantComparison,
   type VariantSummary,
 } from './eval/index.ts';
+
+export type { ProviderErrorCode } from './providers/index.ts';
+export type { PromptErrorCode } from './prompts/index.ts';
+export type { ChainErrorCode } from './chain/index.ts';
+export type { EvalErrorCode } from './eval/index.ts';
+import type { CoreErrorCode } from './core/index.ts';
+import type { ProviderErrorCode } from './providers/index.ts';
+import type { PromptErrorCode } from './prompts/index.ts';
+import type { ChainErrorCode } from './chain/index.ts';
+import type { EvalErrorCode } from './eval/index.ts';
+import type { CliErrorCode, CliRunErrorCode } from './cli/errors.ts';
+import type { DistributedErrorCode } from './distributed/index.ts';
+
+/**
+ * Every stable `code` a symphonizer error can have: the union of the codes each layer defines for its own
+ * errors (`CoreErrorCode`, `ProviderErrorCode`, `PromptErrorCode`, `ChainErrorCode`, `EvalErrorCode`, the
+ * command's `CliErrorCode` and `CliRunErrorCode`, and `DistributedErrorCode`). New codes may be added;
+ * existing ones never change meaning.
+ *
+ * @example
+ * ```ts
+ * function retryable(code: ErrorCode): boolean {
+ *   return code === 'rate_limit_error' || code === 'overloaded_error' || code === 'connection_error';
+ * }
+ * ```
+ */
+export type ErrorCode =
+  | CoreErrorCode
+  | ProviderErrorCode
+  | PromptErrorCode
+  | ChainErrorCode
+  | EvalErrorCode
+  | CliErrorCode
+  | CliRunErrorCode
+  | DistributedErrorCode;

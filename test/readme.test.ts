@@ -304,15 +304,42 @@ describe('README error table', () => {
     expect([...tableClasses()].filter((name) => !known.has(name)).sort()).toEqual([]);
   });
 
-  it('gives every error code of the ErrorCode and CliErrorCode unions', () => {
+  it('gives every error code of every layer', () => {
     const codes = (file: string, type: string): string[] => {
       const text = readFileSync(join(repo, file), 'utf8');
       const start = text.indexOf(`export type ${type} =`);
       expect(start, `${file} declares ${type}`).toBeGreaterThan(-1);
       const union = text.slice(start, text.indexOf(';', start));
-      return [...union.matchAll(/\|\s*'([a-z_]+)'/g)].map(([, code]) => code ?? '');
+      return [...union.matchAll(/'([a-z_]+)'/g)].map(([, code]) => code ?? '');
     };
-    const all = [...codes('src/core/errors.ts', 'ErrorCode'), ...codes('src/cli/errors.ts', 'CliErrorCode')];
+    const all = [
+      ['src/core/errors.ts', 'CoreErrorCode'],
+      ['src/providers/errors.ts', 'ProviderErrorCode'],
+      ['src/prompts/errors.ts', 'PromptErrorCode'],
+      ['src/chain/errors.ts', 'ChainErrorCode'],
+      ['src/eval/errors.ts', 'EvalErrorCode'],
+      ['src/cli/errors.ts', 'CliErrorCode'],
+      ['src/cli/errors.ts', 'CliRunErrorCode'],
+      ['src/distributed/errors.ts', 'DistributedErrorCode'],
+    ].flatMap(([file, type]) => codes(file!, type!));
+    // The root's ErrorCode is the union of exactly these.
+    const root = readFileSync(join(repo, 'src/index.ts'), 'utf8');
+    const union = root.slice(
+      root.indexOf('export type ErrorCode ='),
+      root.indexOf(';', root.indexOf('export type ErrorCode =')),
+    );
+    expect([...union.matchAll(/\|\s*(\w+)/g)].map(([, name]) => name).sort()).toEqual(
+      [
+        'CoreErrorCode',
+        'ProviderErrorCode',
+        'PromptErrorCode',
+        'ChainErrorCode',
+        'EvalErrorCode',
+        'CliErrorCode',
+        'CliRunErrorCode',
+        'DistributedErrorCode',
+      ].sort(),
+    );
     expect(all.length).toBeGreaterThan(50);
     const section = errorsSection();
     expect(all.filter((code) => !section.includes(`\`${code}\``))).toEqual([]);

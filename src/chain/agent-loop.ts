@@ -16,6 +16,7 @@ import { zodIssues } from '../providers/structured-output.ts';
 import type { ChainNode } from './node-settings.ts';
 import { toolDefinition, type Tool } from './tool.ts';
 import type { AgentStep, AgentToolCall } from './types.ts';
+import { errorMessage } from '../core/errors.ts';
 
 /** What an agent's loop needs besides its node. */
 export interface AgentLoopOptions {
@@ -178,7 +179,7 @@ async function runTool(
       name,
       arguments: args,
       ok: false,
-      result: `Error: ${error instanceof Error ? error.message : String(error)}`,
+      result: `Error: ${errorMessage(error)}`,
     };
   }
 }

@@ -6,7 +6,7 @@
 import type { z } from 'zod';
 import { Composition } from '../core/composition.ts';
 import { DAGNote } from '../core/dag-note.ts';
-import { NodeError, InvalidOptionError } from '../core/errors.ts';
+import { NodeError, InvalidOptionError, errorMessage } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
 import { Perform, type PerformOptions } from '../core/perform.ts';
 import type { CallResult } from '../providers/call.ts';
@@ -431,8 +431,4 @@ function overrideOf(
 
 function asError(error: unknown): Error {
   return error instanceof Error ? error : new Error(String(error));
-}
-
-function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

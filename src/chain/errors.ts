@@ -3,8 +3,11 @@ import type { NodeRecord } from '../core/composition.ts';
 import type { OutputIssue } from '../providers/structured-output.ts';
 import type { UsageTotals } from '../providers/usage.ts';
 
+/** Codes of the errors `symphonizer/chain` raises. */
+export type ChainErrorCode = 'invalid_input' | 'invalid_chain' | 'chain_failed' | 'chain_cancelled';
+
 /** A chain's input failed its zod schema; `issues` say where. */
-export class InputValidationError extends SymphonizerError {
+export class InputValidationError extends SymphonizerError<ChainErrorCode> {
   /** Name of the chain. */
   readonly chain: string;
   /** The first issues, with paths into the input. */
@@ -24,7 +27,7 @@ export class InputValidationError extends SymphonizerError {
 }
 
 /** A chain was defined wrongly (unknown dependency, duplicate name, no prompt). */
-export class ChainDefinitionError extends SymphonizerError {
+export class ChainDefinitionError extends SymphonizerError<ChainErrorCode> {
   /** The node concerned, if any. */
   readonly node: string | undefined;
 
@@ -35,7 +38,7 @@ export class ChainDefinitionError extends SymphonizerError {
 }
 
 /** A chain run ended without completing; holds what was done before the end. */
-export class ChainRunError extends SymphonizerError {
+export class ChainRunError extends SymphonizerError<ChainErrorCode> {
   /** `error` (a node failed) or `cancelled` (stopped or aborted). */
   readonly status: 'error' | 'cancelled';
   /** The node that failed, when one did. */

@@ -15,7 +15,7 @@ export {
   type ChainStream,
 } from './chain.ts';
 export { formatTrace } from './graph-text.ts';
-export { ChainDefinitionError, ChainRunError, InputValidationError } from './errors.ts';
+export { ChainDefinitionError, ChainRunError, InputValidationError, type ChainErrorCode } from './errors.ts';
 export { formatServerSentEvent, toServerSentEvents } from './sse.ts';
 export { tool, toolDefinition, type Tool } from './tool.ts';
 export type {

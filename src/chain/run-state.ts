@@ -5,6 +5,7 @@
 import type { CallEvent, CallEventSink } from '../providers/call-events.ts';
 import { addUsageTotals, emptyUsage, type UsageTotals } from '../providers/usage.ts';
 import type { AgentStep, ChainEvent } from './types.ts';
+import { callHook } from '../core/hooks.ts';
 
 /** Per-run state of a chain: one per run, never shared. */
 export class RunState<O> {
@@ -34,13 +35,7 @@ export class RunState<O> {
   /** Delivers a frozen `event` to the run's `onEvent`; a throw is reported on a microtask. */
   emit(event: ChainEvent<O>): void {
     if (this.#onEvent === undefined) return;
-    try {
-      this.#onEvent(Object.freeze(event));
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
+    callHook(this.#onEvent, Object.freeze(event));
   }
 
   /** The run's usage so far, all nodes together. */

@@ -1,4 +1,5 @@
 import type { ChainEvent } from './types.ts';
+import { errorMessage } from '../core/errors.ts';
 
 /**
  * Turns a chain's event stream into a web `ReadableStream` of server-sent events (`event: <type>` and
@@ -18,7 +19,7 @@ export function toServerSentEvents<O>(events: AsyncIterable<ChainEvent<O>>): Rea
         }
         controller.enqueue(encoder.encode(formatServerSentEvent(next.value.type, next.value)));
       } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
+        const message = errorMessage(error);
         controller.enqueue(encoder.encode(formatServerSentEvent('error', { type: 'error', message })));
         controller.close();
       }

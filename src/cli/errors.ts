@@ -25,6 +25,12 @@ export type CliErrorCode =
   | 'missing_api_key'
   | 'credentials_in_url';
 
+/**
+ * Codes of the errors the `eval` command ends with when a batch stopped before every row was evaluated
+ * (exit code 1, not a usage error): the rows finished are stored, the hint says how to go on.
+ */
+export type CliRunErrorCode = 'unread_rows' | 'eval_interrupted' | 'cost_ceiling' | 'cost_estimate';
+
 /** Options of {@link CliError}. */
 export interface CliErrorOptions extends SymphonizerErrorOptions {
   /** Extra lines printed under the error line (a source excerpt with a caret, a list of exports). */
@@ -32,7 +38,7 @@ export interface CliErrorOptions extends SymphonizerErrorOptions {
 }
 
 /** A usage error of the command line: bad arguments, a module that is missing or has no chain, bad JSON input. */
-export class CliError extends SymphonizerError {
+export class CliError extends SymphonizerError<CliErrorCode> {
   /** Extra lines printed under the error line. */
   readonly details: readonly string[];
 

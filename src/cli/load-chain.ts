@@ -9,6 +9,7 @@ import { ChainBuilder } from '../chain/builder.ts';
 import { Chain } from '../chain/chain.ts';
 import type { ChainEvent, ChainResult, NodeOverride } from '../chain/types.ts';
 import { CliError } from './errors.ts';
+import { errorMessage } from '../core/errors.ts';
 
 /** Run options the command passes to a chain (a subset of `ChainRunOptions`). */
 export interface LoadedRunOptions {
@@ -90,7 +91,7 @@ export async function importModule(
   try {
     return { path, exports: (await import(pathToFileURL(path).href)) as Record<string, unknown> };
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorMessage(error);
     throw new CliError('module_load_failed', `Could not load ${path}: ${reason}`, {
       cause: error,
       hint: hintForLoadError(error, path),

@@ -112,8 +112,7 @@ export async function main(argv: readonly string[], io: Partial<CliIO> = {}): Pr
       error,
       SymphonizerError.isInstance(error) && error.code === 'invalid_input' ? inputIssueLines(error) : [],
     );
-    return error instanceof CliError ||
-      (SymphonizerError.isInstance(error) && usageCodes.has(String(error.code)))
+    return error instanceof CliError || (SymphonizerError.isInstance(error) && usageCodes.has(error.code))
       ? 2
       : 1;
   }

@@ -144,7 +144,7 @@ export function describeError(error: unknown): { code: string; message: string; 
         : error.message;
     if (hint === undefined && SymphonizerError.isInstance(error.cause)) hint = error.cause.hint;
     return {
-      code: String(error.code),
+      code: error.code,
       message: redactSecrets(message),
       hint: hint === undefined ? undefined : redactSecrets(hint),
     };

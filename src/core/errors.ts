@@ -5,9 +5,11 @@
 
 const marker = Symbol.for('symphonizer.error');
 
-/** Stable machine-readable error codes. New codes may be added; existing ones never change meaning. */
-export type ErrorCode =
-  // core
+/**
+ * Codes of the errors `symphonizer/core` raises. Each layer defines the codes of its own errors; the root entry's
+ * `ErrorCode` is the union of them all. New codes may be added; existing ones never change meaning.
+ */
+export type CoreErrorCode =
   | 'invalid_option'
   | 'invalid_payload'
   | 'invalid_graph'
@@ -20,52 +22,12 @@ export type ErrorCode =
   | 'try_again'
   | 'continue_after'
   | 'stop_schedule'
-  | 'node_failed'
-  // providers
-  | 'api_error'
-  | 'bad_request'
-  | 'authentication_error'
-  | 'permission_error'
-  | 'not_found'
-  | 'conflict'
-  | 'unprocessable_entity'
-  | 'rate_limit_error'
-  | 'overloaded_error'
-  | 'server_error'
-  | 'request_timeout'
-  | 'connection_error'
-  | 'aborted'
-  | 'missing_api_key'
-  | 'credentials_in_url'
-  | 'unknown_provider'
-  | 'invalid_model_id'
-  | 'retries_exhausted'
-  | 'budget_exceeded'
-  | 'output_validation'
-  // prompts
-  | 'template_not_found'
-  | 'template_variable'
-  | 'template_syntax'
-  | 'template_render'
-  | 'partial_not_found'
-  // chains
-  | 'invalid_input'
-  | 'invalid_chain'
-  | 'chain_failed'
-  | 'chain_cancelled'
-  // eval
-  | 'dataset_error'
-  | 'invalid_row'
-  | 'scorer_error'
-  | 'invalid_score'
-  | 'store_open'
-  | 'run_mismatch'
-  | 'unknown_run'
-  | 'run_leased'
-  | 'cache_miss'
-  | 'cache_closed'
-  | 'batch_stopped'
-  | (string & {});
+  | 'node_failed';
+
+/** The message of an error, or the string of a thrown value that is not an `Error`. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 /** Options common to every {@link SymphonizerError}. */
 export interface SymphonizerErrorOptions {
@@ -83,14 +45,14 @@ export interface SymphonizerErrorOptions {
  * if (SymphonizerError.isInstance(err) && err.code === 'cycle') { ... }
  * ```
  */
-export class SymphonizerError extends Error {
-  /** Stable machine-readable code. */
-  readonly code: ErrorCode;
+export class SymphonizerError<Code extends string = string> extends Error {
+  /** Stable machine-readable code, one of its layer's codes (all of them: the root entry's `ErrorCode`). */
+  readonly code: Code;
   /** What to do about it, if we know. */
   readonly hint: string | undefined;
   readonly [marker] = true;
 
-  constructor(code: ErrorCode, message: string, options: SymphonizerErrorOptions = {}) {
+  constructor(code: Code, message: string, options: SymphonizerErrorOptions = {}) {
     super(options.hint === undefined ? message : `${message} (${options.hint})`, { cause: options.cause });
     this.name = new.target.name;
     this.code = code;
@@ -104,7 +66,7 @@ export class SymphonizerError extends Error {
 }
 
 /** An option had a bad value; `option` names it and `value` holds what was received. */
-export class InvalidOptionError extends SymphonizerError {
+export class InvalidOptionError extends SymphonizerError<CoreErrorCode> {
   /** Name of the option, e.g. `highWater`. */
   readonly option: string;
   /** The value received. */
@@ -118,7 +80,7 @@ export class InvalidOptionError extends SymphonizerError {
 }
 
 /** A DAGNote payload is not plain JSON; `path` points at the first offending value. */
-export class InvalidPayloadError extends SymphonizerError {
+export class InvalidPayloadError extends SymphonizerError<CoreErrorCode> {
   /** Name of the note whose payload was refused. */
   readonly nodeName: string;
   /** Path of the first bad value, e.g. `payload.items[2].at`. */
@@ -159,7 +121,7 @@ export const RESERVED_NODE_NAMES: ReadonlySet<string> = new Set([
  * A node was given a reserved name (one of {@link RESERVED_NODE_NAMES}, such as `__proto__` or `constructor`).
  * Code `reserved_name`; `nodeName` holds the name.
  */
-export class ReservedNameError extends SymphonizerError {
+export class ReservedNameError extends SymphonizerError<CoreErrorCode> {
   /** The refused name. */
   readonly nodeName: string;
 
@@ -174,7 +136,7 @@ export class ReservedNameError extends SymphonizerError {
 }
 
 /** The graph given to a Composition is malformed (bad shape, or two different payloads under one key). */
-export class InvalidGraphError extends SymphonizerError {
+export class InvalidGraphError extends SymphonizerError<CoreErrorCode> {
   /** Key of the node concerned, when there is one. */
   readonly nodeKey: string | undefined;
 
@@ -185,7 +147,7 @@ export class InvalidGraphError extends SymphonizerError {
 }
 
 /** The graph has a cycle; thrown by the Composition constructor. */
-export class CycleError extends SymphonizerError {
+export class CycleError extends SymphonizerError<CoreErrorCode> {
   /** Node keys, each an immediate predecessor of the next, first and last the same: `['A', 'B', 'A']`. */
   readonly cycle: string[];
 
@@ -198,14 +160,14 @@ export class CycleError extends SymphonizerError {
 }
 
 /** A runner or composition was used in a way its state does not allow (e.g. `execute()` twice). */
-export class RunnerStateError extends SymphonizerError {
+export class RunnerStateError extends SymphonizerError<CoreErrorCode> {
   constructor(message: string, hint?: string) {
     super('runner_state', message, { hint });
   }
 }
 
 /** A runner was cancelled; `execute()` rejects with it. */
-export class CancelledError extends SymphonizerError {
+export class CancelledError extends SymphonizerError<CoreErrorCode> {
   constructor(reason?: unknown) {
     super(
       'cancelled',
@@ -220,7 +182,7 @@ export class CancelledError extends SymphonizerError {
 }
 
 /** A runner exceeded its `timeoutMs`; `execute()` rejects with it. */
-export class NodeTimeoutError extends SymphonizerError {
+export class NodeTimeoutError extends SymphonizerError<CoreErrorCode> {
   /** The timeout that was exceeded. */
   readonly timeoutMs: number;
 
@@ -244,7 +206,7 @@ export interface TryAgainOptions extends SymphonizerErrorOptions {
  * throw new TryAgainError('upstream busy', { delayMs: 250 });
  * ```
  */
-export class TryAgainError extends SymphonizerError {
+export class TryAgainError extends SymphonizerError<CoreErrorCode> {
   /** Delay before the retry, in milliseconds. */
   readonly delayMs: number;
 
@@ -258,21 +220,21 @@ export class TryAgainError extends SymphonizerError {
 }
 
 /** Thrown by an executor to record its error, mark the node done (`completed_error`) and let successors run. */
-export class ContinueAfterError extends SymphonizerError {
+export class ContinueAfterError extends SymphonizerError<CoreErrorCode> {
   constructor(message = 'Continue after error.', options: SymphonizerErrorOptions = {}) {
     super('continue_after', message, options);
   }
 }
 
 /** Thrown by an executor to stop the whole composition (status `cancelled`); running nodes finish. */
-export class StopScheduleError extends SymphonizerError {
+export class StopScheduleError extends SymphonizerError<CoreErrorCode> {
   constructor(message = 'Stop the schedule.', options: SymphonizerErrorOptions = {}) {
     super('stop_schedule', message, options);
   }
 }
 
 /** A composition's `error` when one of its nodes failed; `cause` is what the node threw. */
-export class NodeError extends SymphonizerError {
+export class NodeError extends SymphonizerError<CoreErrorCode> {
   /** Key of the node that failed. */
   readonly nodeKey: string;
 

@@ -32,7 +32,7 @@ export {
   StopScheduleError,
   SymphonizerError,
   TryAgainError,
-  type ErrorCode,
+  type CoreErrorCode,
   type SymphonizerErrorOptions,
   type TryAgainOptions,
 } from './errors.ts';

@@ -2,6 +2,7 @@ import type { DAGNote } from './dag-note.ts';
 import { CancelledError, InvalidOptionError, NodeTimeoutError, RunnerStateError } from './errors.ts';
 import { formatId, nextSeq } from './ids.ts';
 import { isFinalRunnerStatus, runnerTransitions, type RunnerStatus } from './status.ts';
+import { callHook } from './hooks.ts';
 
 /** What an executor receives besides its params. */
 export interface RunContext {
@@ -437,14 +438,8 @@ export class NodeRunner<P = unknown, R = unknown> {
     this.#status = to;
     const onStatus = this.#rare?.onStatus;
     if (onStatus !== undefined) {
-      try {
-        onStatus(this, from, to);
-      } catch (error) {
-        // A listener bug must not corrupt the run; surface it loudly, as EventEmitter does.
-        queueMicrotask(() => {
-          throw error;
-        });
-      }
+      // A listener bug must not corrupt the run; surface it loudly, as EventEmitter does.
+      callHook(onStatus, this, from, to);
     }
   }
 }

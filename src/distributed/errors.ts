@@ -4,6 +4,9 @@
  */
 import { SymphonizerError } from '../core/errors.ts';
 
+/** Codes of the errors `symphonizer/distributed` raises. */
+export type DistributedErrorCode = 'limiter_unavailable' | 'missing_peer_dependency';
+
 /**
  * The shared rate limiter could not reach Redis for `unavailableTimeoutMs` (or it was closed): the limiter
  * fails closed, so the request was never sent and nothing was charged to the provider.
@@ -14,7 +17,7 @@ import { SymphonizerError } from '../core/errors.ts';
  * catch (err) { if (err instanceof RateLimiterUnavailableError) retryLater(); }
  * ```
  */
-export class RateLimiterUnavailableError extends SymphonizerError {
+export class RateLimiterUnavailableError extends SymphonizerError<DistributedErrorCode> {
   /** Provider name, e.g. `openai`. */
   readonly provider: string;
   /** Model id without the provider prefix. */
@@ -54,7 +57,7 @@ export class RateLimiterUnavailableError extends SymphonizerError {
 }
 
 /** An optional peer dependency that this feature needs is not installed. */
-export class MissingPeerDependencyError extends SymphonizerError {
+export class MissingPeerDependencyError extends SymphonizerError<DistributedErrorCode> {
   /** The npm package to install, e.g. `ioredis`. */
   readonly packageName: string;
 

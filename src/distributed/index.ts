@@ -16,5 +16,9 @@ export {
   type RedisRateLimiterRegistryOptions,
   type RedisRateLimitPermit,
 } from './redis-rate-limiter.ts';
-export { MissingPeerDependencyError, RateLimiterUnavailableError } from './errors.ts';
+export {
+  MissingPeerDependencyError,
+  RateLimiterUnavailableError,
+  type DistributedErrorCode,
+} from './errors.ts';
 export type { Connection, RedisConnectionOptions } from './peer.ts';

@@ -20,6 +20,7 @@ import type { RateLimitInfo } from '../providers/types.ts';
 import { RateLimiterUnavailableError } from './errors.ts';
 import { describeConnection, loadIoredis, redisOptions, type Connection, type RedisClient } from './peer.ts';
 import { ACQUIRE, FINISH, HOLD, RENEW } from './scripts.ts';
+import { callHook } from '../core/hooks.ts';
 
 /** Options of a {@link RedisRateLimiterRegistry}. */
 export interface RedisRateLimiterRegistryOptions {
@@ -374,7 +375,7 @@ export class RedisRateLimiter extends RateLimiter {
           last === undefined || Number.isNaN(last.dueAt)
             ? undefined
             : Math.max(0, last.dueAt - performance.now());
-        safeCall(
+        callHook(
           waiter.onWait,
           Object.freeze({ reason: last?.reason ?? 'concurrency', delayMs, waiting: this.#queue.length }),
         );
@@ -666,12 +667,12 @@ export class RedisRateLimiter extends RateLimiter {
     const wait = Object.freeze({ reason, delayMs, waiting: this.#queue.length });
     if (!head.announced) {
       head.announced = true;
-      if (head.onWait !== undefined) safeCall(head.onWait, wait);
+      if (head.onWait !== undefined) callHook(head.onWait, wait);
     }
     this.#lastWait = { head, reason, dueAt };
     if (last?.head === head && last.reason === reason && (last.dueAt === dueAt || reason === 'concurrency'))
       return;
-    if (this.#onWait !== undefined) safeCall(this.#onWait, wait);
+    if (this.#onWait !== undefined) callHook(this.#onWait, wait);
   }
 
   #abortError(signal: AbortSignal | undefined): AbortedError {
@@ -715,15 +716,4 @@ function nonNegative(option: string, value: number | undefined, fallback: number
 
 function noop(): void {
   // nothing to do
-}
-
-/** A hook must not corrupt the limiter's state: its error is rethrown on a microtask. */
-function safeCall(hook: (wait: RateLimitWait) => void, wait: RateLimitWait): void {
-  try {
-    hook(wait);
-  } catch (error) {
-    queueMicrotask(() => {
-      throw error;
-    });
-  }
 }

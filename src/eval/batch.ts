@@ -4,7 +4,7 @@
  * redoing finished rows.
  */
 import type { z } from 'zod';
-import { InvalidOptionError, SymphonizerError } from '../core/errors.ts';
+import { InvalidOptionError, SymphonizerError, errorMessage } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
 import { Perform } from '../core/perform.ts';
 import type { Chain } from '../chain/chain.ts';
@@ -21,10 +21,12 @@ import {
   type UsageTotals,
 } from '../providers/usage.ts';
 import type { ResponseCache } from './cache.ts';
+import type { EvalErrorCode } from './errors.ts';
 import { datasetFromArray, isUnreadRowId, readDataset } from './dataset.ts';
 import { summarizeRun, type EvalSummary } from './report.ts';
 import { DEFAULT_LEASE_STALE_MS, RunLeasedError, RunStore, type LeaseInfo } from './store.ts';
 import type { DatasetItem, DatasetRow, RowRecord, RowStatus, ScoreResult, Scorer, Variant } from './types.ts';
+import { callHook } from '../core/hooks.ts';
 
 /** Progress of a batch, reported after every finished row. */
 export interface EvalProgress {
@@ -287,13 +289,8 @@ async function acquire<S extends z.ZodType, O extends Record<string, unknown>>(
       if (!(error instanceof RunLeasedError) || options.lease?.wait !== true) throw error;
       if (!told) {
         told = true;
-        try {
-          options.lease.onWait?.(error.lease);
-        } catch (callbackError) {
-          queueMicrotask(() => {
-            throw callbackError;
-          });
-        }
+        const onWait = options.lease.onWait;
+        if (onWait !== undefined) callHook(onWait, error.lease);
       }
     }
     await sleep(delay, signal);
@@ -519,7 +516,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
           signal: this.#controller.signal,
         });
         if (!(typeof score.score === 'number' && score.score >= 0 && score.score <= 1)) {
-          throw new SymphonizerError(
+          throw new SymphonizerError<EvalErrorCode>(
             'invalid_score',
             `Scorer "${scorer.name}" returned ${String(score.score)}, not a number in [0, 1].`,
           );
@@ -574,7 +571,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
       attempts: result?.trace.length ?? failure?.trace.length ?? 0,
       error: {
         code: SymphonizerError.isInstance(cause) ? cause.code : undefined,
-        message: cause instanceof Error ? cause.message : String(cause),
+        message: errorMessage(cause),
         node: failure?.node,
       },
       cached: false,
@@ -623,25 +620,21 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
     const elapsed = performance.now() - this.#startedAt;
     const rate = elapsed > 0 ? (this.done / elapsed) * 1000 : 0;
     const left = this.#total === undefined ? undefined : Math.max(0, this.#total - this.done);
-    try {
-      this.#options.onProgress?.({
-        run: this.#run,
-        done: this.done,
-        total: this.#total,
-        skipped: this.skipped,
-        pass: this.pass,
-        fail: this.fail,
-        errors: this.errors,
-        tokens: this.usage.totalTokens,
-        costUsd: this.usage.costUsd,
-        rate,
-        etaMs: left === undefined || rate === 0 ? undefined : (left / rate) * 1000,
-      });
-    } catch (error) {
-      queueMicrotask(() => {
-        throw error;
-      });
-    }
+    const onProgress = this.#options.onProgress;
+    if (onProgress === undefined) return;
+    callHook(onProgress, {
+      run: this.#run,
+      done: this.done,
+      total: this.#total,
+      skipped: this.skipped,
+      pass: this.pass,
+      fail: this.fail,
+      errors: this.errors,
+      tokens: this.usage.totalTokens,
+      costUsd: this.usage.costUsd,
+      rate,
+      etaMs: left === undefined || rate === 0 ? undefined : (left / rate) * 1000,
+    });
   }
 
   #release(): void {
@@ -664,7 +657,9 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
   #stop(reason: NonNullable<EvalResult['stopped']>): void {
     if (this.stopped !== undefined) return;
     this.stopped = reason;
-    this.#controller.abort(new SymphonizerError('batch_stopped', `The batch stopped (${reason}).`));
+    this.#controller.abort(
+      new SymphonizerError<EvalErrorCode>('batch_stopped', `The batch stopped (${reason}).`),
+    );
   }
 }
 

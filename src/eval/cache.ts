@@ -14,6 +14,7 @@ import { AbortedError, UnknownProviderError } from '../providers/errors.ts';
 import { ProviderRegistry } from '../providers/registry.ts';
 import type { ModelRequest, ModelResponse, Provider, StreamEvent, Usage } from '../providers/types.ts';
 import { openDatabase } from './store.ts';
+import type { EvalErrorCode } from './errors.ts';
 
 /**
  * How the cache is used:
@@ -51,7 +52,7 @@ export function isCachedResponse(response: ModelResponse): response is CachedMod
 }
 
 /** A `read-only` cache had no answer for a request. */
-export class CacheMissError extends SymphonizerError {
+export class CacheMissError extends SymphonizerError<EvalErrorCode> {
   /** Registry name of the provider. */
   readonly provider: string;
   /** Model id without the provider prefix. */
@@ -74,7 +75,7 @@ export class CacheMissError extends SymphonizerError {
 }
 
 /** The response cache was used after {@link ResponseCache.close}. */
-export class CacheClosedError extends SymphonizerError {
+export class CacheClosedError extends SymphonizerError<EvalErrorCode> {
   constructor() {
     super('cache_closed', 'The response cache is closed.', {
       hint: 'close the cache only after the providers it wrapped are no longer used',

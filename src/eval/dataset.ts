@@ -8,11 +8,17 @@ import { stat } from 'node:fs/promises';
 import { extname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { z } from 'zod';
-import { InvalidOptionError, SymphonizerError, type SymphonizerErrorOptions } from '../core/errors.ts';
+import {
+  InvalidOptionError,
+  SymphonizerError,
+  errorMessage,
+  type SymphonizerErrorOptions,
+} from '../core/errors.ts';
 import { zodIssues, type OutputIssue } from '../providers/structured-output.ts';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import { openDatabase } from './store.ts';
 import type { DatasetItem, DatasetRow } from './types.ts';
+import type { EvalErrorCode } from './errors.ts';
 
 /** The file formats {@link readDataset} reads. */
 export type DatasetFormat = 'jsonl' | 'csv' | 'json';
@@ -72,7 +78,7 @@ export function isUnreadRowId(id: string): boolean {
  * header is unusable, or a JSON file is not an array. Code `dataset_error`. Bad rows are never thrown: they
  * are row errors ({@link DatasetItem} with `ok: false`).
  */
-export class DatasetError extends SymphonizerError {
+export class DatasetError extends SymphonizerError<EvalErrorCode> {
   /** The dataset's path. */
   readonly path: string;
 
@@ -467,7 +473,7 @@ class RowMaker<I> {
     try {
       parsed = await this.#schema.safeParseAsync(input);
     } catch (error) {
-      return this.#error(id, line, `The input schema threw: ${messageOf(error)}`, raw());
+      return this.#error(id, line, `The input schema threw: ${errorMessage(error)}`, raw());
     }
     if (!parsed.success) {
       const issues = zodIssues(parsed.error);
@@ -520,7 +526,7 @@ async function* readJsonl<I>(path: string, rows: RowMaker<I>): AsyncGenerator<Da
       try {
         value = JSON.parse(text);
       } catch (error) {
-        yield rows.error(line, `Invalid JSON: ${messageOf(error)}`, text);
+        yield rows.error(line, `Invalid JSON: ${errorMessage(error)}`, text);
         continue;
       }
       yield await rows.fromValue(value, line, () => text);
@@ -869,7 +875,7 @@ async function* readJsonArray<I>(path: string, rows: RowMaker<I>): AsyncGenerato
       try {
         value = JSON.parse(element.text);
       } catch (error) {
-        yield rows.error(line, `${where}: invalid JSON: ${messageOf(error)}`, element.text);
+        yield rows.error(line, `${where}: invalid JSON: ${errorMessage(error)}`, element.text);
         continue;
       }
       yield await rows.fromValue(value, line, () => element.text);
@@ -1061,7 +1067,7 @@ function readError(path: string, error: unknown): DatasetError {
         ? `Dataset ${path} cannot be read (permission denied).`
         : code === 'EISDIR'
           ? `Dataset ${path} is a directory.`
-          : `Dataset ${path} cannot be read: ${messageOf(error)}`;
+          : `Dataset ${path} cannot be read: ${errorMessage(error)}`;
   return new DatasetError(message, path, { cause: error });
 }
 
@@ -1135,8 +1141,4 @@ function jsonText(value: unknown): string {
   } catch {
     return String(value);
   }
-}
-
-function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
 }

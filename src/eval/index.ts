@@ -95,3 +95,4 @@ export type {
   SummaryRecord,
   Variant,
 } from './types.ts';
+export type { EvalErrorCode } from './errors.ts';

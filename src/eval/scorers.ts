@@ -7,9 +7,10 @@
  * has no expected value to compare with: a {@link ScorerError}. A bad output is a low score, not a throw.
  */
 import type { z } from 'zod';
-import { InvalidOptionError, SymphonizerError, describe } from '../core/errors.ts';
+import { InvalidOptionError, SymphonizerError, describe, errorMessage } from '../core/errors.ts';
 import { zodIssues } from '../providers/structured-output.ts';
 import type { ScoreResult, Scorer, ScorerContext } from './types.ts';
+import type { EvalErrorCode } from './errors.ts';
 
 /** Options every built-in scorer takes. */
 export interface ScorerOptions {
@@ -22,7 +23,7 @@ export interface ScorerOptions {
 }
 
 /** A row could not be scored (e.g. it has no expected value); the batch runner records the row as an error. */
-export class ScorerError extends SymphonizerError {
+export class ScorerError extends SymphonizerError<EvalErrorCode> {
   /** The scorer's name. */
   readonly scorer: string;
 
@@ -469,7 +470,7 @@ function parseJson(text: string): { ok: true; value: unknown } | { ok: false; re
   } catch (error) {
     return {
       ok: false,
-      reason: `output is not valid JSON: ${error instanceof Error ? error.message : String(error)}`,
+      reason: `output is not valid JSON: ${errorMessage(error)}`,
     };
   }
 }

@@ -9,10 +9,11 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
 import type { SQLInputValue, StatementSync } from 'node:sqlite';
-import { InvalidOptionError, SymphonizerError } from '../core/errors.ts';
+import { InvalidOptionError, SymphonizerError, errorMessage } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
 import type { UsageTotals } from '../providers/usage.ts';
 import type { RowRecord, RowStatus, ScoreResult, SummaryRecord } from './types.ts';
+import type { EvalErrorCode } from './errors.ts';
 
 /** Version of the schema below, kept in `PRAGMA user_version`. */
 const SCHEMA_VERSION = 1;
@@ -64,7 +65,7 @@ DROP INDEX IF EXISTS rows_by_tokens;
 `;
 
 /** A run store or response cache file could not be opened, or holds a schema this version does not know. */
-export class StoreOpenError extends SymphonizerError {
+export class StoreOpenError extends SymphonizerError<EvalErrorCode> {
   /** Path of the store file. */
   readonly path: string;
 
@@ -75,7 +76,7 @@ export class StoreOpenError extends SymphonizerError {
 }
 
 /** A run was resumed with a different chain than the one it was created with. */
-export class RunMismatchError extends SymphonizerError {
+export class RunMismatchError extends SymphonizerError<EvalErrorCode> {
   /** Name of the run. */
   readonly run: string;
   /** Chain the stored run was created with. */
@@ -96,7 +97,7 @@ export class RunMismatchError extends SymphonizerError {
 }
 
 /** A row was written for a run that {@link RunStore.beginRun} never created (or that was deleted). */
-export class UnknownRunError extends SymphonizerError {
+export class UnknownRunError extends SymphonizerError<EvalErrorCode> {
   /** Name of the run. */
   readonly run: string;
 
@@ -139,7 +140,7 @@ export interface AcquireLeaseOptions {
  * A run is being run by another process (or another batch of this one), which holds its lease: two batches
  * on one run would each redo every row.
  */
-export class RunLeasedError extends SymphonizerError {
+export class RunLeasedError extends SymphonizerError<EvalErrorCode> {
   /** Name of the run. */
   readonly run: string;
   /** The lease as stored: holder, host, pid, acquiredAt, heartbeatAt. */
@@ -668,7 +669,10 @@ export function openDatabase(path: string): DatabaseSync {
 function toRecord(row: DbRow): RowRecord {
   const status = String(row['status']);
   if (status !== 'pass' && status !== 'fail' && status !== 'error')
-    throw new SymphonizerError('store_corrupt', `Stored row has an unknown status "${status}".`);
+    throw new SymphonizerError<EvalErrorCode>(
+      'store_corrupt',
+      `Stored row has an unknown status "${status}".`,
+    );
   const expected = fromJsonColumn(row['expected']);
   const outputs = fromJsonColumn(row['outputs']);
   const error = fromJsonColumn(row['error']) as RowRecord['error'];
@@ -694,7 +698,10 @@ function toRecord(row: DbRow): RowRecord {
 function toSummaryRecord(row: DbRow): SummaryRecord {
   const status = String(row['status']);
   if (status !== 'pass' && status !== 'fail' && status !== 'error')
-    throw new SymphonizerError('store_corrupt', `Stored row has an unknown status "${status}".`);
+    throw new SymphonizerError<EvalErrorCode>(
+      'store_corrupt',
+      `Stored row has an unknown status "${status}".`,
+    );
   const error = fromJsonColumn(row['error']) as RowRecord['error'];
   return {
     variant: String(row['variant']),
@@ -751,8 +758,4 @@ function parseStringArray(value: unknown): string[] {
 
 function unique(values: readonly string[]): string[] {
   return [...new Set(values)];
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

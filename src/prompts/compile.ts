@@ -19,7 +19,7 @@
  */
 import { createRequire } from 'node:module';
 import type HandlebarsModule from 'handlebars';
-import { SymphonizerError } from '../core/errors.ts';
+import { SymphonizerError, errorMessage } from '../core/errors.ts';
 import {
   PartialNotFoundError,
   TemplateRenderError,
@@ -341,7 +341,7 @@ function errorLine(error: unknown): number | undefined {
 }
 
 function syntaxError(unit: UnitSource, error: unknown): TemplateSyntaxError {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const unknownHelper = /unknown helper (\S+)/u.exec(message);
   return new TemplateSyntaxError({
     template: unit.name,
@@ -427,7 +427,7 @@ export function translateRenderError(
     });
   }
   if (SymphonizerError.isInstance(error)) return error;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   if (error instanceof handlebars().Exception) {
     const missing = /^"(.*)" not defined in /su.exec(message);
     if (missing !== null) {

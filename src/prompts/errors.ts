@@ -6,6 +6,15 @@ import { dirname } from 'node:path';
 import { SymphonizerError } from '../core/errors.ts';
 import { REASON_TEXT, type TemplateDirReason } from './search-path.ts';
 
+/** Codes of the errors `symphonizer/prompts` raises. */
+export type PromptErrorCode =
+  | 'template_not_found'
+  | 'template_variable'
+  | 'template_syntax'
+  | 'template_render'
+  | 'template_read'
+  | 'partial_not_found';
+
 /** Most names listed in a hint; the full list is always on the error's field. */
 const HINT_LIST_LIMIT = 20;
 
@@ -70,7 +79,7 @@ function listSearched(places: readonly SearchedTemplatePlace[]): string {
  * Its message lists every place searched, in order and with why each was searched (the templates option,
  * `SYMPHONIZER_PROMPTS`, `./prompts`, the package's prompts); its hint lists the available templates.
  */
-export class TemplateNotFoundError extends SymphonizerError {
+export class TemplateNotFoundError extends SymphonizerError<PromptErrorCode> {
   /** The name that was asked for. */
   readonly template: string;
   /** The absolute path that was looked for first. */
@@ -122,7 +131,7 @@ export interface PartialNotFoundErrorInit {
 }
 
 /** A template includes a partial (`{{> name}}`) that is not registered. Code `partial_not_found`. */
-export class PartialNotFoundError extends SymphonizerError {
+export class PartialNotFoundError extends SymphonizerError<PromptErrorCode> {
   /** The template that includes the missing partial. */
   readonly template: string;
   /** Name of the missing partial. */
@@ -176,7 +185,7 @@ export interface TemplateVariableErrorInit {
  *
  * Its hint lists the variables that were provided, so a typo or a missing upstream output is quick to see.
  */
-export class TemplateVariableError extends SymphonizerError {
+export class TemplateVariableError extends SymphonizerError<PromptErrorCode> {
   /** Name of the template being rendered. */
   readonly template: string;
   /** The variable as written in the template, full path included, e.g. `outline.title`. */
@@ -233,7 +242,7 @@ export interface TemplateSyntaxErrorInit {
  * A template (or partial) does not compile: a Handlebars parse error, an unknown helper, or a misplaced
  * section marker. Code `template_syntax`. Thrown when the template is loaded, never at render time.
  */
-export class TemplateSyntaxError extends SymphonizerError {
+export class TemplateSyntaxError extends SymphonizerError<PromptErrorCode> {
   /** Name of the template (or partial) that failed to compile. */
   readonly template: string;
   /** Whether `template` names a template or a partial. */
@@ -282,7 +291,7 @@ export interface TemplateRenderErrorInit {
  * Rendering failed for a reason other than a missing variable: a helper was given the wrong kind of value
  * (`{{truncate text "ten"}}`), or a value could not be rendered. Code `template_render`.
  */
-export class TemplateRenderError extends SymphonizerError {
+export class TemplateRenderError extends SymphonizerError<PromptErrorCode> {
   /** Name of the template being rendered. */
   readonly template: string;
   /** Node key of the chain node rendering the template, when known. */

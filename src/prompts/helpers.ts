@@ -16,6 +16,7 @@
  * | `default` | `{{default tone "neutral"}}` | `tone`, or the fallback when it is absent, `null` or `""` |
  */
 import { SymphonizerError, describe } from '../core/errors.ts';
+import type { PromptErrorCode } from './errors.ts';
 
 /** A helper as Handlebars calls it: the template's arguments, then Handlebars' options object. */
 export type HelperFunction = (this: unknown, ...args: unknown[]) => unknown;
@@ -30,7 +31,7 @@ interface HelperCallOptions {
  * A helper was called with the wrong arguments. Package-internal: rendering turns it into a
  * `TemplateRenderError` that names the template, the helper and the line.
  */
-export class HelperUsageError extends SymphonizerError {
+export class HelperUsageError extends SymphonizerError<PromptErrorCode> {
   /** The helper that was misused. */
   readonly helper: string;
   /** 1-based line of the call in its template, when known. */

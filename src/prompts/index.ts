@@ -40,4 +40,5 @@ export {
   type TemplateRenderErrorInit,
   type TemplateSyntaxErrorInit,
   type TemplateVariableErrorInit,
+  type PromptErrorCode,
 } from './errors.ts';

@@ -7,8 +7,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { InvalidOptionError, SymphonizerError } from '../core/errors.ts';
 import { PromptEnvironment } from './environment.ts';
-import { TemplateNotFoundError } from './errors.ts';
-import type { SearchedTemplatePlace } from './errors.ts';
+import { TemplateNotFoundError, type PromptErrorCode, type SearchedTemplatePlace } from './errors.ts';
 import { isDirectory, layeredSearchPath } from './search-path.ts';
 import type { TemplateSearchDir } from './search-path.ts';
 import { PromptTemplate } from './template.ts';
@@ -362,9 +361,13 @@ export class TemplateLoader {
       return readFileSync(path, 'utf8');
     } catch (error) {
       if (isMissingFile(error)) return undefined;
-      throw new SymphonizerError('template_read', `Template "${name}" could not be read from ${path}.`, {
-        cause: error,
-      });
+      throw new SymphonizerError<PromptErrorCode>(
+        'template_read',
+        `Template "${name}" could not be read from ${path}.`,
+        {
+          cause: error,
+        },
+      );
     }
   }
 }

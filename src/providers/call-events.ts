@@ -4,6 +4,7 @@
  * else, so many concurrent runs cost nothing extra per event.
  */
 import type { Usage } from './types.ts';
+import { callHook } from '../core/hooks.ts';
 
 /** What `ModelClientOptions.onEvent`, `ModelClient.subscribe` listeners and a call's own sink receive. */
 export type CallEvent =
@@ -85,11 +86,5 @@ export class ClientEvents {
 }
 
 function deliver(listener: CallEventSink, event: CallEvent): void {
-  try {
-    listener(event);
-  } catch (error) {
-    queueMicrotask(() => {
-      throw error;
-    });
-  }
+  callHook(listener, event);
 }

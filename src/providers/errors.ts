@@ -4,11 +4,33 @@
  * retry-after, rate-limit state) and never a reference to an SDK error, request or headers object.
  */
 import { SymphonizerError } from '../core/errors.ts';
-import type { ErrorCode } from '../core/errors.ts';
 import { parseRateLimitHeaders } from './rate-limit-headers.ts';
 import type { HeadersLike } from './rate-limit-headers.ts';
 import { REDACTED_USERINFO, redactSecrets, redactUrlCredentials } from './redact.ts';
 import type { RateLimitInfo } from './types.ts';
+
+/** Codes of the errors `symphonizer/providers` raises. */
+export type ProviderErrorCode =
+  | 'api_error'
+  | 'bad_request'
+  | 'authentication_error'
+  | 'permission_error'
+  | 'not_found'
+  | 'conflict'
+  | 'unprocessable_entity'
+  | 'rate_limit_error'
+  | 'overloaded_error'
+  | 'server_error'
+  | 'request_timeout'
+  | 'connection_error'
+  | 'aborted'
+  | 'missing_api_key'
+  | 'credentials_in_url'
+  | 'unknown_provider'
+  | 'invalid_model_id'
+  | 'retries_exhausted'
+  | 'budget_exceeded'
+  | 'output_validation';
 
 /** What every {@link ProviderError} constructor accepts. Only these fields are copied onto the error. */
 export interface ProviderErrorInit {
@@ -55,7 +77,7 @@ export function isRetryableStatus(status: number | undefined): boolean {
  * catch (err) { if (err instanceof ProviderError && err.isRetryable) await sleep(err.retryAfterMs ?? 1000); }
  * ```
  */
-export class ProviderError extends SymphonizerError {
+export class ProviderError extends SymphonizerError<ProviderErrorCode> {
   /** Registry name of the provider, e.g. `openai`. */
   readonly provider: string;
   /** Model id without the provider prefix, when known. */
@@ -76,7 +98,7 @@ export class ProviderError extends SymphonizerError {
    * @param init - the copied fields; `init.message` is the provider's own message.
    * @param isRetryable - overrides the status-based default ({@link isRetryableStatus}).
    */
-  constructor(code: ErrorCode, init: ProviderErrorInit, isRetryable?: boolean) {
+  constructor(code: ProviderErrorCode, init: ProviderErrorInit, isRetryable?: boolean) {
     super(code, formatMessage(init), { hint: init.hint, cause: init.cause });
     this.provider = init.provider;
     this.model = init.model;

@@ -42,6 +42,7 @@ export {
   type CredentialsInUrlErrorInit,
   type ProviderErrorFromStatusInit,
   type ProviderErrorInit,
+  type ProviderErrorCode,
 } from './errors.ts';
 export {
   parseDurationMs,

@@ -6,6 +6,7 @@
 import { InvalidOptionError } from '../core/errors.ts';
 import { AbortedError } from './errors.ts';
 import type { RateLimitInfo, Usage } from './types.ts';
+import { callHook } from '../core/hooks.ts';
 
 /** The limits of one {@link RateLimiter}. */
 export interface RateLimits {
@@ -266,7 +267,7 @@ export class RateLimiter {
       // Still queued iff still last: a drain only removes from the front (or removes aborted waiters).
       if (this.#queue.at(-1) === waiter && options.onWait !== undefined) {
         const wait = this.#lastWait;
-        safeCall(options.onWait, this.#waitInfo(wait?.reason ?? 'concurrency', wait?.dueAt));
+        callHook(options.onWait, this.#waitInfo(wait?.reason ?? 'concurrency', wait?.dueAt));
       }
     });
   }
@@ -483,7 +484,7 @@ export class RateLimiter {
     const last = this.#lastWait;
     this.#lastWait = { head, reason, dueAt };
     if (last?.head === head && last.reason === reason && last.dueAt === dueAt) return;
-    if (this.#onWait !== undefined) safeCall(this.#onWait, this.#waitInfo(reason, dueAt));
+    if (this.#onWait !== undefined) callHook(this.#onWait, this.#waitInfo(reason, dueAt));
   }
 
   #waitInfo(reason: RateLimitWaitReason, dueAt: number | undefined): RateLimitWait {
@@ -706,15 +707,4 @@ function positive(option: string, value: number | undefined): number {
     throw new InvalidOptionError(option, value, 'a number > 0 (Infinity or left out for unlimited)');
   }
   return value;
-}
-
-/** A hook must not corrupt the limiter's state: its error is rethrown on a microtask, as EventEmitter would. */
-function safeCall(hook: (wait: RateLimitWait) => void, wait: RateLimitWait): void {
-  try {
-    hook(wait);
-  } catch (error) {
-    queueMicrotask(() => {
-      throw error;
-    });
-  }
 }

@@ -8,6 +8,7 @@
 import pRetry from 'p-retry';
 import { InvalidOptionError, SymphonizerError, TryAgainError, describe } from '../core/errors.ts';
 import type { NodeRunner, RunContext } from '../core/node-runner.ts';
+import type { ProviderErrorCode } from './errors.ts';
 
 /** Options of {@link RetryPolicy}. */
 export interface RetryPolicyOptions {
@@ -210,7 +211,7 @@ export class RetryPolicy {
 }
 
 /** Retries stopped before a call succeeded; `cause` is the last error. */
-export class RetriesExhaustedError extends SymphonizerError {
+export class RetriesExhaustedError extends SymphonizerError<ProviderErrorCode> {
   /** Machine-readable cause of the stop. */
   readonly stop: RetryStopReason;
   /** Why retrying stopped, in words (the policy's reason). */

@@ -3,8 +3,9 @@
  * parse → validate → typed error. One place, so every provider and every chain node behaves the same.
  */
 import { z } from 'zod';
-import { InvalidOptionError, SymphonizerError } from '../core/errors.ts';
+import { InvalidOptionError, SymphonizerError, errorMessage } from '../core/errors.ts';
 import type { JsonOutputSpec } from './types.ts';
+import type { ProviderErrorCode } from './errors.ts';
 
 /** One schema problem of a reply, as zod reported it. */
 export interface OutputIssue {
@@ -24,7 +25,7 @@ export const maxReportedIssues = 10;
  * The model's reply did not parse as JSON or did not match the output schema (after any re-asks).
  * Carries the raw text so nothing is lost, and the first zod issues with their paths.
  */
-export class OutputValidationError extends SymphonizerError {
+export class OutputValidationError extends SymphonizerError<ProviderErrorCode> {
   /** `parse` (not JSON) or `schema` (JSON that broke the schema). */
   readonly kind: OutputFailureKind;
   /** The model's raw reply. */
@@ -105,7 +106,7 @@ function jsonSchemaOf(schema: z.ZodType): Record<string, unknown> {
     throw new InvalidOptionError(
       'schema',
       schema,
-      `a zod schema with a JSON Schema form (${error instanceof Error ? error.message : String(error)})`,
+      `a zod schema with a JSON Schema form (${errorMessage(error)})`,
       { cause: error },
     );
   }

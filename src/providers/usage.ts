@@ -4,6 +4,7 @@
  */
 import { InvalidOptionError, SymphonizerError } from '../core/errors.ts';
 import type { Usage } from './types.ts';
+import type { ProviderErrorCode } from './errors.ts';
 
 /** Price of one model in US dollars per million tokens. */
 export interface ModelPrice {
@@ -346,7 +347,7 @@ export interface BudgetSpent {
 export type BudgetLimitKind = 'usd' | 'tokens';
 
 /** A call was refused before it was sent because it would exceed a {@link Budget}. */
-export class BudgetExceededError extends SymphonizerError {
+export class BudgetExceededError extends SymphonizerError<ProviderErrorCode> {
   /** Which limit: `'usd'` (`maxUsd`) or `'tokens'` (`maxTokens`). */
   readonly kind: BudgetLimitKind;
   /** The limit, in the unit of `kind`. */

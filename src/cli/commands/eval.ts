@@ -25,7 +25,7 @@ import { exactMatch } from '../../eval/scorers.ts';
 import { RunStore } from '../../eval/store.ts';
 import type { Scorer, Variant } from '../../eval/types.ts';
 import { parseCommandArgs } from '../args.ts';
-import { CliError } from '../errors.ts';
+import { CliError, type CliRunErrorCode } from '../errors.ts';
 import {
   createEvalProgress,
   exportListing,
@@ -422,7 +422,7 @@ function unreadError(result: EvalResult, dataset: string): SymphonizerError {
     n === 1
       ? `1 row of ${dataset} could not be read and was not evaluated: it is stored as an ERROR row (invalid_row) with the id !line:<its line>.`
       : `${formatCount(n)} rows of ${dataset} could not be read and were not evaluated: they are stored as ERROR rows (invalid_row) with the ids !line:<their line>.`;
-  return new SymphonizerError('unread_rows', what, {
+  return new SymphonizerError<CliRunErrorCode>('unread_rows', what, {
     hint: 'fix the lines listed as invalid_row (bad JSON or CSV, a bad or duplicate id) and run the same command again',
   });
 }
@@ -439,7 +439,7 @@ function stoppedError(
   const ceiling = maxCostUsd === undefined ? '' : formatCost(maxCostUsd);
   switch (result.stopped) {
     case 'aborted':
-      return new SymphonizerError(
+      return new SymphonizerError<CliRunErrorCode>(
         'eval_interrupted',
         `Run "${result.run}" was interrupted; the ${formatCount(result.done)} rows finished this time are stored.`,
         {
@@ -451,13 +451,13 @@ function stoppedError(
         },
       );
     case 'budget':
-      return new SymphonizerError(
+      return new SymphonizerError<CliRunErrorCode>(
         'cost_ceiling',
         `Run "${result.run}" stopped at the cost ceiling (--max-cost ${ceiling}, spent ${formatCost(result.usage.costUsd)}); finished rows are stored.`,
         { hint: `raise the ceiling to resume: ${raised}` },
       );
     default:
-      return new SymphonizerError(
+      return new SymphonizerError<CliRunErrorCode>(
         'cost_estimate',
         `Run "${result.run}" stopped after its first rows: the whole batch would cost about ${formatCost(result.estimatedCostUsd ?? 0)}, above --max-cost ${ceiling}.`,
         { hint: `raise the ceiling to go on: ${raised}` },

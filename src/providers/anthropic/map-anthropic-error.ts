@@ -25,6 +25,7 @@ import {
 } from '../errors.ts';
 import type { ProviderErrorInit } from '../errors.ts';
 import { redactSecrets } from '../redact.ts';
+import { errorMessage } from '../../core/errors.ts';
 
 /** What the adapter knows about the failed call. */
 export interface AnthropicErrorContext {
@@ -105,7 +106,7 @@ export function mapAnthropicError(error: unknown, context: AnthropicErrorContext
     // undici reports a connection lost while reading the body as `TypeError: terminated`.
     return new ConnectionError({ ...base, message: `Connection lost: ${innermost(error)}` });
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   return new ProviderError('api_error', { ...base, message: redactSecrets(message, context.secrets) }, false);
 }
 

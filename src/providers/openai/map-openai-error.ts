@@ -13,6 +13,7 @@ import {
   providerErrorFromStatus,
 } from '../errors.ts';
 import { redactSecrets } from '../redact.ts';
+import { errorMessage } from '../../core/errors.ts';
 
 /** What the adapter knows about the failed call. */
 export interface MapErrorContext {
@@ -77,7 +78,7 @@ export function mapOpenAIError(error: unknown, context: MapErrorContext): Provid
     // undici reports a connection lost while reading the body as `TypeError: terminated`.
     return new ConnectionError({ ...base, message: `Connection lost: ${innermostMessage(error)}` });
   }
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   return new ProviderError('api_error', { ...base, message: redactSecrets(message, context.secrets) }, false);
 }
 
