@@ -78,6 +78,7 @@ interface StartDeferred {
 }
 
 const NONE: unknown[] = [];
+const NO_OPTIONS: CompositionOptions = Object.freeze({});
 /** Marks a node without a result in `#values` (undefined is a valid result). */
 const unset: unique symbol = Symbol('unset');
 /** Node end statuses by their code in the end log. */
@@ -105,6 +106,22 @@ const END_WIDTH = 6;
  * whoever sets it resets it to NaN before its synchronous turn ends, and before any outside code runs.
  */
 let stamp = Number.NaN;
+
+/** The state of a composition that few runs need, out of line so that a plain composition stays small. */
+class Rare {
+  error: unknown = undefined;
+  /** The promise of `start()`, made only when someone calls it. */
+  deferred: StartDeferred | undefined = undefined;
+  results: Map<string, unknown> | undefined = undefined;
+  /** How much of the end log is already reflected in `results`. */
+  resultsUpTo = 0;
+  /** Per end (2 slots each): the error and the runner's parent id, made only when one has either. */
+  endExtras: unknown[] | undefined = undefined;
+  /** Pending retry timers by node index. */
+  retryTimers: Map<number, ReturnType<typeof setTimeout>> | undefined = undefined;
+  aborting = false;
+  abortListener: (() => void) | undefined = undefined;
+}
 
 /** A composition's options once validated. */
 interface Settings {
@@ -170,11 +187,10 @@ export class Composition implements SettleTarget {
   readonly #options: Settings;
 
   #status: CompositionStatus = 'new';
-  #error: unknown;
+  /** What few runs need (an error, a start() promise, results read, retries, a signal): made on first use. */
+  #rare: Rare | undefined;
   #startedAt: number | undefined;
   #endedAt: number | undefined;
-  /** The promise of `start()`, made only when someone calls it. */
-  #deferred: StartDeferred | undefined;
   /** Who started this composition through {@link startWith}, and their token. */
   #listener: StartListener | undefined;
   #token: unknown;
@@ -184,11 +200,6 @@ export class Composition implements SettleTarget {
   #runners: (NodeRunner | undefined)[] = NONE as (NodeRunner | undefined)[];
   /** Each node's result (`unset` until it completes). */
   #values: unknown[] = NONE;
-  #results: Map<string, unknown> | undefined;
-  /** How much of `#ends` is already reflected in `#results`. */
-  #resultsUpTo = 0;
-  /** Inputs of this plan's nodes are small fast objects (few distinct key sets), else dictionaries. */
-  readonly #smallInputs: boolean;
   /** Flat log of node ends: index, status, runner (or undefined), error. */
   /**
    * The end log, all numbers (END_WIDTH per end; a double array, so no box per timestamp): what the trace and
@@ -198,25 +209,20 @@ export class Composition implements SettleTarget {
   #ends: number[] | undefined;
   /** Used length of `#ends` (it is sized for one end per node up front). */
   #endsLength = 0;
-  /** Per end (2 slots each): the error and the runner's parent id, made only when one has either. */
-  #endExtras: unknown[] | undefined;
   #ready: number[] = NONE as number[];
   #readyHead = 0;
   #inFlight = 0;
   /** True while {@link Composition.#pump} runs; nested settles then only queue. */
   #pumping = false;
   #doneCount = 0;
-  /** Pending retry timers by node index. */
-  #retryTimers: Map<number, ReturnType<typeof setTimeout>> | undefined;
   /** Set once a terminal cause (failure, stop, abort) is known; the status follows when nothing runs. */
   #ending: 'error' | 'cancelled' | undefined;
-  #aborting = false;
-  #abortListener: (() => void) | undefined;
 
   static {
     startWith = (composition, listener, token) => {
       const status = composition.#status;
-      if ((status !== 'new' && status !== 'paused') || composition.#deferred !== undefined) return false;
+      if ((status !== 'new' && status !== 'paused') || composition.#rare?.deferred !== undefined)
+        return false;
       if (composition.#listener !== undefined) return false;
       composition.#listener = listener;
       composition.#token = token;
@@ -232,9 +238,8 @@ export class Composition implements SettleTarget {
    * @throws {CycleError} when the graph has a cycle.
    * @throws {InvalidOptionError} for a bad option.
    */
-  constructor(graph: Graph, options: CompositionOptions = {}) {
+  constructor(graph: Graph, options: CompositionOptions = NO_OPTIONS) {
     this.#plan = compileGraph(graph);
-    this.#smallInputs = this.#plan.nodes.length <= SMALL_PLAN;
     const concurrency = options.concurrency ?? Infinity;
     if (!(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
       throw new InvalidOptionError('concurrency', concurrency, 'an integer >= 1 or Infinity');
@@ -279,21 +284,22 @@ export class Composition implements SettleTarget {
   get results(): ReadonlyMap<string, unknown> {
     // Built on read, incrementally from the end log, so the hot path never touches a Map.
     const ends = this.#ends;
-    if (ends === undefined) return (this.#results ??= new Map());
-    const results = (this.#results ??= new Map());
+    const rare = this.#more();
+    if (ends === undefined) return (rare.results ??= new Map());
+    const results = (rare.results ??= new Map());
     const length = this.#endsLength;
-    for (let i = this.#resultsUpTo; i < length; i += END_WIDTH) {
+    for (let i = rare.resultsUpTo; i < length; i += END_WIDTH) {
       if (ends[i + 1] === END_CODE.completed) {
         const index = ends[i] as number;
         results.set(this.#plan.keys[index], this.#values[index]);
       }
     }
-    this.#resultsUpTo = length;
+    rare.resultsUpTo = length;
     return results;
   }
   /** Why the composition failed or was cancelled: a `NodeError`, a `StopScheduleError` or a `CancelledError`. */
   get error(): unknown {
-    return this.#error;
+    return this.#rare?.error;
   }
   /** The graph's nodes, one per key, in first-seen order. */
   get nodes(): readonly DAGNote[] {
@@ -333,14 +339,14 @@ export class Composition implements SettleTarget {
       case 'cancelled':
         return Promise.resolve(this.#status);
       case 'running':
-        return (this.#deferred ??= makeDeferred()).promise;
+        return (this.#more().deferred ??= makeDeferred()).promise;
       case 'paused': {
-        const deferred = (this.#deferred ??= makeDeferred());
+        const deferred = (this.#more().deferred ??= makeDeferred());
         this.#resume();
         return deferred.promise;
       }
       case 'new': {
-        const deferred = (this.#deferred = makeDeferred());
+        const deferred = (this.#more().deferred = makeDeferred());
         this.#firstStart();
         return deferred.promise;
       }
@@ -385,7 +391,7 @@ export class Composition implements SettleTarget {
    */
   trace(): NodeRecord[] {
     const ends = this.#ends ?? [];
-    const extras = this.#endExtras;
+    const extras = this.#rare?.endExtras;
     const records: NodeRecord[] = [];
     for (let i = 0, k = 0; i < this.#endsLength; i += END_WIDTH, k += 2) {
       const node = this.#plan.nodes[ends[i] as number] as DAGNote;
@@ -411,6 +417,10 @@ export class Composition implements SettleTarget {
       records.push(record);
     }
     return records;
+  }
+
+  #more(): Rare {
+    return (this.#rare ??= new Rare());
   }
 
   #resume(): void {
@@ -442,7 +452,7 @@ export class Composition implements SettleTarget {
     const signal = this.#options.signal;
     if (signal !== undefined) {
       if (signal.aborted) {
-        this.#error = new CancelledError(signal.reason);
+        this.#more().error = new CancelledError(signal.reason);
         this.#finish('cancelled');
         return;
       }
@@ -450,7 +460,7 @@ export class Composition implements SettleTarget {
         this.#abort(signal.reason);
       };
       signal.addEventListener('abort', listener, { once: true });
-      this.#abortListener = listener;
+      this.#more().abortListener = listener;
     }
     this.#allocateRun();
     if (plan.nodes.length === 0) {
@@ -527,7 +537,7 @@ export class Composition implements SettleTarget {
     // has few key sets, so a fast object (a third of a dictionary's size) stays cheap; a large one, with
     // thousands of distinct names, would make V8 build a hidden class per node: a dictionary is cheaper there.
     let inputs: Record<string, unknown>;
-    if (this.#smallInputs) {
+    if (plan.nodes.length <= SMALL_PLAN) {
       inputs = {};
       Object.setPrototypeOf(inputs, null);
     } else {
@@ -572,7 +582,7 @@ export class Composition implements SettleTarget {
     } else if (value instanceof StopScheduleError) {
       this.#recordEnd(index, 'cancelled', runner, value);
       this.#terminate('cancelled', value);
-    } else if (value instanceof CancelledError && this.#aborting) {
+    } else if (value instanceof CancelledError && this.#rare?.aborting === true) {
       this.#recordEnd(index, 'cancelled', runner, value);
     } else if (value instanceof NodeTimeoutError && runner.status === 'timed_out') {
       this.#recordEnd(index, 'timed_out', runner, value);
@@ -614,11 +624,11 @@ export class Composition implements SettleTarget {
       return;
     }
     const timer = setTimeout(() => {
-      this.#retryTimers?.delete(index);
+      this.#rare?.retryTimers?.delete(index);
       this.#enqueue(index);
       this.#pump();
     }, delayMs);
-    (this.#retryTimers ??= new Map()).set(index, timer);
+    (this.#more().retryTimers ??= new Map()).set(index, timer);
   }
 
   #recordEnd(index: number, status: NodeDoneStatus, runner: NodeRunner | undefined, error: unknown): void {
@@ -642,7 +652,7 @@ export class Composition implements SettleTarget {
       if (status !== 'retrying' && this.#runners[index] === runner) this.#runners[index] = undefined;
     }
     if (error !== undefined || parentId !== undefined) {
-      const extras = (this.#endExtras ??= []);
+      const extras = (this.#more().endExtras ??= []);
       const k = (at / END_WIDTH) * 2;
       extras[k] = error;
       extras[k + 1] = parentId;
@@ -664,8 +674,9 @@ export class Composition implements SettleTarget {
   #terminate(status: 'error' | 'cancelled', error: unknown): void {
     if (this.#ending !== undefined || this.#isFinal()) return;
     this.#ending = status;
-    this.#error = error;
-    for (const [index, timer] of this.#retryTimers ?? []) {
+    const rare = this.#rare;
+    if (rare !== undefined || error !== undefined) this.#more().error = error;
+    for (const [index, timer] of rare?.retryTimers ?? []) {
       clearTimeout(timer);
       this.#recordEnd(
         index,
@@ -674,14 +685,14 @@ export class Composition implements SettleTarget {
         new CancelledError('the composition ended before the retry'),
       );
     }
-    this.#retryTimers?.clear();
+    rare?.retryTimers?.clear();
     if (this.#status === 'paused') this.#status = 'running';
     if (this.#inFlight === 0) this.#finish(status);
   }
 
   #abort(reason: unknown): void {
     if (this.#isFinal() || this.#ending !== undefined) return;
-    this.#aborting = true;
+    this.#more().aborting = true;
     this.#terminate('cancelled', new CancelledError(reason));
     for (const runner of this.#runners) {
       if (runner !== undefined && (runner.status === 'running' || runner.status === 'starting'))
@@ -695,10 +706,11 @@ export class Composition implements SettleTarget {
 
   /** Settles what `start()` or {@link startWith} handed out for this start. */
   #settleStart(status: CompositionStatus, failed: boolean, error: unknown): void {
-    const deferred = this.#deferred;
+    const rare = this.#rare;
+    const deferred = rare?.deferred;
     const listener = this.#listener;
     const token = this.#token;
-    this.#deferred = undefined;
+    if (rare !== undefined) rare.deferred = undefined;
     this.#listener = undefined;
     this.#token = undefined;
     if (deferred !== undefined) {
@@ -714,12 +726,15 @@ export class Composition implements SettleTarget {
 
   #finish(status: 'completed' | 'error' | 'cancelled'): void {
     if (this.#isFinal()) return;
-    if (this.#abortListener !== undefined) {
-      this.#options.signal?.removeEventListener('abort', this.#abortListener);
-      this.#abortListener = undefined;
+    const rare = this.#rare;
+    if (rare !== undefined) {
+      if (rare.abortListener !== undefined) {
+        this.#options.signal?.removeEventListener('abort', rare.abortListener);
+        rare.abortListener = undefined;
+      }
+      for (const timer of rare.retryTimers?.values() ?? []) clearTimeout(timer);
+      rare.retryTimers?.clear();
     }
-    for (const timer of this.#retryTimers?.values() ?? []) clearTimeout(timer);
-    this.#retryTimers?.clear();
     this.#status = status;
     const endedAt = stamp === stamp ? stamp : now(); // NaN (no fresh reading) is the one value unequal to itself
     this.#endedAt = endedAt;
@@ -730,7 +745,7 @@ export class Composition implements SettleTarget {
     if (onDone !== undefined) {
       stamp = Number.NaN;
       try {
-        onDone(this, status, this.#error, elapsed);
+        onDone(this, status, this.#rare?.error, elapsed);
       } catch (error) {
         this.#settleStart(status, true, error);
         return;
