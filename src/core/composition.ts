@@ -209,8 +209,14 @@ export class Composition implements SettleTarget {
   #ends: number[] | undefined;
   /** Used length of `#ends` (it is sized for one end per node up front). */
   #endsLength = 0;
+  /**
+   * Ready nodes, a ring of one slot per node (a node waits in it at most once: it is queued when its last
+   * predecessor ends or when a retry of it is due, never while queued or running).
+   */
   #ready: number[] = NONE as number[];
   #readyHead = 0;
+  /** How many nodes wait in `#ready`. */
+  #readyCount = 0;
   #inFlight = 0;
   /** True while {@link Composition.#pump} runs; nested settles then only queue. */
   #pumping = false;
@@ -432,16 +438,13 @@ export class Composition implements SettleTarget {
   #allocateRun(): void {
     const plan = this.#plan;
     const count = plan.nodes.length;
-    // Plain loops: Array.prototype.fill costs more than the loop on the small arrays of a small plan.
+    // Copies of prefilled templates: one allocation each, already of the final elements kind (a `new Array(n)`
+    // filled in a loop is made holey of small integers first, then copied again as doubles).
     this.#remaining = plan.indegree.slice();
     this.#runners = new Array<NodeRunner | undefined>(count);
-    const values = new Array<unknown>(count);
-    for (let i = 0; i < count; i++) values[i] = unset;
-    this.#values = values;
-    const ends = new Array<number>(END_WIDTH * count);
-    for (let i = 0; i < ends.length; i++) ends[i] = Number.NaN; // a double array: timestamps stored unboxed
-    this.#ends = ends;
-    this.#ready = [];
+    this.#values = filled(UNSET_TEMPLATE, count, unset);
+    this.#ends = filled(NAN_TEMPLATE, END_WIDTH * count, Number.NaN); // a double array: timestamps unboxed
+    this.#ready = filled(ZERO_TEMPLATE, count, 0);
   }
 
   #firstStart(): void {
@@ -475,7 +478,11 @@ export class Composition implements SettleTarget {
 
   /** Marks node `index` ready; {@link Composition.#pump} starts it when allowed. */
   #enqueue(index: number): void {
-    this.#ready.push(index);
+    const ready = this.#ready;
+    let at = this.#readyHead + this.#readyCount;
+    if (at >= ready.length) at -= ready.length;
+    ready[at] = index;
+    this.#readyCount += 1;
   }
 
   /**
@@ -488,20 +495,19 @@ export class Composition implements SettleTarget {
     const ready = this.#ready;
     try {
       while (
-        this.#readyHead < ready.length &&
+        this.#readyCount > 0 &&
         this.#status === 'running' &&
         this.#ending === undefined &&
         this.#inFlight < this.#options.concurrency
       ) {
-        this.#startNode(ready[this.#readyHead++] as number);
+        const index = ready[this.#readyHead] as number;
+        this.#readyHead = this.#readyHead + 1 === ready.length ? 0 : this.#readyHead + 1;
+        this.#readyCount -= 1;
+        this.#startNode(index);
         stamp = Number.NaN; // the node's executor ran: the reading is stale
       }
     } finally {
       this.#pumping = false;
-    }
-    if (this.#readyHead === this.#ready.length && this.#readyHead > 0) {
-      this.#ready.length = 0; // keep the array: a fresh one would be a young object held by this composition
-      this.#readyHead = 0;
     }
     if (this.#status === 'paused' && this.#inFlight === 0) this.#settlePaused();
   }
@@ -614,7 +620,7 @@ export class Composition implements SettleTarget {
       this.#finish('completed');
       return;
     }
-    if (this.#readyHead < this.#ready.length || this.#status === 'paused') this.#pump();
+    if (this.#readyCount > 0 || this.#status === 'paused') this.#pump();
   }
 
   #scheduleRetry(index: number, child: NodeRunner, delayMs: number): void {
@@ -738,7 +744,7 @@ export class Composition implements SettleTarget {
     this.#status = status;
     const endedAt = stamp === stamp ? stamp : now(); // NaN (no fresh reading) is the one value unequal to itself
     this.#endedAt = endedAt;
-    this.#ready.length = 0;
+    this.#readyCount = 0;
     this.#readyHead = 0;
     const elapsed = endedAt - (this.#startedAt ?? endedAt);
     const onDone = this.#options.onDone;
@@ -753,6 +759,20 @@ export class Composition implements SettleTarget {
     }
     this.#settleStart(status, false, undefined);
   }
+}
+
+/** Templates the per-run arrays of plans up to their size are copied from; see `filled`. */
+const TEMPLATE_SIZE = 1024;
+const UNSET_TEMPLATE: readonly unknown[] = Array.from({ length: TEMPLATE_SIZE }, () => unset);
+const NAN_TEMPLATE: readonly number[] = Array.from({ length: END_WIDTH * TEMPLATE_SIZE }, () => Number.NaN);
+const ZERO_TEMPLATE: readonly number[] = Array.from({ length: TEMPLATE_SIZE }, () => 0);
+
+/** A fresh array of `length` copies of `value`: a slice of `template` when it is long enough. */
+function filled<T>(template: readonly T[], length: number, value: T): T[] {
+  if (length <= template.length) return template.slice(0, length);
+  const array: T[] = [];
+  for (let i = 0; i < length; i++) array.push(value);
+  return array;
 }
 
 function makeDeferred(): StartDeferred {
