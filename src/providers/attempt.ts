@@ -82,31 +82,40 @@ export class Attempts {
     });
     const estimated = estimateTokens(request, { defaultOutputTokens });
     this.#deps.inFlight?.check(spec.model, request, estimated);
-    const permit = await this.#acquire(provider.name, model, spec.model, estimated, input);
+    // Most limiters (none configured) grant at once: no promise, no queue entry.
+    const permit =
+      (signal?.aborted !== true
+        ? this.#deps.limiters.get(provider.name, model).tryAcquire(estimated)
+        : undefined) ?? (await this.#acquire(provider.name, model, spec.model, estimated, input));
     let response: ModelResponse;
     let unreserve = noop;
     let unwatch = noop;
     const cancel = { seen: false };
-    const guard = new AttemptGuard(signal);
+    const attemptMs = input.timeoutMs;
+    // Only a per-attempt timeout needs an attempt's own abort controller; without one the request follows
+    // the caller's signal as is.
+    const guard = attemptMs === undefined ? undefined : new AttemptGuard(signal);
     try {
       // Re-check after the wait (other calls may have spent the budget meanwhile), and hold the estimate
       // against the budget while the request is in flight.
       unreserve = this.#deps.inFlight?.reserve(spec.model, request, estimated) ?? noop;
-      const attemptMs = input.timeoutMs;
-      guard.arm(attemptMs, () => attemptTimeout(provider.name, model, attemptMs ?? 0));
       // A request cancelled in flight was sent: count its estimate (no output) at the abort itself, so it is
       // in client.usage and in the run's usage before anyone sees the cancel.
       unwatch = onAbort(signal, () => {
         cancel.seen = true;
         this.recordEstimate(spec.model, request, estimated, '', labels, input.sink);
       });
-      response = await guard.race(provider.complete({ ...request, signal: guard.signal }));
+      if (guard === undefined) response = await provider.complete(request);
+      else {
+        guard.arm(attemptMs, () => attemptTimeout(provider.name, model, attemptMs ?? 0));
+        response = await guard.race(provider.complete({ ...request, signal: guard.signal }));
+      }
     } catch (error) {
       unreserve();
       permit.release(failureRelease(error, () => this.#deps.policy.backoffMs(input.failureNumber)));
       throw error;
     } finally {
-      guard.dispose();
+      guard?.dispose();
       unwatch();
     }
     unreserve();

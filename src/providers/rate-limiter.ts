@@ -246,6 +246,8 @@ export class RateLimiter {
     }
     const { signal } = options;
     if (signal?.aborted === true) return Promise.reject(this.#abortError(signal));
+    const now = this.#grantNow(tokens);
+    if (now !== undefined) return Promise.resolve(now);
     return new Promise<RateLimitPermit>((resolve, reject) => {
       const waiter: Waiter = {
         tokens,
@@ -270,6 +272,60 @@ export class RateLimiter {
         callHook(options.onWait, this.#waitInfo(wait?.reason ?? 'concurrency', wait?.dueAt));
       }
     });
+  }
+
+  /**
+   * @internal The permit of {@link RateLimiter.acquire} at once, when it would be granted without any wait
+   * (no request or token pacing, a free concurrency slot, no hold, nobody queued); else `undefined`, and the
+   * caller acquires as usual. Saves a limiter without such limits a promise and a queue entry per request.
+   * @throws {@link InvalidOptionError} as {@link RateLimiter.acquire}.
+   */
+  tryAcquire(estimatedTokens = 0): RateLimitPermit | undefined {
+    if (!Number.isSafeInteger(estimatedTokens) || estimatedTokens < 0) {
+      throw new InvalidOptionError('estimatedTokens', estimatedTokens, 'an integer >= 0');
+    }
+    return this.#grantNow(estimatedTokens);
+  }
+
+  /**
+   * A grant without queueing, as `#grant` would make it for a head that waited 0 ms, when nothing can hold
+   * it: only without request and token limits (no spacing to keep, no ledger entry to correct), so settling
+   * it only learns from headers and frees the slot.
+   */
+  #grantNow(tokens: number): RateLimitPermit | undefined {
+    if (
+      this.#queue.length > 0 ||
+      this.#spacingMs !== 0 ||
+      this.#tokensPerWindow !== Infinity ||
+      this.#inFlight >= this.#maxConcurrency ||
+      (this.#holdUntil !== -Infinity && this.#holdUntil > this.#now())
+    ) {
+      return undefined;
+    }
+    this.#inFlight += 1;
+    this.#granted += 1;
+    let open = true;
+    const finish = (): void => {
+      open = false;
+      this.#inFlight -= 1;
+      this.#drain();
+    };
+    return {
+      estimatedTokens: tokens,
+      waitedMs: 0,
+      settle: (result) => {
+        if (!open) return;
+        const rateLimit = result?.rateLimit;
+        if (rateLimit !== undefined) this.observe(rateLimit);
+        finish();
+      },
+      release: (failure) => {
+        if (!open) return;
+        if (failure?.rateLimit !== undefined) this.observe(failure.rateLimit);
+        if (failure?.backoffMs !== undefined) this.backoff(failure.backoffMs);
+        finish();
+      },
+    };
   }
 
   /**

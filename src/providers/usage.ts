@@ -50,6 +50,9 @@ export const defaultPrices: Readonly<Record<string, ModelPrice>> = Object.freeze
   'sim:*': { inputPerMillion: 0, outputPerMillion: 0 },
 });
 
+/** How many ids a {@link PriceTable} remembers the pattern lookup of. */
+const MATCHED_KEPT = 1024;
+
 /**
  * Model prices, keyed by `provider:model` id (see {@link defaultPrices} for the `*` suffix rule).
  *
@@ -66,6 +69,8 @@ export class PriceTable {
   // Exact ids and `prefix*` patterns are kept apart so lookup is exact-first, then longest prefix.
   readonly #exact = new Map<string, ModelPrice>();
   readonly #patterns = new Map<string, ModelPrice>();
+  /** What `priceOf` found by pattern (or not at all) for ids without an exact entry; cleared by `register`. */
+  readonly #matched = new Map<string, { readonly price: ModelPrice | undefined }>();
 
   /**
    * @param prices - entries to start with; none by default (use {@link PriceTable.default} for the built-ins).
@@ -105,6 +110,7 @@ export class PriceTable {
       inputPerMillion: price.inputPerMillion,
       outputPerMillion: price.outputPerMillion,
     });
+    this.#matched.clear();
     if (modelId.endsWith('*')) this.#patterns.set(modelId.slice(0, -1), frozen);
     else this.#exact.set(modelId, frozen);
     return this;
@@ -114,6 +120,16 @@ export class PriceTable {
   priceOf(modelId: string): ModelPrice | undefined {
     const exact = this.#exact.get(modelId);
     if (exact !== undefined) return exact;
+    const matched = this.#matched.get(modelId);
+    if (matched !== undefined) return matched.price;
+    const price = this.#longestPattern(modelId);
+    // Bounded: a table priced against unboundedly many ids (generated ones) does not grow without end.
+    if (this.#matched.size >= MATCHED_KEPT) this.#matched.clear();
+    this.#matched.set(modelId, { price });
+    return price;
+  }
+
+  #longestPattern(modelId: string): ModelPrice | undefined {
     let best: ModelPrice | undefined;
     let bestLength = -1;
     for (const [prefix, price] of this.#patterns) {
@@ -248,26 +264,22 @@ export class UsageMeter {
    * @throws {@link InvalidOptionError} when a token count is negative or not an integer.
    */
   record(modelId: string, usage: Usage, labels: UsageLabels = {}): CallCost {
-    for (const field of ['inputTokens', 'outputTokens'] as const) {
-      const value = usage[field];
-      if (!Number.isInteger(value) || value < 0) {
-        throw new InvalidOptionError(`usage.${field}`, value, 'an integer >= 0');
-      }
+    const { inputTokens, outputTokens } = usage;
+    if (!Number.isInteger(inputTokens) || inputTokens < 0) {
+      throw new InvalidOptionError('usage.inputTokens', inputTokens, 'an integer >= 0');
+    }
+    if (!Number.isInteger(outputTokens) || outputTokens < 0) {
+      throw new InvalidOptionError('usage.outputTokens', outputTokens, 'an integer >= 0');
     }
     const cost = this.#prices.costOf(modelId, usage);
-    if (!cost.priced) this.#unpriced.add(modelId);
-    const targets = [this.#total, bucket(this.#byModel, modelId)];
-    if (labels.nodeKey !== undefined) targets.push(bucket(this.#byNode, labels.nodeKey));
+    const costUsd = cost.costUsd;
+    if (costUsd === undefined) this.#unpriced.add(modelId);
+    add(this.#total, inputTokens, outputTokens, costUsd);
+    add(bucket(this.#byModel, modelId), inputTokens, outputTokens, costUsd);
+    if (labels.nodeKey !== undefined)
+      add(bucket(this.#byNode, labels.nodeKey), inputTokens, outputTokens, costUsd);
     if (labels.compositionId !== undefined && this.#perComposition) {
-      targets.push(bucket(this.#byComposition, labels.compositionId));
-    }
-    for (const totals of targets) {
-      totals.inputTokens += usage.inputTokens;
-      totals.outputTokens += usage.outputTokens;
-      totals.totalTokens += usage.inputTokens + usage.outputTokens;
-      totals.calls += 1;
-      if (cost.costUsd === undefined) totals.unpricedCalls += 1;
-      else totals.costUsd += cost.costUsd;
+      add(bucket(this.#byComposition, labels.compositionId), inputTokens, outputTokens, costUsd);
     }
     return cost;
   }
@@ -304,6 +316,21 @@ export class UsageMeter {
   toJSON(): UsageSnapshot {
     return this.snapshot();
   }
+}
+
+/** Adds one call to `totals`; an undefined cost counts as an unpriced call. */
+function add(
+  totals: MutableTotals,
+  inputTokens: number,
+  outputTokens: number,
+  costUsd: number | undefined,
+): void {
+  totals.inputTokens += inputTokens;
+  totals.outputTokens += outputTokens;
+  totals.totalTokens += inputTokens + outputTokens;
+  totals.calls += 1;
+  if (costUsd === undefined) totals.unpricedCalls += 1;
+  else totals.costUsd += costUsd;
 }
 
 function bucket(map: Map<string, MutableTotals>, key: string): MutableTotals {
