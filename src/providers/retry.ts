@@ -398,19 +398,39 @@ export function tryAgainFor(
 /**
  * @internal Runs `runner` as a Composition would run its node, outside one: an attempt that throws a
  * `TryAgainError` is re-run as a `retryTask()` child after the error's `delayMs`; anything else settles.
- * Aborting `signal` cancels the running attempt or the wait at once and rejects with `signal.reason`.
+ * p-retry drives the loop (the attempts' own TryAgainError decides whether another follows, so its budget
+ * is unbounded and its own delay off); aborting `signal` cancels the running attempt or the wait at once and
+ * rejects with `signal.reason`.
  */
 export async function runRetryTasks<R>(runner: NodeRunner<unknown, R>, signal?: AbortSignal): Promise<R> {
   const context: Partial<RunContext> = signal === undefined ? {} : { signal };
-  for (let current = runner; ; current = current.retryTask()) {
-    try {
-      // The runner links `signal` to its own cancel() and removes that listener when it ends.
-      return await current.execute(context);
-    } catch (error) {
-      if (signal?.aborted === true) throw signal.reason;
-      if (!(error instanceof TryAgainError)) throw error;
-      await abortableSleep(error.delayMs, signal);
-    }
+  let current: NodeRunner<unknown, R> | undefined;
+  try {
+    return await pRetry(
+      async () => {
+        current = current === undefined ? runner : current.retryTask();
+        try {
+          // The runner links `signal` to its own cancel() and removes that listener when it ends.
+          return await current.execute(context);
+        } catch (error) {
+          throw new AttemptFailure(error);
+        }
+      },
+      {
+        retries: Number.POSITIVE_INFINITY,
+        minTimeout: 0,
+        signal,
+        shouldRetry: async ({ error }) => {
+          const failure = error instanceof AttemptFailure ? error.original : error;
+          if (signal?.aborted === true || !(failure instanceof TryAgainError)) return false;
+          await abortableSleep(failure.delayMs, signal);
+          return true;
+        },
+      },
+    );
+  } catch (error) {
+    if (signal?.aborted === true) throw signal.reason;
+    throw error instanceof AttemptFailure ? error.original : error;
   }
 }
 
