@@ -58,6 +58,37 @@ const stopWords = new Set(
   ),
 );
 
+/** `JSON.stringify` of schemas, by schema object: schemas are treated as immutable once sampled or sent. */
+const schemaTexts = new WeakMap<object, string>();
+
+/** @internal `JSON.stringify(schema)`, computed once per schema object. */
+export function schemaText(schema: JsonSchema): string {
+  let text = schemaTexts.get(schema);
+  if (text === undefined) {
+    text = JSON.stringify(schema);
+    schemaTexts.set(schema, text);
+  }
+  return text;
+}
+
+/** The last texts' content words: the same prompt (a template, a fan-out) is often asked again and again. */
+const recentWords = new Map<string, readonly string[]>();
+const RECENT_WORDS_KEPT = 512;
+
+/**
+ * @internal {@link contentWords} of `text`, remembered for the last few hundred texts; the array is shared
+ * and frozen.
+ */
+export function cachedContentWords(text: string): readonly string[] {
+  let words = recentWords.get(text);
+  if (words === undefined) {
+    words = Object.freeze(contentWords(text));
+    if (recentWords.size >= RECENT_WORDS_KEPT) recentWords.clear();
+    recentWords.set(text, words);
+  }
+  return words;
+}
+
 /** The content words of a text, lowercased, in order, without stop words or duplicates. */
 export function contentWords(text: string): string[] {
   const seen = new Set<string>();
@@ -116,7 +147,7 @@ class Sampler {
 
   constructor(root: JsonSchema, options: SampleOptions) {
     this.#root = root;
-    this.#random = createRandom(hashString(JSON.stringify(root), options.seed ?? 0));
+    this.#random = createRandom(hashString(schemaText(root), options.seed ?? 0));
     this.#vocabulary = options.vocabulary ?? [];
     this.#maxDepth = options.maxDepth ?? 6;
   }
@@ -337,31 +368,62 @@ class Sampler {
   }
 
   #words(property: string): string {
-    for (const [pattern, values] of namedValues) if (pattern.test(property)) return this.#random.pick(values);
-    const propertyWords = splitName(property);
-    if (/(^|_)(id|key|slug|code)$/i.test(property)) {
-      return `${propertyWords.filter((w) => !/^(id|key|slug|code)$/.test(w)).join('-') || 'item'}-${this.#random.int(100, 999)}`;
-    }
-    const fallback = propertyWords.length > 0 ? propertyWords : ['value'];
-    const vocabulary = this.#vocabulary.length > 0 ? this.#vocabulary : fallback;
+    const shape = propertyShape(property);
+    if (shape.named !== undefined) return this.#random.pick(shape.named);
+    if (shape.idPrefix !== undefined) return `${shape.idPrefix}-${this.#random.int(100, 999)}`;
+    const vocabulary = this.#vocabulary.length > 0 ? this.#vocabulary : shape.fallback;
     const take = this.#random.int(1, Math.min(3, vocabulary.length));
     const words: string[] = [];
     for (let i = 0; i < take; i++) {
       const word = this.#random.pick(vocabulary);
       if (!words.includes(word)) words.push(word);
     }
-    const noun = propertyWords.at(-1);
-    if (
-      noun !== undefined &&
-      !words.includes(noun) &&
-      /^(summary|title|description|reason|answer|text|comment|note|topic|label|category|tag|keyword|headline)s?$/.test(
-        noun,
-      )
-    ) {
-      return [...words, noun].join(' ');
-    }
+    const noun = shape.noun;
+    if (noun !== undefined && !words.includes(noun)) return [...words, noun].join(' ');
     return words.join(' ');
   }
+}
+
+/** What {@link Sampler}'s words for a property depend on besides the random draws. */
+interface PropertyShape {
+  /** The values of the first {@link namedValues} entry the name matches, if any. */
+  readonly named: readonly string[] | undefined;
+  /** For an id-like name (`user_id`), the text before the random number. */
+  readonly idPrefix: string | undefined;
+  /** The name's words, or `['value']`. */
+  readonly fallback: readonly string[];
+  /** The name's last word when it is a noun that ends a text (`summary`, `title`, …). */
+  readonly noun: string | undefined;
+}
+
+/** Property shapes by name: schemas name few properties, and every sampled string asks again. */
+const propertyShapes = new Map<string, PropertyShape>();
+const PROPERTY_SHAPES_KEPT = 1024;
+
+function propertyShape(property: string): PropertyShape {
+  let shape = propertyShapes.get(property);
+  if (shape !== undefined) return shape;
+  const named = namedValues.find(([pattern]) => pattern.test(property))?.[1];
+  const propertyWords = splitName(property);
+  const idPrefix = /(^|_)(id|key|slug|code)$/i.test(property)
+    ? propertyWords.filter((w) => !/^(id|key|slug|code)$/.test(w)).join('-') || 'item'
+    : undefined;
+  const last = propertyWords.at(-1);
+  shape = {
+    named,
+    idPrefix,
+    fallback: propertyWords.length > 0 ? propertyWords : ['value'],
+    noun:
+      last !== undefined &&
+      /^(summary|title|description|reason|answer|text|comment|note|topic|label|category|tag|keyword|headline)s?$/.test(
+        last,
+      )
+        ? last
+        : undefined,
+  };
+  if (propertyShapes.size >= PROPERTY_SHAPES_KEPT) propertyShapes.clear();
+  propertyShapes.set(property, shape);
+  return shape;
 }
 
 function splitName(name: string): string[] {

@@ -5,7 +5,13 @@
 import { InvalidOptionError } from '../../core/errors.ts';
 import { AbortedError, InternalServerError, providerErrorFromStatus } from '../errors.ts';
 import type { ModelRequest, ModelResponse, Provider, StreamEvent, ToolCall } from '../types.ts';
-import { contentWords, createRandom, hashString, sampleJsonSchema } from './json-schema-sample.ts';
+import {
+  cachedContentWords,
+  createRandom,
+  hashString,
+  sampleJsonSchema,
+  schemaText,
+} from './json-schema-sample.ts';
 
 /** One scripted reply: the first entry whose `match` hits the system text + last user message wins. */
 export interface SimulatedScriptEntry {
@@ -160,9 +166,17 @@ class SimulatedProvider implements Provider {
 
   #respond(request: ModelRequest, key: number, requestId: string): ModelResponse {
     const system = request.system ?? '';
-    const lastUser = [...request.messages].reverse().find((m) => m.role === 'user')?.content ?? '';
-    const last = request.messages.at(-1);
-    const vocabulary = contentWords(`${lastUser} ${system}`);
+    const messages = request.messages;
+    let lastUser = '';
+    for (let i = messages.length - 1; i >= 0; i--) {
+      const message = messages[i] as (typeof messages)[number];
+      if (message.role === 'user') {
+        lastUser = message.content;
+        break;
+      }
+    }
+    const last = messages.at(-1);
+    const vocabulary = cachedContentWords(`${lastUser} ${system}`);
     const firstTool = request.tools?.[0];
     let text: string;
     let json: unknown;
@@ -265,14 +279,14 @@ class SimulatedProvider implements Provider {
 
 /** Hash of everything that determines the answer (not temperature, stop or signal). */
 function requestHash(request: ModelRequest, seed: number): number {
+  // The text of JSON.stringify([model, system, messages, schema, toolNames]), with the schema's JSON
+  // computed once per schema object.
+  const output = request.output;
+  const tools = request.tools;
   return hashString(
-    JSON.stringify([
-      request.model,
-      request.system ?? '',
-      request.messages,
-      request.output?.schema ?? null,
-      request.tools?.map((t) => t.name) ?? [],
-    ]),
+    `[${JSON.stringify(request.model)},${JSON.stringify(request.system ?? '')},${JSON.stringify(request.messages)},${
+      output === undefined ? 'null' : schemaText(output.schema)
+    },${tools === undefined ? '[]' : JSON.stringify(tools.map((t) => t.name))}]`,
     seed,
   );
 }
