@@ -449,7 +449,8 @@ export class Composition implements SettleTarget {
 
   #firstStart(): void {
     const plan = this.#plan;
-    const startedAt = now();
+    // Started as another composition of a Perform ends, it reuses that end's reading (NaN: none fresh).
+    const startedAt = stamp === stamp ? stamp : now();
     this.#startedAt = startedAt;
     this.#status = 'running';
     const signal = this.#options.signal;
@@ -503,8 +504,11 @@ export class Composition implements SettleTarget {
         const index = ready[this.#readyHead] as number;
         this.#readyHead = this.#readyHead + 1 === ready.length ? 0 : this.#readyHead + 1;
         this.#readyCount -= 1;
-        this.#startNode(index);
-        stamp = Number.NaN; // the node's executor ran: the reading is stale
+        // Taken out of `stamp` before outside code (configureNodeRunner, the executor) runs, so that a
+        // composition started from inside it cannot take the reading as its own.
+        const at = stamp;
+        stamp = Number.NaN;
+        this.#startNode(index, at);
       }
     } finally {
       this.#pumping = false;
@@ -512,7 +516,8 @@ export class Composition implements SettleTarget {
     if (this.#status === 'paused' && this.#inFlight === 0) this.#settlePaused();
   }
 
-  #startNode(index: number): void {
+  /** Starts node `index`; `at` is a fresh clock reading to use as its start time, or NaN. */
+  #startNode(index: number, at: number): void {
     const plan = this.#plan;
     const node = plan.nodes[index] as DAGNote;
     const runners = this.#runners;
@@ -533,7 +538,7 @@ export class Composition implements SettleTarget {
       runners[index] = runner;
     }
     this.#inFlight += 1;
-    beginRunner(runner, node, this, index, stamp);
+    beginRunner(runner, node, this, index, at);
   }
 
   /** @internal Builds node `index`'s `context.inputs`, on the executor's first read of them. */
