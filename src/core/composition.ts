@@ -246,32 +246,7 @@ export class Composition implements SettleTarget {
    */
   constructor(graph: Graph, options: CompositionOptions = NO_OPTIONS) {
     this.#plan = compileGraph(graph);
-    const concurrency = options.concurrency ?? Infinity;
-    if (!(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
-      throw new InvalidOptionError('concurrency', concurrency, 'an integer >= 1 or Infinity');
-    }
-    const maxTries = options.maxTries ?? DEFAULTS.maxTries;
-    if (!(Number.isInteger(maxTries) && maxTries >= 1)) {
-      throw new InvalidOptionError('maxTries', maxTries, 'an integer >= 1');
-    }
-    for (const name of HOOKS) {
-      const value: unknown = options[name];
-      if (value !== undefined && typeof value !== 'function')
-        throw new InvalidOptionError(name, value, 'a function');
-    }
-    if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
-      throw new InvalidOptionError('signal', options.signal, 'an AbortSignal');
-    }
-    const { onDone, onNodeDone, configureNodeRunner, signal } = options;
-    this.#options =
-      concurrency === Infinity &&
-      maxTries === DEFAULTS.maxTries &&
-      onDone === undefined &&
-      onNodeDone === undefined &&
-      configureNodeRunner === undefined &&
-      signal === undefined
-        ? DEFAULTS
-        : { concurrency, maxTries, onDone, onNodeDone, configure: configureNodeRunner, signal };
+    this.#options = options === NO_OPTIONS ? DEFAULTS : settingsOf(options);
   }
 
   /** Unique per composition. */
@@ -778,6 +753,35 @@ function filled<T>(template: readonly T[], length: number, value: T): T[] {
   const array: T[] = [];
   for (let i = 0; i < length; i++) array.push(value);
   return array;
+}
+
+/** Validates a composition's options. @throws {InvalidOptionError} for a bad option. */
+function settingsOf(options: CompositionOptions): Settings {
+  const concurrency = options.concurrency ?? Infinity;
+  if (!(concurrency === Infinity || (Number.isInteger(concurrency) && concurrency >= 1))) {
+    throw new InvalidOptionError('concurrency', concurrency, 'an integer >= 1 or Infinity');
+  }
+  const maxTries = options.maxTries ?? DEFAULTS.maxTries;
+  if (!(Number.isInteger(maxTries) && maxTries >= 1)) {
+    throw new InvalidOptionError('maxTries', maxTries, 'an integer >= 1');
+  }
+  for (const name of HOOKS) {
+    const value: unknown = options[name];
+    if (value !== undefined && typeof value !== 'function')
+      throw new InvalidOptionError(name, value, 'a function');
+  }
+  if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new InvalidOptionError('signal', options.signal, 'an AbortSignal');
+  }
+  const { onDone, onNodeDone, configureNodeRunner, signal } = options;
+  return concurrency === Infinity &&
+    maxTries === DEFAULTS.maxTries &&
+    onDone === undefined &&
+    onNodeDone === undefined &&
+    configureNodeRunner === undefined &&
+    signal === undefined
+    ? DEFAULTS
+    : { concurrency, maxTries, onDone, onNodeDone, configure: configureNodeRunner, signal };
 }
 
 function makeDeferred(): StartDeferred {
