@@ -27,12 +27,75 @@ export interface Random {
 
 /** FNV-1a 32-bit hash of a string: a cheap, stable seed source. */
 export function hashString(text: string, seed = 0): number {
-  let hash = (0x811c9dc5 ^ seed) >>> 0;
+  return hashMore((0x811c9dc5 ^ seed) >>> 0, text);
+}
+
+/** @internal The FNV-1a state `hash` after `text`: `hashMore(hashMore(h, a), b) === hashMore(h, a + b)`. */
+export function hashMore(hash: number, text: string): number {
   for (let i = 0; i < text.length; i++) {
     hash ^= text.charCodeAt(i);
     hash = Math.imul(hash, 0x01000193) >>> 0;
   }
   return hash >>> 0;
+}
+
+/** Characters that `JSON.stringify` escapes in a string (and lone surrogates, which it may). */
+// eslint-disable-next-line no-control-regex -- the control characters are what JSON.stringify escapes
+const jsonEscaped = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/**
+ * @internal The FNV-1a state `hash` after the text of `JSON.stringify(value)`, without building that text
+ * (for plain data: strings, numbers, booleans, null, arrays, plain objects; anything else, such as an
+ * object with `toJSON`, is hashed through `JSON.stringify` itself). `value` must not be `undefined`.
+ */
+export function hashJson(hash: number, value: unknown): number {
+  switch (typeof value) {
+    case 'string':
+      return jsonEscaped.test(value)
+        ? hashMore(hash, JSON.stringify(value))
+        : hashMore(hashMore(hashMore(hash, '"'), value), '"');
+    case 'number':
+      return hashMore(hash, Number.isFinite(value) ? String(value) : 'null');
+    case 'boolean':
+      return hashMore(hash, value ? 'true' : 'false');
+    case 'object': {
+      if (value === null) return hashMore(hash, 'null');
+      if (Array.isArray(value)) {
+        hash = hashMore(hash, '[');
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) hash = hashMore(hash, ',');
+          const item: unknown = value[i];
+          hash = omittedInJson(item) ? hashMore(hash, 'null') : hashJson(hash, item);
+        }
+        return hashMore(hash, ']');
+      }
+      const proto: unknown = Object.getPrototypeOf(value);
+      if (
+        (proto !== Object.prototype && proto !== null) ||
+        typeof (value as { toJSON?: unknown }).toJSON === 'function'
+      ) {
+        return hashMore(hash, JSON.stringify(value));
+      }
+      hash = hashMore(hash, '{');
+      let first = true;
+      for (const key of Object.keys(value)) {
+        const item: unknown = (value as Record<string, unknown>)[key];
+        if (omittedInJson(item)) continue;
+        if (!first) hash = hashMore(hash, ',');
+        first = false;
+        hash = hashJson(hashMore(hashJson(hash, key), ':'), item);
+      }
+      return hashMore(hash, '}');
+    }
+    default:
+      // bigint throws as in JSON.stringify; undefined, functions and symbols are the caller's to skip.
+      return hashMore(hash, JSON.stringify(value));
+  }
+}
+
+/** Values `JSON.stringify` leaves out of objects (and writes as `null` in arrays). */
+function omittedInJson(value: unknown): boolean {
+  return value === undefined || typeof value === 'function' || typeof value === 'symbol';
 }
 
 /** Create a seeded {@link Random}. */
@@ -93,11 +156,32 @@ export function cachedContentWords(text: string): readonly string[] {
 export function contentWords(text: string): string[] {
   const seen = new Set<string>();
   const words: string[] = [];
-  for (const match of text.toLowerCase().matchAll(/[a-z][a-z'-]{2,}/g)) {
-    const word = match[0].replace(/['-]+$/, '');
-    if (stopWords.has(word) || seen.has(word)) continue;
-    seen.add(word);
-    words.push(word);
+  const lower = text.toLowerCase();
+  const length = lower.length;
+  // The matches of /[a-z][a-z'-]{2,}/g, scanned by hand: each run of [a-z'-] from its first letter, when
+  // at least 3 long, without its trailing apostrophes and hyphens.
+  let i = 0;
+  while (i < length) {
+    const code = lower.charCodeAt(i);
+    if (!(code >= 97 && code <= 122)) {
+      i += 1;
+      continue;
+    }
+    let end = i + 1;
+    let lastLetter = i;
+    for (; end < length; end++) {
+      const c = lower.charCodeAt(end);
+      if (c >= 97 && c <= 122) lastLetter = end;
+      else if (c !== 39 && c !== 45) break;
+    }
+    if (end - i >= 3) {
+      const word = lower.slice(i, lastLetter + 1);
+      if (!stopWords.has(word) && !seen.has(word)) {
+        seen.add(word);
+        words.push(word);
+      }
+    }
+    i = end;
   }
   return words;
 }

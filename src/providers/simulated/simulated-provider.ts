@@ -8,6 +8,8 @@ import type { ModelRequest, ModelResponse, Provider, StreamEvent, ToolCall } fro
 import {
   cachedContentWords,
   createRandom,
+  hashJson,
+  hashMore,
   hashString,
   sampleJsonSchema,
   schemaText,
@@ -151,7 +153,7 @@ class SimulatedProvider implements Provider {
       if (oldest.done !== true) this.#attempts.delete(oldest.value);
     }
     const requestId = `sim_${key.toString(16).padStart(8, '0')}_${attempt}`;
-    await this.#sleep(this.#latencyFor(request, key, attempt), request);
+    if (this.#latency !== undefined) await this.#sleep(this.#latencyFor(request, key, attempt), request);
     if (
       this.#failureRate > 0 &&
       createRandom(hashString(`fail:${attempt}`, key)).next() < this.#failureRate
@@ -279,16 +281,18 @@ class SimulatedProvider implements Provider {
 
 /** Hash of everything that determines the answer (not temperature, stop or signal). */
 function requestHash(request: ModelRequest, seed: number): number {
-  // The text of JSON.stringify([model, system, messages, schema, toolNames]), with the schema's JSON
-  // computed once per schema object.
+  // The hash of the text of JSON.stringify([model, system, messages, schema, toolNames]), hashed piece by
+  // piece without building it, the schema's JSON computed once per schema object.
   const output = request.output;
   const tools = request.tools;
-  return hashString(
-    `[${JSON.stringify(request.model)},${JSON.stringify(request.system ?? '')},${JSON.stringify(request.messages)},${
-      output === undefined ? 'null' : schemaText(output.schema)
-    },${tools === undefined ? '[]' : JSON.stringify(tools.map((t) => t.name))}]`,
-    seed,
-  );
+  let hash = hashMore((0x811c9dc5 ^ seed) >>> 0, '[');
+  hash = hashMore(hashJson(hash, request.model), ',');
+  hash = hashMore(hashJson(hash, request.system ?? ''), ',');
+  hash = hashMore(hashJson(hash, request.messages), ',');
+  hash = hashMore(hash, output === undefined ? 'null' : schemaText(output.schema));
+  hash = hashMore(hash, ',');
+  hash = hashJson(hash, tools === undefined ? [] : tools.map((t) => t.name));
+  return hashMore(hash, ']');
 }
 
 const openers = [
