@@ -101,9 +101,12 @@ class SimulatedProvider implements Provider {
   readonly #failureStatus: number;
   readonly #script: readonly SimulatedScriptEntry[];
   // How many times each request hash has been answered or failed; keys the per-attempt failure draw. Only
-  // the last ATTEMPTS_KEPT distinct requests are remembered (a retry follows its failure closely), so a
-  // million-row batch does not keep a counter per row.
-  readonly #attempts = new Map<number, number>();
+  // the last ATTEMPTS_KEPT / 2 to ATTEMPTS_KEPT distinct requests are remembered (a retry follows its
+  // failure closely), so a million-row batch does not keep a counter per row: counts go to the current
+  // generation, and when it is full it becomes the previous one and the one before is dropped (cheaper than
+  // keeping a Map in least-recently-used order).
+  #attempts = new Map<number, number>();
+  #previousAttempts = new Map<number, number>();
 
   constructor(options: SimulatedProviderOptions) {
     this.name = options.name ?? 'sim';
@@ -144,13 +147,11 @@ class SimulatedProvider implements Provider {
   async #answer(request: ModelRequest): Promise<ModelResponse> {
     this.#throwIfAborted(request);
     const key = requestHash(request, this.#seed);
-    const attempt = (this.#attempts.get(key) ?? 0) + 1;
-    // Re-inserted, so the Map's order is least recently used first.
-    this.#attempts.delete(key);
+    const attempt = (this.#attempts.get(key) ?? this.#previousAttempts.get(key) ?? 0) + 1;
     this.#attempts.set(key, attempt);
-    if (this.#attempts.size > ATTEMPTS_KEPT) {
-      const oldest = this.#attempts.keys().next();
-      if (oldest.done !== true) this.#attempts.delete(oldest.value);
+    if (this.#attempts.size >= ATTEMPTS_KEPT / 2) {
+      this.#previousAttempts = this.#attempts;
+      this.#attempts = new Map();
     }
     const requestId = `sim_${key.toString(16).padStart(8, '0')}_${attempt}`;
     if (this.#latency !== undefined) await this.#sleep(this.#latencyFor(request, key, attempt), request);
