@@ -204,16 +204,21 @@ export class ModelClient {
     const build = typeof spec === 'function' ? spec : () => spec;
     // The timeout is the attempt's own (not the runner's), so a timed-out attempt is retried like any
     // transient failure instead of failing the Composition.
-    const timeouts = this.#timeouts({ timeoutMs: options.timeoutMs });
+    const { timeoutMs, streamIdleTimeoutMs } = this.#timeouts({ timeoutMs: options.timeoutMs });
     const { labels, onEvent } = options;
+    // Labels that name the node already are the same for every attempt.
+    const fixedLabels = labels?.nodeKey === undefined ? undefined : labels;
     return new NodeRunner({
       executor: (_params, context) =>
-        this.#attempt(build(context), retries, {
-          ...timeouts,
+        this.#run(build(context), retries, {
           signal: context.signal,
+          labels: fixedLabels ?? { ...labels, nodeKey: context.node?.key },
           attempt: context.attempt,
-          labels: { ...labels, nodeKey: labels?.nodeKey ?? context.node?.key },
-          onEvent,
+          failureNumber: retries.transportFailures + 1,
+          timeoutMs,
+          streamIdleTimeoutMs,
+          feedback: retries.feedback,
+          sink: onEvent,
         }),
     });
   }
@@ -248,8 +253,7 @@ export class ModelClient {
     retries: CallRetries,
     options: AttemptOptions & { readonly streamIdleTimeoutMs: number | undefined },
   ): Promise<CallResult<CallOutput<S>>> {
-    retries.started();
-    const input: AttemptInput = {
+    return this.#run(spec, retries, {
       signal: options.signal,
       labels: options.labels,
       attempt: options.attempt,
@@ -258,15 +262,24 @@ export class ModelClient {
       streamIdleTimeoutMs: options.streamIdleTimeoutMs,
       feedback: retries.feedback,
       sink: options.onEvent,
-    };
+    });
+  }
+
+  /** One attempt of a call whose retry state is `retries`, with its input built from that state. */
+  async #run<S extends z.ZodType | undefined>(
+    spec: CallSpec<S>,
+    retries: CallRetries,
+    input: AttemptInput,
+  ): Promise<CallResult<CallOutput<S>>> {
+    retries.started();
     try {
       return await this.#attempts.complete(spec, input);
     } catch (error) {
       const decision = retries.decide(error);
       if (!decision.retry) throw retries.failure(error, decision);
-      this.#attempts.retried(spec.model, options.labels, options.onEvent, {
+      this.#attempts.retried(spec.model, input.labels, input.sink, {
         error,
-        attempt: options.attempt,
+        attempt: input.attempt,
         delayMs: decision.delayMs,
         reason: decision.reason,
       });

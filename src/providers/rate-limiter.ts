@@ -613,6 +613,8 @@ export interface RateLimiterRegistryOptions {
  */
 export class RateLimiterRegistry {
   readonly #limiters = new Map<string, RateLimiter>();
+  /** The same limiters by provider, then model. */
+  readonly #byProvider = new Map<string, Map<string, RateLimiter>>();
   readonly #defaults: RateLimits;
   readonly #limits = new Map<string, RateLimits>();
   readonly #now: (() => number) | undefined;
@@ -694,6 +696,14 @@ export class RateLimiterRegistry {
    * @throws {@link InvalidOptionError} when the resolved limits are invalid (named as in {@link RateLimits}).
    */
   get(provider: string, model: string): RateLimiter {
+    // Every attempt looks its limiter up: by provider, then model, without building the key.
+    let byModel = this.#byProvider.get(provider);
+    if (byModel === undefined) {
+      byModel = new Map();
+      this.#byProvider.set(provider, byModel);
+    }
+    const known = byModel.get(model);
+    if (known !== undefined) return known;
     const key = `${provider}:${model}`;
     let limiter = this.#limiters.get(key);
     if (limiter === undefined) {
@@ -714,6 +724,7 @@ export class RateLimiterRegistry {
       });
       this.#limiters.set(key, limiter);
     }
+    byModel.set(model, limiter);
     return limiter;
   }
 

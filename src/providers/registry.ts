@@ -33,6 +33,9 @@ export interface ProviderRegistryOptions {
 
 // Provider part: a letter or digit, then letters, digits, `_`, `.` or `-`. The model part is everything after
 // the first colon (model ids such as Ollama's `llama3.1:8b` contain colons themselves).
+/** How many model ids a registry remembers the resolution of. */
+const RESOLVED_KEPT = 256;
+
 const modelIdPattern = /^([A-Za-z0-9][A-Za-z0-9_.-]*):(\S(?:.*\S)?)$/;
 
 /**
@@ -49,6 +52,8 @@ export class ProviderRegistry {
   readonly #providers = new Map<string, Provider>();
   // Factories not yet called; an entry moves to #providers on first use.
   readonly #factories = new Map<string, ProviderFactory>();
+  /** The last resolutions by model id (every call resolves its id), checked against `#providers` on use. */
+  readonly #resolved = new Map<string, ResolvedModel>();
 
   constructor(options: ProviderRegistryOptions = {}) {
     this.register(createSimulatedProvider(options.simulated));
@@ -101,10 +106,18 @@ export class ProviderRegistry {
    * @throws {UnknownProviderError} when no provider has that name.
    */
   resolve(modelId: string): ResolvedModel {
+    const cached = this.#resolved.get(modelId);
+    // Still the provider registered under that name (a provider may have been replaced since).
+    if (cached !== undefined && this.#providers.get(cached.provider.name) === cached.provider) return cached;
     const match = modelIdPattern.exec(modelId);
     if (match === null) throw new InvalidModelIdError(modelId);
     const [, providerName = '', model = ''] = match;
-    return { provider: this.get(providerName), model };
+    const resolved: ResolvedModel = Object.freeze({ provider: this.get(providerName), model });
+    if (resolved.provider.name === providerName) {
+      if (this.#resolved.size >= RESOLVED_KEPT) this.#resolved.clear();
+      this.#resolved.set(modelId, resolved);
+    }
+    return resolved;
   }
 }
 

@@ -820,3 +820,41 @@ describe('RateLimiter - pacing', () => {
     vi.useRealTimers();
   });
 });
+
+describe('tryAcquire (the grant without a wait)', () => {
+  it('grants at once when nothing limits the request, counting it in flight until it settles', async () => {
+    const limiter = new RateLimiter({ maxConcurrency: 2 });
+    const first = limiter.tryAcquire(100);
+    const second = limiter.tryAcquire(100);
+    expect(first?.estimatedTokens).toBe(100);
+    expect(first?.waitedMs).toBe(0);
+    expect(limiter.inFlight).toBe(2);
+    expect(limiter.granted).toBe(2);
+    // The cap is reached: no grant without a wait, and acquire() queues as before.
+    expect(limiter.tryAcquire(100)).toBeUndefined();
+    const queued = pending(limiter.acquire({ estimatedTokens: 100 }));
+    await flush();
+    expect(queued.permit).toBeUndefined();
+    first?.settle({ usage: { inputTokens: 10, outputTokens: 5 } });
+    first?.settle(); // a second settle does nothing
+    await flush();
+    expect(queued.permit).toBeDefined();
+    expect(limiter.inFlight).toBe(2);
+    second?.release();
+    queued.permit?.release();
+    expect(limiter.inFlight).toBe(0);
+  });
+
+  it('does not grant while a hold is in force, nor under request or token limits', () => {
+    const held = new RateLimiter();
+    const permit = held.tryAcquire(0);
+    permit?.release({ backoffMs: 5_000 });
+    expect(held.inFlight).toBe(0);
+    expect(held.tryAcquire(0)).toBeUndefined();
+    vi.advanceTimersByTime(5_000);
+    expect(held.tryAcquire(0)).toBeDefined();
+    expect(new RateLimiter({ requestsPerMinute: 60 }).tryAcquire(0)).toBeUndefined();
+    expect(new RateLimiter({ tokensPerMinute: 1_000 }).tryAcquire(10)).toBeUndefined();
+    expect(() => new RateLimiter().tryAcquire(-1)).toThrow(InvalidOptionError);
+  });
+});
