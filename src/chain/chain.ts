@@ -254,12 +254,13 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
       configureNodeRunner: (note) => {
         if (!state.started) {
           state.started = true;
-          state.emit({
-            type: 'chain-start',
-            chain: this.name,
-            runId: composition.instanceId,
-            nodes: this.nodes,
-          });
+          if (state.observed)
+            state.emit({
+              type: 'chain-start',
+              chain: this.name,
+              runId: composition.instanceId,
+              nodes: this.nodes,
+            });
         }
         return nodeRunner({
           node: this.#nodes.get(note.name) as ChainNode,
@@ -303,13 +304,14 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
           trace,
           usage: state.total(),
         });
-        state.emit({
-          type: 'chain-done',
-          status: failure.status,
-          outputs: outputs as Partial<O>,
-          usage: state.total(),
-          error: failure.message,
-        });
+        if (state.observed)
+          state.emit({
+            type: 'chain-done',
+            status: failure.status,
+            outputs: outputs as Partial<O>,
+            usage: state.total(),
+            error: failure.message,
+          });
         throw failure;
       }
       const done: ChainResult<O> = {
@@ -323,12 +325,13 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
         simulated: state.simulated,
         cachedCalls: state.cachedCalls,
       };
-      state.emit({
-        type: 'chain-done',
-        status: 'completed',
-        outputs: outputs as Partial<O>,
-        usage: done.usage,
-      });
+      if (state.observed)
+        state.emit({
+          type: 'chain-done',
+          status: 'completed',
+          outputs: outputs as Partial<O>,
+          usage: done.usage,
+        });
       return done;
     };
     // The result follows the composition however it is started (by run(), a Perform, or the caller).

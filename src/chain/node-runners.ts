@@ -41,7 +41,9 @@ export function nodeRunner<O>(run: NodeRunInput<O>): NodeRunner {
   const onEvent = state.onCallEvent;
   const build = (context: RunContext): CallSpec => {
     const spec = callSpecOf(node, run.input, context.inputs, run.override, run.templates);
-    state.emit({ type: 'node-start', node: name, attempt: context.attempt, model: spec.model });
+    if (state.observed) {
+      state.emit({ type: 'node-start', node: name, attempt: context.attempt, model: spec.model });
+    }
     return spec;
   };
   // nodeTimeoutMs bounds each attempt of each model call (and is retried), not the runner as a whole:

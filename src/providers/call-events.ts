@@ -80,7 +80,7 @@ export class ClientEvents {
     if (!this.wanted(sink)) return;
     const frozen = Object.freeze(event);
     if (this.#onEvent !== undefined) deliver(this.#onEvent, frozen);
-    for (const listener of this.#listeners) deliver(listener, frozen);
+    if (this.#listeners.size > 0) for (const listener of this.#listeners) deliver(listener, frozen);
     if (sink !== undefined) deliver(sink, frozen);
   }
 }
