@@ -203,7 +203,7 @@ export function contentWords(text: string): string[] {
  */
 export function sampleJsonSchema(schema: JsonSchema, options: SampleOptions = {}): unknown {
   const sampler = new Sampler(schema, options);
-  return sampler.sample(schema, [], 0);
+  return sampler.sample(schema, 'value', 0);
 }
 
 const namedValues: readonly (readonly [RegExp, readonly string[]])[] = [
@@ -236,7 +236,11 @@ class Sampler {
     this.#maxDepth = options.maxDepth ?? 6;
   }
 
-  sample(schema: JsonSchema, path: readonly string[], depth: number): unknown {
+  /**
+   * A value for `schema`; `property` is the name of the innermost property around it that is not all digits
+   * (what its strings are named after), `'value'` at the top.
+   */
+  sample(schema: JsonSchema, property: string, depth: number): unknown {
     const resolved = this.#resolve(schema, 0);
     if ('const' in resolved) return resolved['const'];
     const enumValues = resolved['enum'];
@@ -246,16 +250,16 @@ class Sampler {
       if (Array.isArray(branches) && branches.length > 0) {
         // Prefer a non-null branch so nullable fields still carry content.
         const usable = (branches as JsonSchema[]).filter((b) => this.#resolve(b, 0)['type'] !== 'null');
-        return this.sample(usable[0] ?? (branches[0] as JsonSchema), path, depth);
+        return this.sample(usable[0] ?? (branches[0] as JsonSchema), property, depth);
       }
     }
     switch (this.#typeOf(resolved)) {
       case 'object':
-        return this.#object(resolved, path, depth);
+        return this.#object(resolved, property, depth);
       case 'array':
-        return this.#array(resolved, path, depth);
+        return this.#array(resolved, property, depth);
       case 'string':
-        return this.#string(resolved, path);
+        return this.#string(resolved, property);
       case 'integer':
         return this.#number(resolved, true);
       case 'number':
@@ -265,7 +269,7 @@ class Sampler {
       case 'null':
         return null;
       default:
-        return this.#string({}, path);
+        return this.#string({}, property);
     }
   }
 
@@ -320,24 +324,24 @@ class Sampler {
     return undefined;
   }
 
-  #object(schema: JsonSchema, path: readonly string[], depth: number): Record<string, unknown> {
-    const properties = asRecord(schema['properties']);
-    const required = new Set(asStrings(schema['required']));
+  #object(schema: JsonSchema, property: string, depth: number): Record<string, unknown> {
+    const { entries, required } = objectShape(schema);
     const result: Record<string, unknown> = {};
-    for (const [name, propertySchema] of Object.entries(properties)) {
+    for (const [name, propertySchema] of entries) {
       if (!required.has(name) && depth >= this.#maxDepth) continue;
       if (typeof propertySchema !== 'object' || propertySchema === null) {
-        result[name] = this.#string({}, [...path, name]);
+        result[name] = this.#string({}, inner(property, name));
         continue;
       }
-      result[name] = this.sample(propertySchema as JsonSchema, [...path, name], depth + 1);
+      result[name] = this.sample(propertySchema as JsonSchema, inner(property, name), depth + 1);
     }
     // A required name without a property schema still needs a value.
-    for (const name of required) if (!(name in result)) result[name] = this.#string({}, [...path, name]);
+    for (const name of required)
+      if (!(name in result)) result[name] = this.#string({}, inner(property, name));
     return result;
   }
 
-  #array(schema: JsonSchema, path: readonly string[], depth: number): unknown[] {
+  #array(schema: JsonSchema, property: string, depth: number): unknown[] {
     const minItems = nonNegativeInt(schema['minItems']) ?? 0;
     const maxItems = nonNegativeInt(schema['maxItems']);
     const prefix = Array.isArray(schema['prefixItems']) ? (schema['prefixItems'] as JsonSchema[]) : [];
@@ -357,14 +361,15 @@ class Sampler {
       const element = prefix[i] ?? itemSchema ?? {};
       let value: unknown;
       for (let attempt = 0; attempt < 8; attempt++) {
-        value = this.sample(element, [...path, String(i + attempt)], depth + 1);
+        // An element's path segment is its index: all digits, so its strings keep the array's name.
+        value = this.sample(element, property, depth + 1);
         if (!unique || !seen.has(JSON.stringify(value))) break;
       }
       if (unique && seen.has(JSON.stringify(value))) {
         if (result.length >= minItems) break;
         value = makeDistinct(value, i);
       }
-      seen.add(JSON.stringify(value));
+      if (unique) seen.add(JSON.stringify(value));
       result.push(value);
     }
     return result;
@@ -400,10 +405,9 @@ class Sampler {
     return Math.round((min + this.#random.next() * (max - min)) * 100) / 100;
   }
 
-  #string(schema: JsonSchema, path: readonly string[]): string {
+  #string(schema: JsonSchema, property: string): string {
     const minLength = nonNegativeInt(schema['minLength']) ?? 0;
     const maxLength = nonNegativeInt(schema['maxLength']);
-    const property = [...path].reverse().find((p) => !/^\d+$/.test(p)) ?? 'value';
     const format = typeof schema['format'] === 'string' ? schema['format'] : undefined;
     let text = this.#formatted(format, property) ?? this.#words(property);
     if (text.length < minLength) {
@@ -508,6 +512,32 @@ function propertyShape(property: string): PropertyShape {
   if (propertyShapes.size >= PROPERTY_SHAPES_KEPT) propertyShapes.clear();
   propertyShapes.set(property, shape);
   return shape;
+}
+
+/** An object schema's properties and required names, as {@link Sampler} walks them. */
+interface ObjectShape {
+  readonly entries: readonly (readonly [string, unknown])[];
+  readonly required: ReadonlySet<string>;
+}
+
+/** Object shapes by schema object (schemas are treated as immutable once sampled). */
+const objectShapes = new WeakMap<JsonSchema, ObjectShape>();
+
+function objectShape(schema: JsonSchema): ObjectShape {
+  let shape = objectShapes.get(schema);
+  if (shape === undefined) {
+    shape = {
+      entries: Object.entries(asRecord(schema['properties'])),
+      required: new Set(asStrings(schema['required'])),
+    };
+    objectShapes.set(schema, shape);
+  }
+  return shape;
+}
+
+/** The property strings inside `name` are named after: `name`, unless it is all digits (an index). */
+function inner(property: string, name: string): string {
+  return /^\d+$/.test(name) ? property : name;
 }
 
 function splitName(name: string): string[] {
