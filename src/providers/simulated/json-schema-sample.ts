@@ -223,6 +223,8 @@ const namedValues: readonly (readonly [RegExp, readonly string[]])[] = [
   [/(currency)/i, ['EUR', 'USD', 'JPY']],
 ];
 
+const branchKeys = ['anyOf', 'oneOf'] as const;
+
 class Sampler {
   readonly #root: JsonSchema;
   readonly #random: Random;
@@ -245,7 +247,7 @@ class Sampler {
     if ('const' in resolved) return resolved['const'];
     const enumValues = resolved['enum'];
     if (Array.isArray(enumValues) && enumValues.length > 0) return this.#random.pick(enumValues as unknown[]);
-    for (const key of ['anyOf', 'oneOf'] as const) {
+    for (const key of branchKeys) {
       const branches = resolved[key];
       if (Array.isArray(branches) && branches.length > 0) {
         // Prefer a non-null branch so nullable fields still carry content.
