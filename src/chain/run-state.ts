@@ -7,6 +7,8 @@ import { addUsageTotals, emptyUsage, type UsageTotals } from '../providers/usage
 import type { AgentStep, ChainEvent } from './types.ts';
 import { callHook } from '../core/hooks.ts';
 
+type Mutable<T> = { -readonly [K in keyof T]: T[K] };
+
 /** Per-run state of a chain: one per run, never shared. */
 export class RunState<O> {
   readonly usageByNode = new Map<string, UsageTotals>();
@@ -51,18 +53,19 @@ export class RunState<O> {
       case 'call': {
         if (event.simulated) this.simulated = true;
         if (event.cached) this.cachedCalls += 1;
-        const before = this.usageByNode.get(node) ?? emptyUsage();
-        this.usageByNode.set(
-          node,
-          addUsageTotals(before, {
-            inputTokens: event.usage.inputTokens,
-            outputTokens: event.usage.outputTokens,
-            totalTokens: event.usage.inputTokens + event.usage.outputTokens,
-            costUsd: event.costUsd ?? 0,
-            calls: 1,
-            unpricedCalls: event.costUsd === undefined ? 1 : 0,
-          }),
-        );
+        // Each node's totals are the run's own object, added to in place (a node's are final once it is done).
+        let totals = this.usageByNode.get(node) as Mutable<UsageTotals> | undefined;
+        if (totals === undefined) {
+          totals = emptyUsage();
+          this.usageByNode.set(node, totals);
+        }
+        const { inputTokens, outputTokens } = event.usage;
+        totals.inputTokens += inputTokens;
+        totals.outputTokens += outputTokens;
+        totals.totalTokens += inputTokens + outputTokens;
+        totals.costUsd += event.costUsd ?? 0;
+        totals.calls += 1;
+        if (event.costUsd === undefined) totals.unpricedCalls += 1;
         return;
       }
       case 'retry':
