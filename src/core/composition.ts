@@ -750,8 +750,9 @@ const ZERO_TEMPLATE: readonly number[] = Array.from({ length: TEMPLATE_SIZE }, (
 /** A fresh array of `length` copies of `value`: a slice of `template` when it is long enough. */
 function filled<T>(template: readonly T[], length: number, value: T): T[] {
   if (length <= template.length) return template.slice(0, length);
-  const array: T[] = [];
-  for (let i = 0; i < length; i++) array.push(value);
+  // Sized up front: pushing would regrow (and copy) the array of a large plan many times.
+  const array = new Array<T>(length);
+  for (let i = 0; i < length; i++) array[i] = value;
   return array;
 }
 
