@@ -666,13 +666,20 @@ export function openDatabase(path: string): DatabaseSync {
   return db;
 }
 
-function toRecord(row: DbRow): RowRecord {
+/** A stored row's status, refused as `store_corrupt` when it is none of the three. */
+function rowStatus(row: DbRow): RowStatus {
   const status = String(row['status']);
-  if (status !== 'pass' && status !== 'fail' && status !== 'error')
+  if (status !== 'pass' && status !== 'fail' && status !== 'error') {
     throw new SymphonizerError<EvalErrorCode>(
       'store_corrupt',
       `Stored row has an unknown status "${status}".`,
     );
+  }
+  return status;
+}
+
+function toRecord(row: DbRow): RowRecord {
+  const status = rowStatus(row);
   const expected = fromJsonColumn(row['expected']);
   const outputs = fromJsonColumn(row['outputs']);
   const error = fromJsonColumn(row['error']) as RowRecord['error'];
@@ -681,7 +688,7 @@ function toRecord(row: DbRow): RowRecord {
     variant: String(row['variant']),
     rowId: String(row['row_id']),
     line: Number(row['line']),
-    status: status satisfies RowStatus,
+    status,
     input: JSON.parse(String(row['input'])) as Json,
     ...(expected === undefined ? {} : { expected }),
     ...(outputs === undefined ? {} : { outputs }),
@@ -696,18 +703,13 @@ function toRecord(row: DbRow): RowRecord {
 }
 
 function toSummaryRecord(row: DbRow): SummaryRecord {
-  const status = String(row['status']);
-  if (status !== 'pass' && status !== 'fail' && status !== 'error')
-    throw new SymphonizerError<EvalErrorCode>(
-      'store_corrupt',
-      `Stored row has an unknown status "${status}".`,
-    );
+  const status = rowStatus(row);
   const error = fromJsonColumn(row['error']) as RowRecord['error'];
   return {
     variant: String(row['variant']),
     rowId: String(row['row_id']),
     line: Number(row['line']),
-    status: status satisfies RowStatus,
+    status,
     scores: JSON.parse(String(row['scores'])) as Record<string, ScoreResult>,
     usage: JSON.parse(String(row['usage'])) as UsageTotals,
     latencyMs: Number(row['latency_ms']),
