@@ -95,4 +95,5 @@ export type {
   SummaryRecord,
   Variant,
 } from './types.ts';
+export type { EvalJob, EvalQueue } from './queue.ts';
 export type { EvalErrorCode } from './errors.ts';
