@@ -22,7 +22,8 @@ export type CoreErrorCode =
   | 'try_again'
   | 'continue_after'
   | 'stop_schedule'
-  | 'node_failed';
+  | 'node_failed'
+  | 'missing_peer_dependency';
 
 /** The message of an error, or the string of a thrown value that is not an `Error`. */
 export function errorMessage(error: unknown): string {
@@ -241,6 +242,33 @@ export class NodeError extends SymphonizerError<CoreErrorCode> {
   constructor(nodeKey: string, cause: unknown) {
     super('node_failed', `Node "${nodeKey}" failed: ${describeReason(cause)}`, { cause });
     this.nodeKey = nodeKey;
+  }
+}
+
+/**
+ * An optional peer dependency that a feature needs is not installed (`pg` for the PostgreSQL run store,
+ * `ioredis` and `bullmq` for `symphonizer/distributed`). Raised where the package is first loaded, by every
+ * layer that loads one, so callers branch on one class and one code.
+ *
+ * @example
+ * ```ts
+ * catch (err) { if (err instanceof MissingPeerDependencyError) console.error(`npm install ${err.packageName}`); }
+ * ```
+ */
+export class MissingPeerDependencyError extends SymphonizerError<CoreErrorCode> {
+  /** The npm package to install, e.g. `pg`. */
+  readonly packageName: string;
+
+  constructor(packageName: string, feature: string, cause?: unknown) {
+    super(
+      'missing_peer_dependency',
+      `${feature} needs the optional package "${packageName}", which is not installed.`,
+      {
+        hint: `install it next to symphonizer: npm install ${packageName}`,
+        cause,
+      },
+    );
+    this.packageName = packageName;
   }
 }
 

@@ -24,6 +24,7 @@ export {
   InvalidGraphError,
   InvalidOptionError,
   InvalidPayloadError,
+  MissingPeerDependencyError,
   NodeError,
   NodeTimeoutError,
   RESERVED_NODE_NAMES,

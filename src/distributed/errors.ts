@@ -56,20 +56,8 @@ export class RateLimiterUnavailableError extends SymphonizerError<DistributedErr
   }
 }
 
-/** An optional peer dependency that this feature needs is not installed. */
-export class MissingPeerDependencyError extends SymphonizerError<DistributedErrorCode> {
-  /** The npm package to install, e.g. `ioredis`. */
-  readonly packageName: string;
-
-  constructor(packageName: string, feature: string, cause?: unknown) {
-    super(
-      'missing_peer_dependency',
-      `${feature} needs the optional package "${packageName}", which is not installed.`,
-      {
-        hint: `install it next to symphonizer: npm install ${packageName}`,
-        cause,
-      },
-    );
-    this.packageName = packageName;
-  }
-}
+/**
+ * An optional peer dependency is not installed: the class lives in core, so the eval layer (the PostgreSQL run
+ * store) raises the same one.
+ */
+export { MissingPeerDependencyError } from '../core/errors.ts';
