@@ -6,8 +6,15 @@
 /** A JSON Schema object (draft 2020-12 subset as accepted by OpenAI strict mode and Anthropic tools). */
 export type JsonSchema = { readonly [key: string]: unknown };
 
-/** One message of a conversation. System text goes in {@link ModelRequest.system}, not here. */
+/**
+ * One message of a conversation: `system`, `user`, `assistant` (with the tool calls it made) or `tool` (a
+ * tool call's result). A request's main system text goes in {@link ModelRequest.system}; a `system` message
+ * in `messages` (e.g. an instruction a chat history carries) is sent in its place where the provider has
+ * system turns (OpenAI), and appended to the system text, after {@link ModelRequest.system} and in order,
+ * where it has only a system field (Anthropic).
+ */
 export type ChatMessage =
+  | { readonly role: 'system'; readonly content: string }
   | { readonly role: 'user'; readonly content: string }
   | {
       readonly role: 'assistant';

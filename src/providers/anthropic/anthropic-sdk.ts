@@ -251,7 +251,8 @@ export class AnthropicProvider implements Provider {
       max_tokens: request.maxTokens ?? this.#settings.defaultMaxTokens ?? 1024,
       messages: toMessages(request),
     };
-    if (request.system !== undefined && request.system !== '') body.system = request.system;
+    const system = systemText(request);
+    if (system !== '') body.system = system;
     if (request.stop !== undefined && request.stop.length > 0) body.stop_sequences = [...request.stop];
     const tools: Tool[] = (request.tools ?? []).map((tool) => ({
       name: tool.name,
@@ -314,20 +315,45 @@ function extras(request: ModelRequest, name: string): Record<string, unknown> {
 }
 
 /**
+ * The `system` field: the request's system text, then each `system` message of the conversation in order
+ * (the Messages API has no system turns), separated by blank lines; empty parts are left out.
+ */
+function systemText(request: ModelRequest): string {
+  const parts: string[] = [];
+  if (request.system !== undefined && request.system !== '') parts.push(request.system);
+  for (const message of request.messages) {
+    if (message.role === 'system' && message.content !== '') parts.push(message.content);
+  }
+  return parts.join('\n\n');
+}
+
+/**
+ * The user turn put before a conversation that starts with an assistant turn (e.g. a chat's greeting),
+ * since the Messages API wants the first turn to be the user's.
+ */
+export const LEADING_USER_TURN = '(The conversation begins.)';
+
+/**
  * Our messages → Messages API turns. Tool results go in a `user` turn as `tool_result` blocks; consecutive
- * turns of the same role are merged, because the API requires user and assistant turns to alternate.
+ * turns of the same role are merged (their blocks in order), because the API requires user and assistant
+ * turns to alternate. `system` messages go to the system field instead (see {@link systemText}); empty
+ * texts are left out (the API refuses empty text blocks), and a turn left with nothing is dropped. A
+ * conversation whose first turn is the assistant's gets a {@link LEADING_USER_TURN} before it.
  */
 function toMessages(request: ModelRequest): MessageParam[] {
   const turns: { role: 'user' | 'assistant'; content: ContentBlockParam[] }[] = [];
   const push = (role: 'user' | 'assistant', blocks: ContentBlockParam[]): void => {
+    if (blocks.length === 0) return;
     const last = turns.at(-1);
     if (last?.role === role) last.content.push(...blocks);
     else turns.push({ role, content: blocks });
   };
   for (const message of request.messages) {
     switch (message.role) {
+      case 'system':
+        break;
       case 'user':
-        push('user', [{ type: 'text', text: message.content }]);
+        if (message.content !== '') push('user', [{ type: 'text', text: message.content }]);
         break;
       case 'assistant': {
         const blocks: ContentBlockParam[] = [];
@@ -354,6 +380,8 @@ function toMessages(request: ModelRequest): MessageParam[] {
       }
     }
   }
+  if (turns[0]?.role === 'assistant')
+    turns.unshift({ role: 'user', content: [{ type: 'text', text: LEADING_USER_TURN }] });
   // A single plain-text block reads better on the wire (and in logs) as a string.
   return turns.map((turn) => {
     const only = turn.content[0];

@@ -270,6 +270,9 @@ function toMessages(request: ModelRequest): ChatCompletionMessageParam[] {
     messages.push({ role: 'system', content: request.system });
   for (const message of request.messages) {
     switch (message.role) {
+      case 'system':
+        messages.push({ role: 'system', content: message.content });
+        break;
       case 'user':
         messages.push({ role: 'user', content: message.content });
         break;
