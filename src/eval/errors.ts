@@ -9,6 +9,7 @@ export type EvalErrorCode =
   | 'scorer_error'
   | 'invalid_score'
   | 'store_open'
+  | 'store_unavailable'
   | 'store_corrupt'
   | 'run_mismatch'
   | 'unknown_run'

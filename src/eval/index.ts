@@ -1,6 +1,6 @@
 /**
- * Evaluation batches: datasets through chains, scorers, durable resumable runs (SQLite), a response cache,
- * statistics and reports.
+ * Evaluation batches: datasets through chains, scorers, durable resumable runs (SQLite, or PostgreSQL shared by
+ * machines), a response cache, statistics and reports.
  * @packageDocumentation
  */
 
@@ -76,6 +76,7 @@ export {
   RunMismatchError,
   RunStore,
   StoreOpenError,
+  StoreUnavailableError,
   UnknownRunError,
   type AcquireLeaseOptions,
   type LeaseInfo,
@@ -84,6 +85,15 @@ export {
   type RowsOptions,
   type RunSummary,
 } from './store.ts';
+export {
+  isPostgresUrl,
+  openEvalStore,
+  sqliteEvalStore,
+  type EvalRunStore,
+  type OpenEvalStoreOptions,
+  type PutRowOptions,
+} from './run-store.ts';
+export { PostgresRunStore, type PostgresRunStoreOptions } from './postgres-store.ts';
 export type {
   DatasetItem,
   DatasetRow,

@@ -69,9 +69,32 @@ export class StoreOpenError extends SymphonizerError<EvalErrorCode> {
   /** Path of the store file. */
   readonly path: string;
 
-  constructor(path: string, message: string, options: { cause?: unknown; hint?: string } = {}) {
-    super('store_open', `Cannot open the SQLite database at ${path}: ${message}`, options);
+  constructor(
+    path: string,
+    message: string,
+    options: { cause?: unknown; hint?: string; database?: string | undefined } = {},
+  ) {
+    super(
+      'store_open',
+      `Cannot open the ${options.database ?? 'SQLite database'} at ${path}: ${message}`,
+      options,
+    );
     this.path = path;
+  }
+}
+
+/**
+ * A run store or response cache in a database server (PostgreSQL) could not be read or written after it was
+ * opened: the server went away, or refused a statement. Nothing half-written is kept (each write is one
+ * statement or one transaction); a resumed batch redoes what was not stored.
+ */
+export class StoreUnavailableError extends SymphonizerError<EvalErrorCode> {
+  /** Where the store is, without credentials. */
+  readonly location: string;
+
+  constructor(location: string, message: string, options: { cause?: unknown; hint?: string } = {}) {
+    super('store_unavailable', `The store at ${location} could not be read or written: ${message}`, options);
+    this.location = location;
   }
 }
 
@@ -345,7 +368,23 @@ export class RunStore {
    * @throws {UnknownRunError} when the run was never begun.
    */
   putRow(record: RowRecord): void {
-    this.#transaction(() => {
+    this.#write(record, 'replace');
+  }
+
+  /**
+   * Store one finished row unless the run already has a row with its variant and row id: the first finished
+   * write wins, so a unit that ran twice (a retried job, a second producer) is stored once. With
+   * `replaceErrors`, a stored ERROR row is replaced (what `retryErrors` does); other stored rows never are.
+   *
+   * @returns true when the row was written, false when a stored row was kept.
+   * @throws {UnknownRunError} when the run was never begun.
+   */
+  insertRow(record: RowRecord, options: { readonly replaceErrors?: boolean | undefined } = {}): boolean {
+    return this.#write(record, options.replaceErrors === true ? 'errors' : 'never');
+  }
+
+  #write(record: RowRecord, replace: 'replace' | 'errors' | 'never'): boolean {
+    return this.#transaction(() => {
       const run = this.#stmt('SELECT variants FROM runs WHERE name = ?').get(record.run);
       if (run === undefined) throw new UnknownRunError(record.run);
       const variants = parseStringArray(run['variants']);
@@ -374,11 +413,17 @@ export class RunStore {
         record.cached ? 1 : 0,
         Math.round(record.finishedAt),
       ];
-      this.#stmt(
-        `INSERT OR REPLACE INTO rows (run, variant, row_id, line, status, input, expected, outputs, scores,
+      const columns = `rows (run, variant, row_id, line, status, input, expected, outputs, scores,
            usage, error, latency_ms, cost_usd, tokens, attempts, cached, finished_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      ).run(...values);
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+      const sql =
+        replace === 'replace'
+          ? `INSERT OR REPLACE INTO ${columns}`
+          : replace === 'never'
+            ? `INSERT INTO ${columns} ON CONFLICT (run, variant, row_id) DO NOTHING`
+            : `INSERT INTO ${columns} ON CONFLICT (run, variant, row_id) DO UPDATE SET ${rowUpdates}
+               WHERE rows.status = 'error'`;
+      return Number(this.#stmt(sql).run(...values).changes) > 0;
     });
   }
 
@@ -588,6 +633,26 @@ function processAlive(pid: number): boolean {
     return (err as NodeJS.ErrnoException).code !== 'ESRCH';
   }
 }
+
+/** The columns an ERROR row's replacement sets (every column but the key). */
+const rowUpdates = [
+  'line',
+  'status',
+  'input',
+  'expected',
+  'outputs',
+  'scores',
+  'usage',
+  'error',
+  'latency_ms',
+  'cost_usd',
+  'tokens',
+  'attempts',
+  'cached',
+  'finished_at',
+]
+  .map((column) => `${column} = excluded.${column}`)
+  .join(', ');
 
 const summarySelect = `
   SELECT r.name, r.chain, r.variants, r.dataset, r.config, r.created_at, r.updated_at,
