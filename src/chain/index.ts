@@ -1,5 +1,6 @@
 /**
- * Typed chains of prompt and agent nodes, run as Compositions; streaming events and server-sent events.
+ * Typed chains of prompt and agent nodes, run as Compositions; streaming events, server-sent events, the AI
+ * SDK UI message stream and a chat endpoint.
  * @packageDocumentation
  */
 
@@ -7,16 +8,40 @@ export { ChainBuilder, chain } from './builder.ts';
 export {
   Chain,
   defaultModelClient,
+  type ChainCheckpoint,
   type ChainInput,
   type ChainOptions,
   type ChainOutputs,
   type ChainRun,
   type ChainRunOptions,
   type ChainStream,
+  type CheckpointedNode,
 } from './chain.ts';
 export { formatTrace } from './graph-text.ts';
 export { ChainDefinitionError, ChainRunError, InputValidationError, type ChainErrorCode } from './errors.ts';
 export { formatServerSentEvent, toServerSentEvents } from './sse.ts';
+export {
+  DEFAULT_CHAT_ERROR_TEXT,
+  UI_MESSAGE_STREAM_HEADERS,
+  formatUIMessageStreamPart,
+  toUIMessageStream,
+  toUIMessageStreamResponse,
+  type ChatDataParts,
+  type UIMessageStreamOptions,
+  type UIMessageStreamPart,
+  type UIMessageStreamResponseOptions,
+} from './ui-message-stream.ts';
+export {
+  DEFAULT_CHAT_LIMITS,
+  createChatHandler,
+  parseConversation,
+  type ChatHandler,
+  type ChatHandlerLimits,
+  type ChatHandlerOptions,
+  type ChatRejection,
+  type ChatRejectionCode,
+} from './chat-handler.ts';
+export { toNodeHandler } from './node-http.ts';
 export { tool, toolDefinition, type Tool } from './tool.ts';
 export type {
   AgentSpec,
