@@ -3,6 +3,7 @@
  * is scored, and is committed to the run store as it finishes, so a crashed or stopped batch resumes without
  * redoing finished rows.
  */
+import { createHash } from 'node:crypto';
 import type { z } from 'zod';
 import { InvalidOptionError, SymphonizerError, errorMessage } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
@@ -21,9 +22,11 @@ import {
   type UsageTotals,
 } from '../providers/usage.ts';
 import type { ResponseCache } from './cache.ts';
+import type { EvalQueue } from './queue.ts';
+import { openEvalStore, sqliteEvalStore, type EvalRunStore } from './run-store.ts';
 import type { EvalErrorCode } from './errors.ts';
 import { datasetFromArray, isUnreadRowId, readDataset } from './dataset.ts';
-import { summarizeRun, type EvalSummary } from './report.ts';
+import { summarizeStoredRun, type EvalSummary } from './report.ts';
 import { DEFAULT_LEASE_STALE_MS, RunLeasedError, RunStore, type LeaseInfo } from './store.ts';
 import type { DatasetItem, DatasetRow, RowRecord, RowStatus, ScoreResult, Scorer, Variant } from './types.ts';
 import { callHook } from '../core/hooks.ts';
@@ -78,8 +81,24 @@ export interface EvaluateOptions<S extends z.ZodType, O extends Record<string, u
   readonly variants?: readonly Variant[] | undefined;
   /** The run's name: re-running with the same name resumes it. @default `${chain.name}` */
   readonly runName?: string | undefined;
-  /** The run store, or its file path. @default an in-memory store (nothing survives the process) */
-  readonly store?: RunStore | string | undefined;
+  /**
+   * The run store: a SQLite {@link RunStore}, any {@link EvalRunStore} (e.g. a {@link PostgresRunStore}), a
+   * SQLite file path, or a `postgres://` URL (opened as a {@link PostgresRunStore}, loading `pg`, and closed at
+   * the end). A store object is left open. @default an in-memory store (nothing survives the process)
+   */
+  readonly store?: RunStore | EvalRunStore | string | undefined;
+  /**
+   * Run the row × variant units on other machines: each one is handed to `queue.run()` (e.g. a
+   * `DistributedPerform` of `symphonizer/distributed`) instead of running in this process, with a `runId`
+   * stable per run name × variant × row id ({@link evalUnitRunId}), so a resumed evaluation hands an
+   * unfinished unit again under the same id and the queue's idempotent submit never runs it twice. This
+   * process still writes every row (first finished write wins: a unit executed twice is stored once) and
+   * counts its usage; `concurrency` then bounds the units handed to the queue and not yet finished, so at most
+   * that many of this evaluation's jobs wait in the queue at once. The workers' clients make the model calls:
+   * `cache`, `client` and `registry` are refused with a queue, and `maxCostUsd` is checked against the
+   * finished units' usage (the units in flight when it is reached may pass it).
+   */
+  readonly queue?: EvalQueue | undefined;
   /** A response cache: answers are replayed from it (read-only mode needs no provider at all). */
   readonly cache?: ResponseCache | undefined;
   /**
@@ -172,6 +191,15 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
     'scorers',
     options.scorers.map((s) => s.name),
   );
+  if (options.queue !== undefined) {
+    for (const name of ['cache', 'client', 'registry'] as const) {
+      if (options[name] !== undefined) {
+        throw new InvalidOptionError(name, `a ${name}`, 'left out when `queue` is given', {
+          hint: "the queue's workers make the model calls: give the cache, client or registry to the workers",
+        });
+      }
+    }
+  }
   if (options.client !== undefined && options.cache !== undefined) {
     throw new InvalidOptionError('cache', 'a ResponseCache', 'left out when `client` is given', {
       hint: 'give `registry` (the cache wraps it) instead of `client`',
@@ -194,9 +222,8 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
     throw new InvalidOptionError('lease.staleMs', staleMs, 'a number > lease.heartbeatMs');
   }
   const run = options.runName ?? chain.name;
-  const ownsStore = !(options.store instanceof RunStore);
-  const store =
-    options.store instanceof RunStore ? options.store : RunStore.open(options.store ?? ':memory:');
+  const ownsStore = options.store === undefined || typeof options.store === 'string';
+  const store = await resolveStore(options.store);
   let lease: LeaseInfo | undefined;
   let heartbeat: ReturnType<typeof setInterval> | undefined;
   try {
@@ -205,7 +232,7 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
       // Aborted while waiting for another holder: nothing ran.
       return {
         run,
-        summary: summarizeRun(store, run, { scorers: options.scorers.map((s) => s.name) }),
+        summary: await summarizeStoredRun(store, run, { scorers: options.scorers.map((s) => s.name) }),
         done: 0,
         skipped: 0,
         rowErrors: 0,
@@ -217,14 +244,11 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
     }
     const held = lease;
     heartbeat = setInterval(() => {
-      try {
-        store.heartbeatLease(run, held.holder);
-      } catch {
-        // A busy or closing store: the next beat tries again (the lease goes stale only after several misses).
-      }
+      // A busy or closing store: the next beat tries again (the lease goes stale only after several misses).
+      store.heartbeatLease(run, held.holder).catch(() => undefined);
     }, heartbeatMs);
     heartbeat.unref();
-    store.beginRun({
+    await store.beginRun({
       run,
       chain: chain.name,
       variants: variants.map((v) => v.name),
@@ -233,17 +257,17 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
     });
     const skip =
       options.retryErrors === true
-        ? without(store.finishedKeys(run), store.errorKeys(run))
-        : store.finishedKeys(run);
+        ? without(await store.finishedKeys(run), await store.errorKeys(run))
+        : await store.finishedKeys(run);
 
-    const client = batchClient(options);
+    const client = options.queue === undefined ? batchClient(options) : undefined;
 
     const total = typeof options.dataset === 'string' ? await countUnits(options, variants, skip) : undefined;
     const batch = new Batch(options, run, store, client, variants, skip, total, concurrency);
     await batch.run();
     return {
       run,
-      summary: summarizeRun(store, run, { scorers: options.scorers.map((s) => s.name) }),
+      summary: await summarizeStoredRun(store, run, { scorers: options.scorers.map((s) => s.name) }),
       done: batch.done,
       skipped: batch.skipped,
       rowErrors: batch.rowErrors,
@@ -255,14 +279,32 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
   } finally {
     if (heartbeat !== undefined) clearInterval(heartbeat);
     if (lease !== undefined) {
-      try {
-        store.releaseLease(run, lease.holder);
-      } catch {
-        // Releasing is best effort: an unreleased lease goes stale and is taken over.
-      }
+      // Releasing is best effort: an unreleased lease goes stale and is taken over.
+      await store.releaseLease(run, lease.holder).catch(() => undefined);
     }
-    if (ownsStore) store.close();
+    if (ownsStore) await store.close();
   }
+}
+
+/**
+ * The `runId` an evaluation hands to its {@link EvalQueue} for one unit: the same for the same run name,
+ * variant and row id in every invocation and on every machine (`eval:` and 40 hex digits of a SHA-256).
+ */
+export function evalUnitRunId(run: string, variant: string, rowId: string): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([run, variant, rowId]))
+    .digest('hex');
+  return `eval:${digest.slice(0, 40)}`;
+}
+
+/** The store `evaluate()` writes to: a store object as is, a path or URL opened. */
+async function resolveStore(
+  store: EvaluateOptions<z.ZodType, Record<string, unknown>>['store'],
+): Promise<EvalRunStore> {
+  if (store instanceof RunStore) return sqliteEvalStore(store);
+  if (store === undefined) return sqliteEvalStore(RunStore.open(':memory:'), ':memory:');
+  if (typeof store === 'string') return openEvalStore(store);
+  return store;
 }
 
 const DEFAULT_HEARTBEAT_MS = 5000;
@@ -272,7 +314,7 @@ const DEFAULT_HEARTBEAT_MS = 5000;
  * free or stale. Returns undefined when `signal` aborted the wait.
  */
 async function acquire<S extends z.ZodType, O extends Record<string, unknown>>(
-  store: RunStore,
+  store: EvalRunStore,
   run: string,
   staleMs: number,
   heartbeatMs: number,
@@ -284,7 +326,7 @@ async function acquire<S extends z.ZodType, O extends Record<string, unknown>>(
   for (;;) {
     if (signal?.aborted === true) return undefined;
     try {
-      return store.acquireLease(run, { staleMs });
+      return await store.acquireLease(run, { staleMs });
     } catch (error) {
       if (!(error instanceof RunLeasedError) || options.lease?.wait !== true) throw error;
       if (!told) {
@@ -296,6 +338,31 @@ async function acquire<S extends z.ZodType, O extends Record<string, unknown>>(
     await sleep(delay, signal);
     delay = Math.min(delay * 1.5, heartbeatMs);
   }
+}
+
+/** `promise`, or a rejection with the abort reason as soon as `signal` aborts (the work itself may go on). */
+function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(toError(signal.reason));
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = (): void => {
+      reject(toError(signal.reason));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(toError(error));
+      },
+    );
+  });
+}
+
+function toError(value: unknown): Error {
+  return value instanceof Error ? value : new Error(String(value));
 }
 
 function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
@@ -359,12 +426,12 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
   estimatedCostUsd: number | undefined;
   readonly #options: EvaluateOptions<S, O>;
   readonly #run: string;
-  readonly #store: RunStore;
-  readonly #client: ModelClient;
+  readonly #store: EvalRunStore;
+  readonly #client: ModelClient | undefined;
   readonly #variants: readonly Variant[];
   readonly #skip: ReadonlySet<string>;
   readonly #total: number | undefined;
-  readonly #perform: Perform;
+  readonly #perform: Perform | undefined;
   readonly #concurrency: number;
   readonly #controller = new AbortController();
   readonly #startedAt = performance.now();
@@ -375,8 +442,8 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
   constructor(
     options: EvaluateOptions<S, O>,
     run: string,
-    store: RunStore,
-    client: ModelClient,
+    store: EvalRunStore,
+    client: ModelClient | undefined,
     variants: readonly Variant[],
     skip: ReadonlySet<string>,
     total: number | undefined,
@@ -390,10 +457,10 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
     this.#skip = skip;
     this.#total = total;
     this.#concurrency = concurrency;
-    this.#perform = new Perform({
-      highWater: concurrency,
-      lowWater: Math.max(1, Math.floor(concurrency / 2)),
-    });
+    this.#perform =
+      options.queue === undefined
+        ? new Perform({ highWater: concurrency, lowWater: Math.max(1, Math.floor(concurrency / 2)) })
+        : undefined;
     options.signal?.addEventListener(
       'abort',
       () => {
@@ -411,7 +478,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
     for await (const item of dataset) {
       if (this.#halted()) break;
       if (!item.ok) {
-        this.#rowError(item);
+        await this.#rowError(item);
         continue;
       }
       for (const variant of this.#variants) {
@@ -441,6 +508,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
         this.#idle = resolve;
       });
     }
+    if (this.failure !== undefined) throw this.failure;
   }
 
   #dataset(): AsyncIterable<DatasetItem<z.output<S>>> | Iterable<DatasetItem<z.output<S>>> {
@@ -463,14 +531,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
     const started = performance.now();
     let record: RowRecord;
     try {
-      const run = this.#options.chain.compose(row.input as z.input<S>, {
-        client: this.#client,
-        model: variant.model,
-        overrides: variant.overrides,
-        signal: this.#controller.signal,
-      });
-      void this.#perform.add(run.composition);
-      const result = await run.result;
+      const result = await this.#execute(row, variant);
       record = await this.#scored(row, variant, result, performance.now() - started);
     } catch (error) {
       if (this.stopped === 'aborted' || this.stopped === 'estimate') {
@@ -489,9 +550,48 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
       this.#release();
       return;
     }
-    this.#store.putRow(record);
+    try {
+      await this.#store.putRow(record, { replaceErrors: this.#options.retryErrors === true });
+    } catch (error) {
+      // The store is gone (a database that went away): stop; what was not stored is redone on resume.
+      this.#fail(error);
+      this.#release();
+      return;
+    }
     this.#count(record);
     this.#release();
+  }
+
+  /** Runs one unit: through the queue when there is one, else as a composition of this process's Perform. */
+  async #execute(row: DatasetRow<z.output<S>>, variant: Variant): Promise<ChainResult<O>> {
+    const { queue, chain } = this.#options;
+    const signal = this.#controller.signal;
+    if (queue !== undefined) {
+      const job = {
+        chain: chain as unknown as Chain<z.ZodType, Record<string, unknown>>,
+        input: row.input,
+        runId: evalUnitRunId(this.#run, variant.name, row.id),
+        model: variant.model,
+        overrides: variant.overrides,
+      };
+      return (await untilAborted(queue.run(job, signal), signal)) as ChainResult<O>;
+    }
+    const run = chain.compose(row.input as z.input<S>, {
+      client: this.#client,
+      model: variant.model,
+      overrides: variant.overrides,
+      signal,
+    });
+    void this.#perform?.add(run.composition);
+    return run.result;
+  }
+
+  /** The first store failure, rethrown by {@link Batch.run} once the units in flight have ended. */
+  failure: Error | undefined;
+
+  #fail(error: unknown): void {
+    this.failure ??= toError(error);
+    this.#stop('aborted');
   }
 
   async #scored(
@@ -579,7 +679,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
     };
   }
 
-  #rowError(item: Extract<DatasetItem, { ok: false }>): void {
+  async #rowError(item: Extract<DatasetItem, { ok: false }>): Promise<void> {
     this.rowErrors += 1;
     if (isUnreadRowId(item.id)) this.unreadRows += 1;
     for (const variant of this.#variants) {
@@ -602,7 +702,12 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
         cached: false,
         finishedAt: Date.now(),
       };
-      this.#store.putRow(record);
+      try {
+        await this.#store.putRow(record, { replaceErrors: this.#options.retryErrors === true });
+      } catch (error) {
+        this.#fail(error);
+        return;
+      }
       this.#count(record);
     }
   }
@@ -613,6 +718,10 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
     else if (record.status === 'fail') this.fail += 1;
     else this.errors += 1;
     this.usage = addUsageTotals(this.usage, record.usage);
+    // With a queue the workers' clients spend: the ceiling is checked here, on the usage the units report.
+    const maxCost = this.#options.maxCostUsd;
+    if (this.#options.queue !== undefined && maxCost !== undefined && this.usage.costUsd >= maxCost)
+      this.#stop('budget');
     this.#report();
   }
 

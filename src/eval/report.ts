@@ -20,7 +20,8 @@ import {
   type ConfidenceInterval,
   type PairedComparison,
 } from './stats.ts';
-import type { RunStore } from './store.ts';
+import { sqliteEvalStore, type EvalRunStore } from './run-store.ts';
+import { RunStore } from './store.ts';
 import type { ScoreResult, SummaryRecord } from './types.ts';
 
 /**
@@ -191,6 +192,43 @@ export function summarizeRun(store: RunStore, run: string, options: SummarizeOpt
     const p95 = store.latencyPercentile(run, summary.variant, 95);
     return summary.finish({ p50: p50.value, p95: p95.value, n: p50.n });
   });
+  return { scorers, variants };
+}
+
+/**
+ * {@link summarizeRun} over any run store, the PostgreSQL one included: the same summary, in the same bounded
+ * memory, the rows streamed and the latency percentiles computed by the database.
+ *
+ * @example
+ * ```ts
+ * const store = await PostgresRunStore.open('postgres://eval@db/evals');
+ * console.log(renderTextTable(await summarizeStoredRun(store, 'nightly', { scorers: ['exactMatch'] })));
+ * ```
+ * @throws {InvalidOptionError} when `maxListed` is not an integer >= 0.
+ */
+export async function summarizeStoredRun(
+  store: EvalRunStore | RunStore,
+  run: string,
+  options: SummarizeOptions,
+): Promise<EvalSummary> {
+  const source = store instanceof RunStore ? sqliteEvalStore(store) : store;
+  const scorers = [...options.scorers];
+  const maxListed = checkMaxListed(options.maxListed);
+  const accumulators: VariantAccumulator[] = [];
+  let current: VariantAccumulator | undefined;
+  for await (const record of source.summaryRows(run)) {
+    if (current?.variant !== record.variant) {
+      current = new VariantAccumulator(record.variant, scorers, maxListed);
+      accumulators.push(current);
+    }
+    current.add(record);
+  }
+  const variants: VariantSummary[] = [];
+  for (const summary of accumulators) {
+    const p50 = await source.latencyPercentile(run, summary.variant, 50);
+    const p95 = await source.latencyPercentile(run, summary.variant, 95);
+    variants.push(summary.finish({ p50: p50.value, p95: p95.value, n: p50.n }));
+  }
   return { scorers, variants };
 }
 
