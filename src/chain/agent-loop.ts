@@ -10,10 +10,11 @@ import type { CallEventSink } from '../providers/call-events.ts';
 import type { CallRetries } from '../providers/call-policy.ts';
 import type { CallResult, CallSpec } from '../providers/call.ts';
 import type { ModelClient } from '../providers/model-client.ts';
-import type { ChatMessage, ToolDefinition } from '../providers/types.ts';
+import type { ChatMessage, ToolCall, ToolDefinition } from '../providers/types.ts';
 import type { UsageLabels } from '../providers/usage.ts';
 import { zodIssues } from '../providers/structured-output.ts';
 import type { ChainNode } from './node-settings.ts';
+import { streamedCall, type StreamedCallOptions } from './streamed-call.ts';
 import { toolDefinition, type Tool } from './tool.ts';
 import type { AgentStep, AgentToolCall } from './types.ts';
 import { errorMessage } from '../core/errors.ts';
@@ -28,6 +29,12 @@ export interface AgentLoopOptions {
   readonly onEvent: CallEventSink;
   /** Called with each finished step. */
   readonly onStep: (step: AgentStep) => void;
+  /** Called when the model asks for a tool, before it runs, with the turn (from 1). */
+  readonly onToolCall?: ((step: number, call: ToolCall) => void) | undefined;
+  /** Called when a tool call's outcome is known, before it goes back to the model. */
+  readonly onToolResult?: ((step: number, call: AgentToolCall) => void) | undefined;
+  /** Stream each model call (its text, or its partial output) through these; else calls are not streamed. */
+  readonly stream?: StreamedCallOptions | undefined;
 }
 
 /** Default of `maxSteps`. */
@@ -64,9 +71,10 @@ export class AgentLoop {
   async run(base: () => CallSpec, context: RunContext): Promise<CallResult> {
     if (this.#base === undefined) {
       this.#base = base();
-      this.#messages.push({ role: 'user', content: this.#base.prompt ?? '' });
+      const first = this.#base.messages ?? [{ role: 'user' as const, content: this.#base.prompt ?? '' }];
+      this.#messages.push(...first);
     }
-    const { schema, schemaName, prompt: _prompt, ...plain } = this.#base;
+    const { schema, schemaName, prompt: _prompt, messages: _messages, ...plain } = this.#base;
     const maxSteps = this.#node.settings.maxSteps ?? defaultMaxSteps;
     const messages = this.#messages;
     while (!this.#toolsDone && this.steps.length < maxSteps) {
@@ -83,6 +91,7 @@ export class AgentLoop {
       messages.push({ role: 'assistant', content: reply.text, toolCalls: calls });
       const outcomes: AgentToolCall[] = [];
       for (const call of calls) {
+        this.#options.onToolCall?.(step, call);
         const outcome = await runTool(this.#byName.get(call.name), {
           id: call.id,
           name: call.name,
@@ -91,6 +100,7 @@ export class AgentLoop {
           known: [...this.#byName.keys()],
         });
         outcomes.push(outcome);
+        this.#options.onToolResult?.(step, outcome);
         messages.push({ role: 'tool', toolCallId: call.id, content: outcome.result, isError: !outcome.ok });
       }
       this.#done({ step, text: reply.text, toolCalls: outcomes });
@@ -117,13 +127,17 @@ export class AgentLoop {
   async #call(spec: CallSpec, context: RunContext): Promise<CallResult> {
     const { client, labels, timeoutMs, onEvent } = this.#options;
     this.#retries ??= client.callRetries();
-    const result = await client.attempt(spec, this.#retries, {
-      signal: context.signal,
-      attempt: context.attempt,
-      labels,
-      timeoutMs,
-      onEvent,
-    });
+    const stream = this.#options.stream;
+    const result =
+      stream === undefined
+        ? await client.attempt(spec, this.#retries, {
+            signal: context.signal,
+            attempt: context.attempt,
+            labels,
+            timeoutMs,
+            onEvent,
+          })
+        : await streamedCall(spec, this.#retries, context, stream);
     this.#retries = undefined;
     return result;
   }

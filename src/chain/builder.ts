@@ -128,10 +128,23 @@ export class ChainBuilder<S extends z.ZodType, O extends Record<string, unknown>
         );
       }
     }
-    if (typed.template === undefined && typed.prompt === undefined) {
-      throw new ChainDefinitionError(`Node "${name}" has neither a template nor a prompt.`, name, {
-        hint: 'give template: "name-or-inline {{handlebars}}" or prompt: (context) => string',
-      });
+    if (typed.template === undefined && typed.prompt === undefined && typed.messages === undefined) {
+      throw new ChainDefinitionError(
+        `Node "${name}" has neither a template nor a prompt (nor messages).`,
+        name,
+        {
+          hint: 'give template: "name-or-inline {{handlebars}}", prompt: (context) => string or messages: (context) => ChatMessage[]',
+        },
+      );
+    }
+    if (typed.messages !== undefined && typeof typed.messages !== 'function') {
+      throw new ChainDefinitionError(
+        `Node "${name}": messages must be a function of the node's context.`,
+        name,
+        {
+          hint: 'e.g. messages: ({ input }) => input.history',
+        },
+      );
     }
     return new ChainBuilder(this.#options, [...this.#entries, { name, kind, spec: typed }]) as unknown as R;
   }

@@ -4,7 +4,8 @@ import type { OutputIssue } from '../providers/structured-output.ts';
 import type { UsageTotals } from '../providers/usage.ts';
 
 /** Codes of the errors `symphonizer/chain` raises. */
-export type ChainErrorCode = 'invalid_input' | 'invalid_chain' | 'chain_failed' | 'chain_cancelled';
+export type ChainErrorCode =
+  'invalid_input' | 'invalid_chain' | 'invalid_messages' | 'chain_failed' | 'chain_cancelled';
 
 /** A chain's input failed its zod schema; `issues` say where. */
 export class InputValidationError extends SymphonizerError<ChainErrorCode> {
@@ -34,6 +35,30 @@ export class ChainDefinitionError extends SymphonizerError<ChainErrorCode> {
   constructor(message: string, node?: string, options: SymphonizerErrorOptions = {}) {
     super('invalid_chain', message, options);
     this.node = node;
+  }
+}
+
+/**
+ * A node's `messages` function returned something that is not a conversation: not an array, or a message
+ * without a known `role`, a string `content` or (for a `tool` message) a `toolCallId`; or the node has no
+ * message to send at all. Names the node and the index of the bad message.
+ */
+export class InvalidMessagesError extends SymphonizerError<ChainErrorCode> {
+  /** The node whose messages are bad. */
+  readonly node: string;
+  /** Index of the bad message in what `messages` returned; `undefined` when the whole value is bad. */
+  readonly index: number | undefined;
+
+  constructor(node: string, index: number | undefined, problem: string) {
+    super(
+      'invalid_messages',
+      `Node "${node}": ${index === undefined ? 'messages' : `messages[${index}]`} ${problem}.`,
+      {
+        hint: "return an array of { role: 'system' | 'user' | 'assistant', content: string } (or { role: 'tool', toolCallId, content }) from the node's messages function",
+      },
+    );
+    this.node = node;
+    this.index = index;
   }
 }
 

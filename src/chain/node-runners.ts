@@ -1,19 +1,19 @@
 /**
  * The runner of a chain node in one run, by kind: a prompt node is one model call (each retry a
- * `retryTask()` child), a streamed text node streams its call's tokens as events, an agent node runs its
- * {@link AgentLoop}. Each reports its model calls' events to its own run only.
+ * `retryTask()` child), a streamed node streams its call as events (a text node's tokens, a schema node's
+ * partial outputs), an agent node runs its {@link AgentLoop} (streaming its turns when the run streams).
+ * Each reports its model calls' events to its own run only.
  */
 import { NodeRunner, type RunContext } from '../core/node-runner.ts';
-import type { CallRetries } from '../providers/call-policy.ts';
-import type { CallResult, CallSpec } from '../providers/call.ts';
+import type { CallSpec } from '../providers/call.ts';
 import type { ModelClient } from '../providers/model-client.ts';
 import type { TemplateLoader } from '../prompts/template-loader.ts';
 import { AgentLoop } from './agent-loop.ts';
 import { callSpecOf } from './call-spec.ts';
-import { ChainDefinitionError } from './errors.ts';
 import type { ChainNode } from './node-settings.ts';
 import type { RunState } from './run-state.ts';
-import type { NodeOverride } from './types.ts';
+import { streamedCall, type StreamedCallOptions } from './streamed-call.ts';
+import type { ChainEvent, NodeOverride } from './types.ts';
 
 /** What a node's runner needs from its run. */
 export interface NodeRunInput<O> {
@@ -27,7 +27,10 @@ export interface NodeRunInput<O> {
   readonly templates: TemplateLoader | undefined;
   /** Per-attempt timeout of each model call (`nodeTimeoutMs`). */
   readonly timeoutMs: number | undefined;
-  /** Stream the tokens of a text node as events. */
+  /**
+   * Stream the node's calls as events: a text node's tokens, a schema node's partial outputs, an agent's
+   * turns and tool calls.
+   */
   readonly streamTokens: boolean;
   /** Retry a streamed attempt that failed after its first token. */
   readonly retryAfterText: boolean;
@@ -50,77 +53,90 @@ export function nodeRunner<O>(run: NodeRunInput<O>): NodeRunner {
   // a runner timeout would fail the run at the first hang.
   const timeoutMs = run.timeoutMs;
   if (node.settings.kind === 'agent') {
-    const loop = new AgentLoop(node, {
+    // The turn in progress, for the tokens streamed: one more than the turns done.
+    const steps: { done: readonly unknown[] } = { done: [] };
+    const stream = run.streamTokens ? streamOptions(run, labels, () => steps.done.length + 1) : undefined;
+    const agent = new AgentLoop(node, {
       client,
       labels,
       timeoutMs,
       onEvent,
+      stream,
       onStep: (step) => {
         state.emit({ type: 'agent-step', node: name, step });
       },
+      onToolCall: (step, call) => {
+        state.emit({
+          type: 'tool-call',
+          node: name,
+          step,
+          toolCallId: call.id,
+          toolName: call.name,
+          input: call.arguments,
+        });
+      },
+      onToolResult: (step, call) => {
+        state.emit({
+          type: 'tool-result',
+          node: name,
+          step,
+          toolCallId: call.id,
+          toolName: call.name,
+          ok: call.ok,
+          output: call.result,
+        });
+      },
     });
+    steps.done = agent.steps;
     let spec: CallSpec | undefined;
     return new NodeRunner({
       executor: (_params, context) => {
-        state.steps.set(name, loop.steps);
+        state.steps.set(name, agent.steps);
         if (spec === undefined) spec = build(context);
         else state.emit({ type: 'node-start', node: name, attempt: context.attempt, model: spec.model });
         const base = spec;
-        return loop.run(() => base, context);
+        return agent.run(() => base, context);
       },
     });
   }
-  if (run.streamTokens && node.schema === undefined) {
+  if (run.streamTokens) {
     const retries = client.callRetries();
+    const options = streamOptions(run, labels);
     return new NodeRunner({
-      executor: (_params, context) => streamText(build(context), context, labels, run, retries),
+      executor: (_params, context) => streamedCall(build(context), retries, context, options),
     });
   }
   return client.runner(build, { labels, timeoutMs, onEvent });
 }
 
 /**
- * One attempt of a text node's call, streamed: each delta a `token` event; the node's result once it
- * finishes. A retried attempt is a `retryTask()` child of the node, as for any node.
+ * How a streamed node reports its calls: a text node's deltas as `token` events (with the agent's turn
+ * when `step` gives one), a schema node's partial values as `partial-output` events, and a re-ask after an
+ * invalid streamed output as a `retry` that discards them.
  */
-async function streamText<O>(
-  spec: CallSpec,
-  context: RunContext,
-  labels: { readonly nodeKey: string; readonly compositionId: string },
+export function streamOptions<O>(
   run: NodeRunInput<O>,
-  retries: CallRetries,
-): Promise<CallResult> {
-  const { client, state } = run;
-  let text = '';
-  const stream = client.streamAttempt(spec, retries, {
-    signal: context.signal,
-    attempt: context.attempt,
+  labels: { readonly nodeKey: string; readonly compositionId: string },
+  step?: () => number,
+): StreamedCallOptions {
+  const { state } = run;
+  const node = labels.nodeKey;
+  return {
+    client: run.client,
     labels,
     timeoutMs: run.timeoutMs,
     retryAfterText: run.retryAfterText,
     onEvent: state.onCallEvent,
-  });
-  for await (const event of stream) {
-    if (event.type === 'text-delta') {
-      text += event.text;
-      state.emit({ type: 'token', node: labels.nodeKey, text: event.text });
-    } else if (event.type === 'finish') {
-      const response = event.response;
-      return {
-        output: response.text === '' ? text : response.text,
-        text: response.text === '' ? text : response.text,
-        modelId: spec.model,
-        usage: response.usage,
-        costUsd: client.prices.costOf(spec.model, response.usage).costUsd,
-        attempt: context.attempt,
-        simulated: response.simulated === true,
-        requestId: response.requestId,
-        response,
-      };
-    }
-  }
-  throw new ChainDefinitionError(
-    `The stream of node "${labels.nodeKey}" ended without a finish event.`,
-    labels.nodeKey,
-  );
+    onText: (text) => {
+      state.emit(
+        step === undefined ? { type: 'token', node, text } : { type: 'token', node, text, step: step() },
+      );
+    },
+    onPartial: (partial) => {
+      state.emit({ type: 'partial-output', node, partial } as ChainEvent<O>);
+    },
+    onRepair: ({ attempt, reason }) => {
+      state.emit({ type: 'retry', node, attempt, delayMs: 0, reason, kind: 'repair', discardTokens: true });
+    },
+  };
 }

@@ -51,6 +51,8 @@ export interface ChainNode {
   readonly after: readonly string[];
   readonly prompt: AnySpec['prompt'];
   readonly variables: AnySpec['variables'];
+  /** The node's conversation, when it has one. */
+  readonly messages: AnySpec['messages'];
   readonly schema: z.ZodType | undefined;
   readonly tools: readonly Tool[];
 }
@@ -77,6 +79,7 @@ export function chainNode(entry: NodeEntry, settings: NodeSettings): ChainNode {
     after: entry.spec.after ?? [],
     prompt: entry.spec.prompt,
     variables: entry.spec.variables,
+    messages: entry.spec.messages,
     schema: entry.spec.output,
     tools: entry.spec.tools ?? [],
   };

@@ -8,7 +8,8 @@
  *   `./prompts`) and in the package's own prompts last.
  * - {@link renderTemplate}: load and render through {@link defaultTemplateLoader} in one call.
  *
- * A file's parts are marked by lines holding only `{{!-- system --}}` or `{{!-- user --}}`; see
+ * A file's parts are marked by lines holding only `{{!-- system --}}`, `{{!-- user --}}`,
+ * `{{!-- assistant --}}` or `{{!-- history --}}`; see
  * {@link PromptTemplate} for the format, the strictness rules and the helpers.
  * @packageDocumentation
  */
@@ -18,6 +19,7 @@ export {
   type PromptTemplateOptions,
   type RenderOptions,
   type RenderedPrompt,
+  type RenderedTurn,
 } from './template.ts';
 export { PromptEnvironment, type PromptEnvironmentOptions } from './environment.ts';
 export {

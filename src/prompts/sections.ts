@@ -1,15 +1,18 @@
 /**
- * Package-internal: splits one prompt file into its system and user parts.
+ * Package-internal: splits one prompt file into its parts.
  *
- * Format: a line holding only `{{!-- system --}}` starts the system part, a line holding only
- * `{{!-- user --}}` starts the user part. Markers are Handlebars comments, so every part is a valid template
- * on its own and the whole file still renders in any Handlebars tool. Text before the first marker is the
- * user part; a file without markers is all user. Each marker may appear once.
+ * Format: a line holding only `{{!-- system --}}` starts the system part, `{{!-- user --}}` a user part,
+ * `{{!-- assistant --}}` an assistant part (a few-shot answer), and `{{!-- history --}}` marks where the
+ * node's conversation goes (the marker holds no text of its own: text after it up to the next marker is
+ * ignored unless it is only comments or blank). Markers are Handlebars comments, so every part is a valid
+ * template on its own and the whole file still renders in any Handlebars tool. Text before the first marker
+ * is a user part; a file without markers is all user. `system` and `history` may appear once; `user` and
+ * `assistant` as often as the turns they write.
  */
 import { TemplateSyntaxError } from './errors.ts';
 
 /** The role a section marker introduces. */
-export type SectionRole = 'system' | 'user';
+export type SectionRole = 'system' | 'user' | 'assistant' | 'history';
 
 /** One part of a prompt file. */
 export interface Section {
@@ -19,55 +22,74 @@ export interface Section {
   readonly firstLine: number;
 }
 
-/** The parts of a prompt file; `user` is always there (possibly empty), `system` only when marked. */
+/** One conversation part of a prompt file, in file order. */
+export type TurnSection =
+  | ({ readonly role: 'user' | 'assistant' } & Section)
+  | { readonly role: 'history'; readonly firstLine: number };
+
+/** The parts of a prompt file. */
 export interface Sections {
+  /** The system part, only when marked. */
   readonly system?: Section;
+  /** The last user part (the newest turn), possibly empty: the whole file when it has no markers. */
   readonly user: Section;
+  /**
+   * Every user, assistant and history part in file order, the last user part included; present only when
+   * the file has an assistant or history marker, or more than one user part.
+   */
+  readonly turns?: readonly TurnSection[];
 }
 
-const MARKER = /^[ \t]*\{\{!--[ \t]*(system|user)[ \t]*--\}\}[ \t]*$/u;
+const MARKER = /^[ \t]*\{\{!--[ \t]*(system|user|assistant|history)[ \t]*--\}\}[ \t]*$/u;
 const COMMENTS = /\{\{~?!--[\s\S]*?--~?\}\}|\{\{~?![\s\S]*?~?\}\}/gu;
+
+function hasText(lines: readonly string[]): boolean {
+  return lines.join('\n').replace(COMMENTS, '').trim() !== '';
+}
+
+interface Part {
+  readonly role: SectionRole | 'preamble';
+  readonly firstLine: number;
+  readonly markerLine: number;
+  readonly lines: string[];
+}
 
 /**
  * Splits `source` at its section markers.
  *
- * @throws {TemplateSyntaxError} when a marker appears twice, or when there is text before the first marker
- *   and a `{{!-- user --}}` marker too (two user parts).
+ * @throws {TemplateSyntaxError} when a `system` or `history` marker appears twice, when there is text
+ *   before the first marker and a `{{!-- user --}}` marker right after it (two user parts in a row), or
+ *   when text follows a `{{!-- history --}}` marker.
  */
 export function splitSections(source: string, template: string): Sections {
   const lines = source.split(/\r?\n/u);
-  const found = new Map<SectionRole, { firstLine: number; markerLine: number; lines: string[] }>();
-  const preamble: string[] = [];
-  let current = preamble;
+  const preamble: Part = { role: 'preamble', firstLine: 1, markerLine: 0, lines: [] };
+  const parts: Part[] = [preamble];
+  const once = new Map<SectionRole, Part>();
   lines.forEach((line, index) => {
     const role = MARKER.exec(line)?.[1] as SectionRole | undefined;
     if (role === undefined) {
-      current.push(line);
+      (parts.at(-1) as Part).lines.push(line);
       return;
     }
-    const previous = found.get(role);
+    const previous = once.get(role);
     if (previous !== undefined) {
       throw new TemplateSyntaxError({
         template,
         line: index + 1,
         detail: `a second {{!-- ${role} --}} marker (the first is on line ${previous.markerLine}).`,
-        hint: 'each of {{!-- system --}} and {{!-- user --}} may appear once',
+        hint: 'each of {{!-- system --}} and {{!-- history --}} may appear once',
       });
     }
-    const section = { firstLine: index + 2, markerLine: index + 1, lines: [] };
-    found.set(role, section);
-    current = section.lines;
+    const part: Part = { role, firstLine: index + 2, markerLine: index + 1, lines: [] };
+    if (role === 'system' || role === 'history') once.set(role, part);
+    parts.push(part);
   });
 
-  const toSection = (part: { firstLine: number; lines: string[] }): Section => ({
-    source: part.lines.join('\n'),
-    firstLine: part.firstLine,
-  });
-  const system = found.get('system');
-  const user = found.get('user');
-  const preambleSection = { firstLine: 1, lines: preamble };
-  const preambleHasText = preamble.join('\n').replace(COMMENTS, '').trim() !== '';
-  if (user !== undefined && preambleHasText) {
+  const toSection = (part: Part): Section => ({ source: part.lines.join('\n'), firstLine: part.firstLine });
+  const preambleHasText = hasText(preamble.lines);
+  const turnMarkers = parts.filter((p) => p.role !== 'preamble' && p.role !== 'system');
+  if (preambleHasText && turnMarkers[0]?.role === 'user') {
     throw new TemplateSyntaxError({
       template,
       line: 1,
@@ -75,6 +97,41 @@ export function splitSections(source: string, template: string): Sections {
       hint: 'move it below {{!-- user --}} or {{!-- system --}}, or remove the {{!-- user --}} marker',
     });
   }
-  const userSection = toSection(user ?? preambleSection);
-  return system === undefined ? { user: userSection } : { system: toSection(system), user: userSection };
+  // Text before the first marker is a user part, and so is the whole file when it marks no turn at all.
+  const preambleIsTurn = preambleHasText || turnMarkers.length === 0;
+  const turns: TurnSection[] = [];
+  let system: Section | undefined;
+  for (const part of parts) {
+    switch (part.role) {
+      case 'preamble':
+        if (preambleIsTurn) turns.push({ role: 'user', ...toSection(part) });
+        break;
+      case 'system':
+        system = toSection(part);
+        break;
+      case 'history':
+        if (hasText(part.lines)) {
+          throw new TemplateSyntaxError({
+            template,
+            line: part.firstLine,
+            detail: 'text after {{!-- history --}}: the marker only says where the conversation goes.',
+            hint: 'start the text with {{!-- user --}} or {{!-- assistant --}}',
+          });
+        }
+        turns.push({ role: 'history', firstLine: part.markerLine });
+        break;
+      default:
+        turns.push({ role: part.role, ...toSection(part) });
+    }
+  }
+  const users = turns.filter((t): t is TurnSection & Section => t.role === 'user');
+  const last = users.at(-1);
+  const user: Section = last === undefined ? { source: '', firstLine: 1 } : toTurnSection(last);
+  const base = system === undefined ? { user } : { system, user };
+  const conversational = users.length !== turns.length || users.length > 1;
+  return conversational ? { ...base, turns } : base;
+}
+
+function toTurnSection(turn: Section): Section {
+  return { source: turn.source, firstLine: turn.firstLine };
 }

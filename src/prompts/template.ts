@@ -10,12 +10,25 @@ import { PartialNotFoundError } from './errors.ts';
 import { splitSections } from './sections.ts';
 import type { Section } from './sections.ts';
 
+/**
+ * One turn of a rendered conversation template: a user or assistant part, trimmed, or the place of the
+ * conversation's history (the `{{!-- history --}}` marker).
+ */
+export type RenderedTurn =
+  { readonly role: 'user' | 'assistant'; readonly content: string } | { readonly role: 'history' };
+
 /** A rendered prompt: the system part when the template has one that renders non-empty, and the user part. */
 export interface RenderedPrompt {
   /** The system part, trimmed; absent when the template has none or it rendered empty. */
   readonly system?: string;
-  /** The user part, trimmed (possibly empty). */
+  /** The (last) user part, trimmed (possibly empty). */
   readonly user: string;
+  /**
+   * Every turn in file order (the last user part included), for a template with `{{!-- assistant --}}` or
+   * `{{!-- history --}}` parts or several user parts; parts that render empty are left out. Absent for a
+   * template with one user part.
+   */
+  readonly turns?: readonly RenderedTurn[];
 }
 
 /** Per-render options of {@link PromptTemplate.render}. */
@@ -49,6 +62,23 @@ let sharedEnvironment: PromptEnvironment | undefined;
  * **File format.** A line holding only `{{!-- system --}}` starts the system part; a line holding only
  * `{{!-- user --}}` starts the user part. Text before the first marker is the user part, and a template
  * without markers is all user. Each part is rendered and trimmed separately.
+ *
+ * **Conversations.** `{{!-- assistant --}}` starts an assistant part (a few-shot answer), and a template
+ * may have several user and assistant parts, in turn order; a line holding only `{{!-- history --}}` says
+ * where a chain node's `messages` (the conversation so far) go. `system` and `history` appear at most once.
+ * Such a template renders its `turns` too (see {@link RenderedPrompt.turns}).
+ *
+ * ```hbs
+ * {{!-- system --}}
+ * You label support tickets.
+ * {{!-- user --}}
+ * My card was charged twice.
+ * {{!-- assistant --}}
+ * billing
+ * {{!-- history --}}
+ * {{!-- user --}}
+ * {{input.text}}
+ * ```
  *
  * ```hbs
  * {{!-- system --}}
@@ -90,6 +120,12 @@ export class PromptTemplate {
   readonly #core: EnvironmentCore;
   readonly #system: CompiledUnit | undefined;
   readonly #user: CompiledUnit;
+  /** The turns in file order, when the template is a conversation; `#user` is the last user one. */
+  readonly #turns:
+    | readonly (
+        { readonly role: 'user' | 'assistant'; readonly unit: CompiledUnit } | { readonly role: 'history' }
+      )[]
+    | undefined;
 
   /**
    * Compiles `source`; same as {@link PromptTemplate.fromString}.
@@ -109,7 +145,18 @@ export class PromptTemplate {
     this.#core = environmentCore(environment);
     const sections = splitSections(source.replace(/^\uFEFF/u, ''), name);
     this.#system = sections.system === undefined ? undefined : this.#compile(sections.system);
-    this.#user = this.#compile(sections.user);
+    if (sections.turns === undefined) {
+      this.#user = this.#compile(sections.user);
+      this.#turns = undefined;
+    } else {
+      const turns = sections.turns.map((turn) =>
+        turn.role === 'history' ? { role: turn.role } : { role: turn.role, unit: this.#compile(turn) },
+      );
+      this.#turns = turns;
+      let last: CompiledUnit | undefined;
+      for (const turn of turns) if (turn.role === 'user') last = turn.unit;
+      this.#user = last ?? this.#compile(sections.user);
+    }
     this.hasSystem = this.#system !== undefined;
   }
 
@@ -155,6 +202,20 @@ export class PromptTemplate {
       partialNames: () => this.#core.partialNames(),
     };
     const system = this.#system === undefined ? '' : this.#render(this.#system, context, renderContext);
+    if (this.#turns !== undefined) {
+      const turns: RenderedTurn[] = [];
+      let user = '';
+      for (const turn of this.#turns) {
+        if (turn.role === 'history') {
+          turns.push({ role: 'history' });
+          continue;
+        }
+        const content = this.#render(turn.unit, context, renderContext);
+        if (turn.unit === this.#user) user = content;
+        if (content !== '') turns.push({ role: turn.role, content });
+      }
+      return Object.freeze(system === '' ? { user, turns } : { system, user, turns });
+    }
     const user = this.#render(this.#user, context, renderContext);
     return Object.freeze(system === '' ? { user } : { system, user });
   }

@@ -3,6 +3,7 @@
  * Everything runs without a network or a key, so examples, tests and evals work out of the box.
  */
 import { InvalidOptionError } from '../../core/errors.ts';
+import { readEnv } from '../env.ts';
 import { AbortedError, InternalServerError, providerErrorFromStatus } from '../errors.ts';
 import type { ModelRequest, ModelResponse, Provider, StreamEvent, ToolCall } from '../types.ts';
 import {
@@ -49,6 +50,12 @@ export interface SimulatedProviderOptions {
    */
   readonly latency?: SimulatedLatency | undefined;
   /**
+   * Delay before each streamed piece after the first (a word of a text answer, a few characters of a JSON
+   * one), in milliseconds, so streaming can be watched offline; abortable. `complete()` is not slowed.
+   * @default the `SYMPHONIZER_SIM_TOKEN_MS` environment variable, else 0
+   */
+  readonly tokenLatencyMs?: number | undefined;
+  /**
    * Probability in `[0, 1]` that a call fails. Decided deterministically from the request and how many times
    * this provider has seen that same request, so a retry of a failed request gets a fresh draw.
    * @default 0
@@ -90,6 +97,34 @@ export function createSimulatedProvider(options: SimulatedProviderOptions = {}):
 
 const echoModels = new Set(['echo']);
 
+/** The environment variable that sets {@link SimulatedProviderOptions.tokenLatencyMs} by default. */
+export const SIM_TOKEN_MS_ENV_VAR = 'SYMPHONIZER_SIM_TOKEN_MS';
+
+function tokenLatency(option: number | undefined): number {
+  if (option !== undefined) {
+    if (!(typeof option === 'number' && Number.isFinite(option) && option >= 0))
+      throw new InvalidOptionError('tokenLatencyMs', option, 'a number of milliseconds >= 0');
+    return option;
+  }
+  const raw = readEnv(SIM_TOKEN_MS_ENV_VAR);
+  if (raw === undefined) return 0;
+  const value = Number(raw);
+  if (!(Number.isFinite(value) && value >= 0))
+    throw new InvalidOptionError(SIM_TOKEN_MS_ENV_VAR, raw, 'a number of milliseconds >= 0');
+  return value;
+}
+
+/**
+ * A JSON answer cut into pieces of a few characters (whole code points), as a model streams it: JSON has
+ * few spaces, so cutting at words would send it in a handful of pieces.
+ */
+function jsonPieces(text: string): string[] {
+  const pieces: string[] = [];
+  const chars = Array.from(text);
+  for (let i = 0; i < chars.length; i += 6) pieces.push(chars.slice(i, i + 6).join(''));
+  return pieces;
+}
+
 /** How many distinct requests' attempt counts a simulated provider remembers. */
 const ATTEMPTS_KEPT = 65_536;
 
@@ -97,6 +132,7 @@ class SimulatedProvider implements Provider {
   readonly name: string;
   readonly #seed: number;
   readonly #latency: SimulatedLatency | undefined;
+  readonly #tokenLatencyMs: number;
   readonly #failureRate: number;
   readonly #failureStatus: number;
   readonly #script: readonly SimulatedScriptEntry[];
@@ -126,6 +162,7 @@ class SimulatedProvider implements Provider {
       }
     }
     this.#latency = latency;
+    this.#tokenLatencyMs = tokenLatency(options.tokenLatencyMs);
     this.#script = options.script ?? [];
   }
 
@@ -135,7 +172,12 @@ class SimulatedProvider implements Provider {
 
   async *stream(request: ModelRequest): AsyncGenerator<StreamEvent, void, undefined> {
     const response = await this.#answer(request);
-    for (const piece of response.text.match(/\s*\S+\s*/g) ?? []) {
+    const pieces =
+      request.output === undefined ? response.text.match(/\s*\S+\s*/g) : jsonPieces(response.text);
+    let first = true;
+    for (const piece of pieces ?? []) {
+      if (!first && this.#tokenLatencyMs > 0) await this.#sleep(this.#tokenLatencyMs, request);
+      first = false;
       this.#throwIfAborted(request);
       yield { type: 'text-delta', text: piece };
     }
