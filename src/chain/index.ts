@@ -18,7 +18,14 @@ export {
   type CheckpointedNode,
 } from './chain.ts';
 export { formatTrace } from './graph-text.ts';
-export { ChainDefinitionError, ChainRunError, InputValidationError, type ChainErrorCode } from './errors.ts';
+export {
+  ChainDefinitionError,
+  ChainRunError,
+  InputValidationError,
+  InvalidMessagesError,
+  type ChainErrorCode,
+} from './errors.ts';
+export { PartialJsonParser, parsePartialJson } from './partial-json.ts';
 export { formatServerSentEvent, toServerSentEvents } from './sse.ts';
 export {
   DEFAULT_CHAT_ERROR_TEXT,
@@ -49,8 +56,12 @@ export type {
   AgentToolCall,
   ChainEvent,
   ChainResult,
+  DeepPartial,
+  MessagesFunction,
   NodeContext,
   NodeOverride,
+  PartialOf,
+  PartialOutputEvent,
   PromptFunction,
   PromptSpec,
   SpecOutput,
