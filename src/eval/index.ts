@@ -5,6 +5,7 @@
  */
 
 export {
+  evalUnitRunId,
   evaluate,
   type EvalLeaseOptions,
   type EvalProgress,
@@ -36,6 +37,7 @@ export {
   renderTextTable,
   summarize,
   summarizeRun,
+  summarizeStoredRun,
   DEFAULT_MAX_LISTED,
   type EvalSummary,
   type LatencySummary,
