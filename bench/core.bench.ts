@@ -558,4 +558,9 @@ if (args.child !== undefined) {
     spawnSync(process.execPath, [fileURLToPath(new URL('peers/chain.bench.ts', import.meta.url))], {
       stdio: 'inherit',
     });
+  // The chat handler on loopback: a 1,000-request burst and RSS over 5,000 conversations.
+  if (args.only === undefined && !args.json)
+    spawnSync(process.execPath, ['--expose-gc', fileURLToPath(new URL('chat.bench.ts', import.meta.url))], {
+      stdio: 'inherit',
+    });
 }

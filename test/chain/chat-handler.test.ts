@@ -137,10 +137,7 @@ describe('createChatHandler with the AI SDK Chat client', () => {
     expect(second).toContain('user: What is my name?');
     // The node progress arrived as data parts.
     expect(
-      chat.messages
-        .at(-1)
-        ?.parts.filter((p) => p.type === 'data-node')
-        .map((p) => p.data as unknown),
+      chat.messages.at(-1)?.parts.flatMap((p) => ('data' in p && p.type === 'data-node' ? [p.data] : [])),
     ).toEqual([{ node: 'reply', status: 'completed', attempt: 1 }]);
     expect(handler.running).toBe(0);
   });

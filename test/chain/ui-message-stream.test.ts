@@ -95,8 +95,10 @@ describe('toUIMessageStream', () => {
     expect(textOf(message)).not.toContain(outputs.research);
     expect(chunks.at(-1)).toEqual({ type: 'finish', finishReason: 'stop' });
     // The data parts are the node progress: one per node, updated in place to its last status.
-    const dataParts = (message?.parts ?? []).filter((p) => p.type === 'data-node');
-    expect(dataParts.map((p) => p.data as unknown)).toEqual([
+    const dataParts = (message?.parts ?? []).flatMap((p) =>
+      'data' in p && p.type === 'data-node' ? [p.data] : [],
+    );
+    expect(dataParts).toEqual([
       { node: 'research', status: 'completed', attempt: 1 },
       { node: 'reply', status: 'completed', attempt: 1 },
     ]);

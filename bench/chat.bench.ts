@@ -1,0 +1,46 @@
+/**
+ * The chat handler on loopback (bench/chat-workload.ts): a burst of 1,000 concurrent requests (how many get
+ * 200 and 503, the slowest answer), then 5,000 conversations 64 at a time (RSS after each 1,000, after a
+ * forced GC when run with --expose-gc, as `npm run bench` does).
+ *
+ *   npx node --expose-gc bench/chat.bench.ts
+ */
+import { burst, conversations, startChatLoadServer } from './chat-workload.ts';
+import { collectGarbage, hasGc, median } from './util.ts';
+
+const mb = (bytes: number): string => `${Math.round(bytes / 2 ** 20)} MB`;
+
+const server = await startChatLoadServer({ latencyMs: 50, limits: { maxConcurrentRuns: 64 } });
+try {
+  const outcomes = await burst(server.url, 1000);
+  const ok = outcomes.filter((o) => o.status === 200);
+  const busy = outcomes.filter((o) => o.status === 503);
+  const other = outcomes.length - ok.length - busy.length;
+  const slowest = Math.max(...outcomes.map((o) => o.ms));
+  collectGarbage();
+  const before = process.memoryUsage().rss;
+  const heapBefore = process.memoryUsage().heapUsed;
+  const started = performance.now();
+  const { rssSamples, refused } = await conversations(server.url, 5000, 64);
+  const wallMs = performance.now() - started;
+  collectGarbage();
+  const after = process.memoryUsage().rss;
+  const heapAfter = process.memoryUsage().heapUsed;
+  console.log(
+    [
+      '',
+      '## Chat handler (loopback, simulated model 50 ms, maxConcurrentRuns 64)',
+      '',
+      '| Measure | Value |',
+      '| ------- | ----- |',
+      `| 1,000 concurrent requests | ${ok.length} × 200, ${busy.length} × 503 + Retry-After, ${other} other |`,
+      `| slowest answer of the burst | ${Math.round(slowest)} ms (median 200: ${Math.round(median(ok.map((o) => o.ms)))} ms) |`,
+      `| 5,000 conversations, 64 at a time | ${Math.round(wallMs)} ms, ${refused} × 503 retried |`,
+      `| RSS before / after${hasGc() ? ' (after GC)' : ''} | ${mb(before)} / ${mb(after)} (per 1,000: ${rssSamples.map(mb).join(', ')}) |`,
+      `| JS heap before / after${hasGc() ? ' (after GC)' : ''} | ${mb(heapBefore)} / ${mb(heapAfter)} |`,
+      '',
+    ].join('\n'),
+  );
+} finally {
+  await server.close();
+}
