@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 /** Layers in DESIGN.md order: a layer may import only from layers to its left. */
-const layers = ['core', 'providers', 'prompts', 'chain', 'eval', 'cli'];
+const layers = ['core', 'providers', 'prompts', 'chain', 'eval', 'distributed', 'cli'];
 
 const layerRules = layers.map((layer, index) => ({
   files: [`src/${layer}/**/*.ts`],

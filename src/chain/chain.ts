@@ -8,6 +8,7 @@ import { Composition } from '../core/composition.ts';
 import { DAGNote } from '../core/dag-note.ts';
 import { NodeError, InvalidOptionError, errorMessage } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
+import { NodeRunner } from '../core/node-runner.ts';
 import { Perform, type PerformOptions } from '../core/perform.ts';
 import type { CallResult } from '../providers/call.ts';
 import { ModelClient } from '../providers/model-client.ts';
@@ -16,10 +17,36 @@ import { TemplateLoader } from '../prompts/template-loader.ts';
 import { ChainDefinitionError, ChainRunError, InputValidationError } from './errors.ts';
 import { EventQueue } from './events.ts';
 import { toDot, toMermaid } from './graph-text.ts';
+import { chainDefinitionHash } from './hash.ts';
 import { chainNode, nodeSettings, type ChainNode, type NodeEntry } from './node-settings.ts';
 import { nodeRunner } from './node-runners.ts';
 import { RunState, recordOf } from './run-state.ts';
 import type { ChainEvent, ChainResult, NodeOverride } from './types.ts';
+import type { UsageTotals } from '../providers/usage.ts';
+
+/** A node that ended in an earlier try of a run, as a {@link ChainCheckpoint} stores it. */
+export interface CheckpointedNode {
+  /** The node's output (JSON). */
+  readonly output: unknown;
+  /** The text the model answered with. */
+  readonly text?: string | undefined;
+  /** The `provider:model` that answered. */
+  readonly modelId?: string | undefined;
+  /** What the node cost when it ran (informational: a restored node adds nothing to the new run's usage). */
+  readonly usage?: UsageTotals | undefined;
+}
+
+/**
+ * Checkpointing of a run's nodes, so a run retried after a crash does not run (nor pay for) the nodes that
+ * already ended: each node in `restored` completes at once with its stored output, without calling the
+ * model (its usage in the new run is zero), and every other node that completes is handed to `save`.
+ */
+export interface ChainCheckpoint {
+  /** Nodes that ended in an earlier try, by node name. */
+  readonly restored?: Readonly<Record<string, CheckpointedNode>> | undefined;
+  /** Called once per node that completes in this run (restored nodes excluded). Must not throw. */
+  readonly save?: ((node: string, entry: CheckpointedNode) => void) | undefined;
+}
 
 /** Options of {@link chain}. */
 export interface ChainOptions<S extends z.ZodType> {
@@ -79,6 +106,11 @@ export interface ChainRunOptions<O = Record<string, unknown>> {
    * @default none (the provider's own request timeout applies: 120000 for OpenAI and Anthropic)
    */
   readonly nodeTimeoutMs?: number | undefined;
+  /**
+   * Restores the nodes that ended in an earlier try of this run and saves those that end now (see
+   * {@link ChainCheckpoint}); the workers of `symphonizer/distributed` keep them in Redis.
+   */
+  readonly checkpoint?: ChainCheckpoint | undefined;
 }
 
 /** The outputs type of a chain: `ChainOutputs<typeof report>['outline']`. */
@@ -131,11 +163,14 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
   readonly #templates: TemplateLoader | undefined;
   /** Most model calls one node may make in a run: 1, or an agent's `maxSteps` + 1 (its final answer). */
   readonly #callsPerNode: number;
+  readonly #input: S;
+  #hash: string | undefined;
 
   /** @internal Use {@link ChainBuilder.build}. */
   constructor(options: ChainOptions<S>, entries: readonly NodeEntry[]) {
     this.name = options.name ?? 'chain';
     this.inputSchema = options.input;
+    this.#input = options.input;
     this.nodes = Object.freeze(entries.map((e) => e.name));
     const model = options.model ?? (process.env.SYMPHONIZER_MODEL?.trim() || 'sim:default');
     this.#client = options.client;
@@ -161,6 +196,21 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
       if (node.settings.kind === 'agent') calls = Math.max(calls, (node.settings.maxSteps ?? 5) + 1);
     }
     this.#callsPerNode = calls;
+  }
+
+  /**
+   * The content hash of the chain's definition (hex SHA-256): name, input schema, and per node its kind,
+   * dependencies, model, parameters, template text, output schema (as JSON Schema), prompt and variables
+   * functions' source, and tools (names, schemas, source). Processes that load the same module agree on it;
+   * a changed chain gets another one. Computed on first read.
+   */
+  get hash(): string {
+    return (this.#hash ??= chainDefinitionHash(
+      this.name,
+      this.#input,
+      this.#nodes.values(),
+      this.#templates,
+    ));
   }
 
   /** The client given to {@link chain} (its `client` option), if any: runs given no client of their own use it. */
@@ -262,6 +312,8 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
               nodes: this.nodes,
             });
         }
+        const restored = options.checkpoint?.restored?.[note.name];
+        if (restored !== undefined) return restoredRunner(restored);
         return nodeRunner({
           node: this.#nodes.get(note.name) as ChainNode,
           input: parsed.data,
@@ -276,6 +328,20 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
         });
       },
       onNodeDone: (node, status, error) => {
+        const save = options.checkpoint?.save;
+        if (
+          save !== undefined &&
+          status === 'completed' &&
+          options.checkpoint?.restored?.[node.name] === undefined
+        ) {
+          const done = composition.results.get(node.key) as CallResult;
+          save(node.name, {
+            output: done.output,
+            text: done.text,
+            modelId: done.modelId,
+            usage: state.usageByNode.get(node.name),
+          });
+        }
         if (!state.observed) return;
         const result = composition.results.get(node.key) as CallResult | undefined;
         state.emit({
@@ -430,6 +496,25 @@ function overrideOf(
   return options.model === undefined
     ? options.overrides?.[name]
     : { model: options.model, ...options.overrides?.[name] };
+}
+
+/** The runner of a node restored from a checkpoint: its stored result, no model call, zero usage. */
+function restoredRunner(entry: CheckpointedNode): NodeRunner {
+  const text = entry.text ?? (typeof entry.output === 'string' ? entry.output : '');
+  const modelId = entry.modelId ?? 'restored';
+  const usage = { inputTokens: 0, outputTokens: 0 };
+  const result: CallResult = {
+    output: entry.output,
+    text,
+    modelId,
+    usage,
+    costUsd: 0,
+    attempt: 1,
+    simulated: false,
+    requestId: undefined,
+    response: { provider: 'checkpoint', model: modelId, text, toolCalls: [], finishReason: 'stop', usage },
+  };
+  return new NodeRunner({ executor: () => result });
 }
 
 function asError(error: unknown): Error {

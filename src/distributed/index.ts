@@ -17,8 +17,28 @@ export {
   type RedisRateLimitPermit,
 } from './redis-rate-limiter.ts';
 export {
+  ChainMismatchError,
   MissingPeerDependencyError,
+  RunExpiredError,
+  RunFailedError,
+  UnknownChainError,
   RateLimiterUnavailableError,
   type DistributedErrorCode,
 } from './errors.ts';
 export type { Connection, RedisConnectionOptions } from './peer.ts';
+export {
+  DEFAULT_PREFIX,
+  DEFAULT_QUEUE,
+  startWorker,
+  type Chains,
+  type StartWorkerOptions,
+  type SymphonizerWorker,
+} from './worker.ts';
+export {
+  DistributedPerform,
+  type DistributedPerformOptions,
+  type DistributedRun,
+  type SubmitOptions,
+} from './perform.ts';
+export type { DistributedRunEvent } from './checkpoint.ts';
+export { RemoteError, type SerializedError } from './job.ts';
