@@ -5,7 +5,7 @@
  *
  * The cache wraps providers ({@link ResponseCache.wrap}, {@link ResponseCache.wrapRegistry}); nothing else
  * in the chain or the model client needs to know about it. Its table (`response_cache`) may live in its own
- * file or in the run store's file.
+ * file or in the run store's file, or in PostgreSQL ({@link ResponseCache.openPostgres}), shared by machines.
  */
 import { createHash } from 'node:crypto';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
@@ -13,6 +13,14 @@ import { SymphonizerError } from '../core/errors.ts';
 import { AbortedError, UnknownProviderError } from '../providers/errors.ts';
 import { ProviderRegistry } from '../providers/registry.ts';
 import type { ModelRequest, ModelResponse, Provider, StreamEvent, Usage } from '../providers/types.ts';
+import {
+  checkPoolSize,
+  openPool,
+  quoteSchema,
+  storeError,
+  type PgPool,
+  type PostgresRunStoreOptions,
+} from './postgres-store.ts';
 import { openDatabase } from './store.ts';
 import type { EvalErrorCode } from './errors.ts';
 
@@ -118,8 +126,108 @@ CREATE TABLE IF NOT EXISTS response_cache (
 ) STRICT;
 `;
 
+/** Where a cache keeps its answers: a SQLite table or a PostgreSQL one. */
+interface CacheBackend {
+  readonly isOpen: boolean;
+  /** The stored JSON of `key`'s answer, if any. */
+  get(key: string): string | undefined | Promise<string | undefined>;
+  /** Stores (or replaces) `key`'s answer. */
+  put(key: string, provider: string, model: string, response: string): void | Promise<void>;
+  close(): Promise<void>;
+}
+
+class SqliteCacheBackend implements CacheBackend {
+  readonly #db: DatabaseSync;
+  readonly #statements = new Map<string, StatementSync>();
+
+  constructor(db: DatabaseSync) {
+    this.#db = db;
+  }
+
+  get isOpen(): boolean {
+    return this.#db.isOpen;
+  }
+
+  get(key: string): string | undefined {
+    const row = this.#stmt('SELECT response FROM response_cache WHERE key = ?').get(key);
+    return row === undefined ? undefined : String(row['response']);
+  }
+
+  put(key: string, provider: string, model: string, response: string): void {
+    this.#stmt(
+      'INSERT OR REPLACE INTO response_cache (key, provider, model, response, created_at) VALUES (?, ?, ?, ?, ?)',
+    ).run(key, provider, model, response, Date.now());
+  }
+
+  close(): Promise<void> {
+    if (this.#db.isOpen) {
+      this.#statements.clear();
+      this.#db.close();
+    }
+    return Promise.resolve();
+  }
+
+  #stmt(sql: string): StatementSync {
+    if (!this.#db.isOpen) throw new CacheClosedError();
+    let statement = this.#statements.get(sql);
+    if (statement === undefined) {
+      statement = this.#db.prepare(sql);
+      this.#statements.set(sql, statement);
+    }
+    return statement;
+  }
+}
+
+class PostgresCacheBackend implements CacheBackend {
+  readonly #pool: PgPool;
+  readonly #url: string;
+  readonly #table: string;
+  #closed: Promise<void> | undefined;
+
+  constructor(pool: PgPool, url: string, table: string) {
+    this.#pool = pool;
+    this.#url = url;
+    this.#table = table;
+  }
+
+  get isOpen(): boolean {
+    return this.#closed === undefined;
+  }
+
+  async get(key: string): Promise<string | undefined> {
+    if (!this.isOpen) throw new CacheClosedError();
+    try {
+      const result = await this.#pool.query(`SELECT response FROM ${this.#table} WHERE key = $1`, [key]);
+      const row = result.rows[0];
+      return row === undefined ? undefined : String(row['response']);
+    } catch (error) {
+      throw storeError(this.#url, error, 'use');
+    }
+  }
+
+  async put(key: string, provider: string, model: string, response: string): Promise<void> {
+    if (!this.isOpen) throw new CacheClosedError();
+    try {
+      await this.#pool.query(
+        `INSERT INTO ${this.#table} (key, provider, model, response, created_at)
+         VALUES ($1, $2, $3, $4, (extract(epoch from clock_timestamp()) * 1000)::bigint)
+         ON CONFLICT (key) DO UPDATE SET provider = excluded.provider, model = excluded.model,
+           response = excluded.response, created_at = excluded.created_at`,
+        [key, provider, model, response],
+      );
+    } catch (error) {
+      throw storeError(this.#url, error, 'use');
+    }
+  }
+
+  close(): Promise<void> {
+    this.#closed ??= this.#pool.end().catch(() => undefined);
+    return this.#closed;
+  }
+}
+
 /**
- * Model answers stored by request, in SQLite.
+ * Model answers stored by request, in SQLite (or PostgreSQL: {@link ResponseCache.openPostgres}).
  *
  * @example
  * ```ts
@@ -133,14 +241,13 @@ CREATE TABLE IF NOT EXISTS response_cache (
 export class ResponseCache {
   /** How this cache answers. */
   readonly mode: CacheMode;
-  readonly #db: DatabaseSync | undefined;
-  readonly #statements = new Map<string, StatementSync>();
+  readonly #backend: CacheBackend | undefined;
   #hits = 0;
   #misses = 0;
   #writes = 0;
 
-  private constructor(db: DatabaseSync | undefined, mode: CacheMode) {
-    this.#db = db;
+  private constructor(backend: CacheBackend | undefined, mode: CacheMode) {
+    this.#backend = backend;
     this.mode = mode;
   }
 
@@ -159,7 +266,58 @@ export class ResponseCache {
       db.close();
       throw err;
     }
-    return new ResponseCache(db, mode);
+    return new ResponseCache(new SqliteCacheBackend(db), mode);
+  }
+
+  /**
+   * Open (creating if needed) the cache in the PostgreSQL database at `url`, table
+   * `symphonizer_response_cache` in `options.schema` (default `public`): the same answers for every machine,
+   * e.g. next to a {@link PostgresRunStore} in the same database. The semantics are the SQLite cache's. In `off`
+   * mode nothing is opened. `pg` is loaded here (an optional peer dependency).
+   *
+   * @example
+   * ```ts
+   * const cache = await ResponseCache.openPostgres('postgres://eval@db.internal/evals');
+   * await evaluate({ chain, dataset, scorers, cache, store: 'postgres://eval@db.internal/evals' });
+   * await cache.dispose();
+   * ```
+   * @throws {MissingPeerDependencyError} when `pg` is not installed.
+   * @throws {StoreOpenError} when the database cannot be reached (the URL's password is never shown).
+   */
+  static async openPostgres(
+    url: string,
+    mode: CacheMode = 'read-write',
+    options: PostgresRunStoreOptions = {},
+  ): Promise<ResponseCache> {
+    if (mode === 'off') return new ResponseCache(undefined, mode);
+    const schemaName = quoteSchema(options.schema);
+    const pool = await openPool(url, checkPoolSize(options.poolSize), 'The PostgreSQL response cache');
+    const table = `${schemaName}.symphonizer_response_cache`;
+    try {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        await client.query('SELECT pg_advisory_xact_lock(1937337712)');
+        await client.query(`CREATE SCHEMA IF NOT EXISTS ${schemaName}`);
+        await client.query(`CREATE TABLE IF NOT EXISTS ${table} (
+          key        TEXT PRIMARY KEY,
+          provider   TEXT NOT NULL,
+          model      TEXT NOT NULL,
+          response   TEXT NOT NULL,
+          created_at BIGINT NOT NULL
+        )`);
+        await client.query('COMMIT');
+        client.release();
+      } catch (error) {
+        await client.query('ROLLBACK').catch(() => undefined);
+        client.release(true);
+        throw error;
+      }
+    } catch (error) {
+      await pool.end().catch(() => undefined);
+      throw storeError(url, error, 'open');
+    }
+    return new ResponseCache(new PostgresCacheBackend(pool, url, table), mode);
   }
 
   /**
@@ -183,16 +341,16 @@ export class ResponseCache {
 
   async #complete(provider: Provider, request: ModelRequest): Promise<ModelResponse> {
     const key = cacheKey(provider.name, request);
-    const hit = this.#lookup(key, provider.name, request);
+    const hit = await this.#lookup(key, provider.name, request);
     if (hit !== undefined) return hit;
     const response = await provider.complete(request);
-    this.#store(key, provider.name, request.model, response);
+    await this.#store(key, provider.name, request.model, response);
     return response;
   }
 
   async *#stream(provider: Provider, request: ModelRequest): AsyncGenerator<StreamEvent> {
     const key = cacheKey(provider.name, request);
-    const hit = this.#lookup(key, provider.name, request);
+    const hit = await this.#lookup(key, provider.name, request);
     if (hit !== undefined) {
       if (hit.text !== '') yield { type: 'text-delta', text: hit.text };
       for (const toolCall of hit.toolCalls) yield { type: 'tool-call', toolCall };
@@ -200,7 +358,7 @@ export class ResponseCache {
       return;
     }
     for await (const event of provider.stream(request)) {
-      if (event.type === 'finish') this.#store(key, provider.name, request.model, event.response);
+      if (event.type === 'finish') await this.#store(key, provider.name, request.model, event.response);
       yield event;
     }
   }
@@ -236,24 +394,37 @@ export class ResponseCache {
     return { hits: this.#hits, misses: this.#misses, writes: this.#writes };
   }
 
-  /** Close the database; wrapped providers throw {@link CacheClosedError} afterwards. Closing twice does nothing. */
+  /**
+   * Close the database; wrapped providers throw {@link CacheClosedError} afterwards. Closing twice does nothing.
+   * A PostgreSQL cache ends its connections in the background: await {@link ResponseCache.dispose} to wait.
+   */
   close(): void {
-    if (this.#db?.isOpen !== true) return;
-    this.#statements.clear();
-    this.#db.close();
+    if (this.#backend?.isOpen !== true) return;
+    void this.#backend.close();
+  }
+
+  /** {@link ResponseCache.close}, resolved once the cache's connections (PostgreSQL) have ended. */
+  async dispose(): Promise<void> {
+    await this.#backend?.close();
   }
 
   // Returns the cached answer, or undefined on a miss in read-write mode; throws on a miss in read-only mode.
-  #lookup(key: string, provider: string, request: ModelRequest): CachedModelResponse | undefined {
-    const row = this.#stmt('SELECT response FROM response_cache WHERE key = ?').get(key);
-    if (row === undefined) {
+  async #lookup(
+    key: string,
+    provider: string,
+    request: ModelRequest,
+  ): Promise<CachedModelResponse | undefined> {
+    const backend = this.#backend;
+    if (backend?.isOpen !== true) throw new CacheClosedError();
+    const text = await backend.get(key);
+    if (text === undefined) {
       this.#misses++;
       if (this.mode === 'read-only') throw new CacheMissError(provider, request.model, key);
       return undefined;
     }
     if (request.signal?.aborted === true) throw new AbortedError({ provider, model: request.model });
     this.#hits++;
-    const stored = JSON.parse(String(row['response'])) as ModelResponse;
+    const stored = JSON.parse(text) as ModelResponse;
     return {
       ...stored,
       usage: { inputTokens: 0, outputTokens: 0 },
@@ -262,27 +433,17 @@ export class ResponseCache {
     };
   }
 
-  #store(key: string, provider: string, model: string, response: ModelResponse): void {
+  async #store(key: string, provider: string, model: string, response: ModelResponse): Promise<void> {
     // A failed generation is not worth replaying; rate-limit state is stale the moment it is stored.
     if (response.finishReason === 'error') return;
     const { rateLimit: _rateLimit, ...rest } = response;
     const stored: ModelResponse = isCachedResponse(response)
       ? { ...withoutCacheFields(response), usage: response.cachedUsage }
       : rest;
-    this.#stmt(
-      'INSERT OR REPLACE INTO response_cache (key, provider, model, response, created_at) VALUES (?, ?, ?, ?, ?)',
-    ).run(key, provider, model, JSON.stringify(stored), Date.now());
+    const backend = this.#backend;
+    if (backend?.isOpen !== true) throw new CacheClosedError();
+    await backend.put(key, provider, model, JSON.stringify(stored));
     this.#writes++;
-  }
-
-  #stmt(sql: string): StatementSync {
-    if (this.#db?.isOpen !== true) throw new CacheClosedError();
-    let statement = this.#statements.get(sql);
-    if (statement === undefined) {
-      statement = this.#db.prepare(sql);
-      this.#statements.set(sql, statement);
-    }
-    return statement;
   }
 }
 
