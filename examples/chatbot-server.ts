@@ -1,11 +1,16 @@
 /**
- * A chat web app in one file: a node:http server with one page, and answers streamed token by token.
+ * A chat web app: a node:http server with one static page (examples/chat/index.html, no build step) and a
+ * chat endpoint made with `createChatHandler`, speaking the AI SDK UI message stream (so `useChat` works
+ * against it too).
  *
- *   GET  /      the page (inline HTML + JS, no framework)
- *   POST /chat  { conversationId, message } → the chain's events as server-sent events (text/event-stream)
+ *   GET  /          the page
+ *   POST /api/chat  the body useChat sends ({ id, messages }) → the answer as a UI message stream
  *
- * Each conversation's history lives in memory (a Map by id, capped) and goes into the chain's input, so the
- * model sees the earlier turns. Template: prompts/examples/chat.hbs.
+ * The chain has two nodes: `research` (notes on the last message, shown as progress: "researching…") and
+ * `draft` (the answer, streamed token by token: "drafting…"), template prompts/examples/chat.hbs. The
+ * conversation lives in the page and comes whole with each turn; the server keeps nothing between requests.
+ * Offline the simulated model answers, slowed to a visible pace per token; with OPENAI_API_KEY or
+ * ANTHROPIC_API_KEY (or SYMPHONIZER_MODEL) a real model does.
  *
  *   PORT=3000 node examples/chatbot-server.ts    (without PORT, a free port is picked; the URL is printed)
  *
@@ -13,119 +18,157 @@
  * directly. Its chain is built inside the server (one per server), so there is no chain for the `symphonizer`
  * command.
  */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { json } from 'node:stream/consumers';
 import { z } from 'zod';
-import { chain, toServerSentEvents, type ModelClient } from '../src/index.ts';
+import {
+  ModelClient,
+  chain,
+  createChatHandler,
+  createDefaultRegistry,
+  createSimulatedProvider,
+  toNodeHandler,
+  type ChatHandler,
+  type ChatHandlerLimits,
+  type ChatMessage,
+  type Provider,
+  type SimulatedProviderOptions,
+} from '../src/index.ts';
 import { isMain } from './is-main.ts';
-import { exampleClient, modelBanner, pickModel } from './model.ts';
+import { modelBanner, pickModel } from './model.ts';
 
+/** Options of {@link createChatServer}. */
 export interface ChatServerOptions {
   /** `provider:model`. @default pickModel() */
   readonly model?: string | undefined;
+  /** The client of the chain's calls. @default a demo client (see below) */
   readonly client?: ModelClient | undefined;
-  /** Messages kept per conversation (user and assistant turns); older ones are dropped. @default 20 */
-  readonly maxHistory?: number | undefined;
-  /** Conversations kept; the least recently used is dropped. @default 1000 */
-  readonly maxConversations?: number | undefined;
+  /** Delay before each token of the simulated model, in ms, so streaming can be seen offline. @default 40 */
+  readonly tokenDelayMs?: number | undefined;
+  /** Options of the simulated model (seed, latency, failureRate…) of the default client. @default {} */
+  readonly simulated?: SimulatedProviderOptions | undefined;
+  /** The chat endpoint's limits. @default createChatHandler's */
+  readonly limits?: ChatHandlerLimits | undefined;
+}
+
+/** A chat server and its handler (whose `running` counts the answers in progress). */
+export interface ChatServer {
+  readonly server: Server;
+  readonly handler: ChatHandler;
 }
 
 const Turn = z.object({ role: z.enum(['user', 'assistant']), content: z.string() });
-type Turn = z.output<typeof Turn>;
-const ChatRequest = z.object({
-  conversationId: z.string().min(1).max(100),
-  message: z.string().min(1).max(4000),
-});
 
-export function createChatServer(options: ChatServerOptions = {}): Server {
-  const { maxHistory = 20, maxConversations = 1000 } = options;
-  // One node; its input carries the history, so the chain itself stays stateless and shareable.
-  const chat = chain({
-    name: 'chat',
-    input: z.object({ history: z.array(Turn), message: z.string() }),
-    model: options.model ?? pickModel(),
-    client: options.client ?? exampleClient(),
-  })
-    .prompt('reply', { template: 'examples/chat' })
-    .build();
-  const conversations = new Map<string, Turn[]>();
+/** The page, and the Content-Security-Policy that lets only its own inline script and style run. */
+function loadPage(): { readonly html: string; readonly csp: string } {
+  const html = readFileSync(new URL('chat/index.html', import.meta.url), 'utf8');
+  const hash = (tag: string): string => {
+    const body = new RegExp(`<${tag}>([\\s\\S]*?)</${tag}>`).exec(html)?.[1] ?? '';
+    return `'sha256-${createHash('sha256').update(body).digest('base64')}'`;
+  };
+  const csp = `default-src 'none'; script-src ${hash('script')}; style-src ${hash('style')}; connect-src 'self'; base-uri 'none'; form-action 'none'`;
+  return { html, csp };
+}
 
-  return createServer((req, res) => {
-    void (async () => {
-      if (req.method === 'GET' && req.url === '/') {
-        res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end(page);
-        return;
+/** The simulated provider, each streamed token after `delayMs` (abortable). */
+function slowTokens(inner: Provider, delayMs: number): Provider {
+  return {
+    name: inner.name,
+    complete: (request) => inner.complete(request),
+    async *stream(request) {
+      for await (const event of inner.stream(request)) {
+        if (event.type === 'text-delta' && delayMs > 0) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(resolve, delayMs);
+            request.signal?.addEventListener(
+              'abort',
+              () => {
+                clearTimeout(timer);
+                resolve();
+              },
+              { once: true },
+            );
+          });
+          request.signal?.throwIfAborted();
+        }
+        yield event;
       }
-      if (req.method !== 'POST' || req.url !== '/chat') {
-        res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
-        return;
-      }
-      const body = ChatRequest.safeParse(await json(req).catch(() => undefined)); // invalid JSON → 400
-      if (!body.success) {
-        res
-          .writeHead(400, { 'content-type': 'text/plain' })
-          .end(`Bad request: ${body.error.issues[0]?.message}\n`);
-        return;
-      }
-      const { conversationId, message } = body.data;
-      const history = conversations.get(conversationId) ?? [];
-      // Stop the run (and its model call) if the browser goes away before the answer is done.
-      const abort = new AbortController();
-      res.on('close', () => {
-        abort.abort();
-      });
-      const run = chat.stream({ history, message }, { signal: abort.signal });
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-      for await (const chunk of toServerSentEvents(run)) res.write(chunk);
-      try {
-        const { outputs } = await run.result;
-        const turns: Turn[] = [...history, { role: 'user', content: message }];
-        turns.push({ role: 'assistant', content: outputs.reply });
-        conversations.delete(conversationId); // re-insert: the Map's order is least recently used first
-        conversations.set(conversationId, turns.slice(-maxHistory));
-        if (conversations.size > maxConversations) conversations.delete(conversations.keys().next().value!);
-      } catch {
-        // The run failed or was cancelled: its chain-done event already told the page; keep no turn.
-      }
-      res.end();
-    })().catch((error: unknown) => {
-      console.error(error);
-      if (!res.headersSent) res.writeHead(500);
-      res.end();
-    });
+    },
+  };
+}
+
+/** The demo client: real providers with a few requests at once, retries, and the slowed simulated model. */
+function demoClient(options: ChatServerOptions): ModelClient {
+  const registry = createDefaultRegistry().register(
+    slowTokens(createSimulatedProvider(options.simulated), options.tokenDelayMs ?? 40),
+  );
+  const realLimits = { maxConcurrency: 4, requestsPerMinute: 300 };
+  return new ModelClient({
+    registry,
+    limits: { openai: realLimits, anthropic: realLimits },
+    retry: { maxRetries: 3, baseDelayMs: 500 },
+    repairAttempts: 1,
+    budget: { maxUsd: 0.5 },
   });
 }
 
-// The page: a log of messages and a form. It reads the SSE stream with fetch + ReadableStream (EventSource
-// only does GET) and appends each `token` event's text to the answer as it arrives.
-const page = `<!doctype html><meta charset="utf-8"><title>symphonizer chat</title>
-<style>body{font:16px system-ui;max-width:40em;margin:2em auto}#log p{white-space:pre-wrap}.user{color:#235}.error{color:#a00}</style>
-<h1>symphonizer chat</h1><div id="log"></div>
-<form id="form"><input id="text" size="50" autofocus placeholder="Say something"> <button>Send</button></form>
-<script>
-const id = crypto.randomUUID?.() ?? String(Math.random());
-const log = document.getElementById('log'), text = document.getElementById('text');
-const say = (who, t, cls = '') => { const p = document.createElement('p'); p.className = cls; p.textContent = who + ': ' + t; log.append(p); return p; };
-document.getElementById('form').onsubmit = async (e) => {
-  e.preventDefault(); const message = text.value.trim(); if (!message) return; text.value = '';
-  say('you', message, 'user'); const answer = say('bot', '');
-  const res = await fetch('/chat', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ conversationId: id, message }) });
-  if (!res.ok) { answer.textContent = 'bot: ' + (await res.text()); answer.className = 'error'; return; }
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader(); let buffer = '';
-  for (;;) {
-    const { done, value } = await reader.read(); if (done) break; buffer += value;
-    let end; while ((end = buffer.indexOf('\\n\\n')) >= 0) { // one event: "event: <type>\\ndata: <json>"
-      const data = JSON.parse(buffer.slice(0, end).split('\\n').find((l) => l.startsWith('data: ')).slice(6)); buffer = buffer.slice(end + 2);
-      if (data.type === 'token') answer.textContent += data.text;
-      if (data.type === 'chain-done' && data.status !== 'completed') { answer.textContent += ' [' + data.error + ']'; answer.className = 'error'; }
+/** The chain's input for a conversation: the earlier turns, and the new message. */
+function turnsOf(messages: ChatMessage[]): { history: z.output<typeof Turn>[]; message: string } {
+  const turns = messages.flatMap((m) => (m.role === 'user' || m.role === 'assistant' ? [m] : []));
+  const last = turns.at(-1);
+  return {
+    history: turns.slice(0, -1).map((m) => ({ role: m.role, content: m.content })),
+    message: last?.content ?? '',
+  };
+}
+
+/** Creates the chat server (not listening yet). */
+export function createChatServer(options: ChatServerOptions = {}): ChatServer {
+  const model = options.model ?? pickModel();
+  const chat = chain({
+    name: 'chat',
+    input: z.object({ history: z.array(Turn), message: z.string().min(1) }),
+    model,
+    client: options.client ?? demoClient(options),
+  })
+    .prompt('research', {
+      prompt: ({ input }) => ({
+        system: 'You collect, in three short bullet points, what an answer to the user needs. No preamble.',
+        user: input.message,
+      }),
+      maxTokens: 200,
+    })
+    .prompt('draft', { after: ['research'], template: 'examples/chat' })
+    .build();
+  const handler = createChatHandler({ chain: chat, input: turnsOf, answer: 'draft', limits: options.limits });
+  const { html, csp } = loadPage();
+  const api = toNodeHandler(handler);
+  const server = createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/api/chat') {
+      api(req, res);
+      return;
     }
-  }
-};
-</script>`;
+    if (req.method === 'GET' && path === '/') {
+      res
+        .writeHead(200, {
+          'content-type': 'text/html; charset=utf-8',
+          'content-security-policy': csp,
+          'x-content-type-options': 'nosniff',
+          'cache-control': 'no-cache',
+        })
+        .end(html);
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('Not found\n');
+  });
+  return { server, handler };
+}
 
 // Listen only when run directly (`node examples/chatbot-server.ts`), not when a test imports this module.
 if (isMain(import.meta)) {
-  const server = createChatServer();
+  const { server } = createChatServer();
   server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
     const address = server.address();
     console.log(modelBanner(pickModel()));

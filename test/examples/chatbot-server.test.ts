@@ -1,5 +1,6 @@
 // The chat server in-process on a loopback port (plus one run as a script). The `sim:echo` model answers
-// with the whole prompt it was sent, so an answer shows exactly what the chain's input held.
+// with the whole prompt it was sent, so an answer shows exactly what the chain's input held. The page itself
+// is driven in a real browser by chat-browser.test.ts.
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
@@ -7,12 +8,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatServer } from '../../examples/chatbot-server.ts';
 import { offlineEnv, slow } from './run-example.ts';
 
-interface SseEvent {
-  readonly event: string;
-  readonly data: { readonly type: string; readonly text?: string; readonly status?: string };
+interface Part {
+  readonly type: string;
+  readonly delta?: string;
+  readonly data?: { readonly node: string; readonly status: string };
 }
 
-const server = createChatServer({ model: 'sim:echo' });
+const { server, handler } = createChatServer({ model: 'sim:echo', tokenDelayMs: 0 });
 let base = '';
 
 beforeAll(async () => {
@@ -20,71 +22,95 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 });
 afterAll(async () => {
+  server.closeAllConnections();
   await new Promise((done) => server.close(done));
 });
 
-/** POSTs one message and reads the whole SSE response. */
-async function send(conversationId: string, message: string) {
-  const res = await fetch(`${base}/chat`, {
+type Turn = { role: 'user' | 'assistant'; text: string };
+
+/** POSTs a conversation as useChat does and reads the whole UI message stream. */
+async function send(id: string, turns: readonly Turn[]) {
+  const res = await fetch(`${base}/api/chat`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ conversationId, message }),
+    body: JSON.stringify({
+      id,
+      messages: turns.map((t, i) => ({ id: `m${i}`, role: t.role, parts: [{ type: 'text', text: t.text }] })),
+    }),
   });
   const body = await res.text();
-  const events: SseEvent[] = body
+  const parts: Part[] = body
     .split('\n\n')
-    .filter((block) => block.trim() !== '')
-    .map((block) => {
-      const [eventLine = '', dataLine = ''] = block.split('\n');
-      return {
-        event: eventLine.replace(/^event: /, ''),
-        data: JSON.parse(dataLine.replace(/^data: /, '')) as SseEvent['data'],
-      };
-    });
-  const answer = events.flatMap((e) => (e.data.type === 'token' ? [e.data.text ?? ''] : [])).join('');
-  return { res, events, answer };
+    .filter((block) => block.startsWith('data: {'))
+    .map((block) => JSON.parse(block.slice(6)) as Part);
+  const answer = parts.flatMap((p) => (p.type === 'text-delta' ? [p.delta ?? ''] : [])).join('');
+  return { res, body, parts, answer };
 }
 
 describe('examples/chatbot-server.ts', () => {
-  it('serves the chat page at /', async () => {
+  it('serves the static page at / under a strict Content-Security-Policy', async () => {
     const res = await fetch(`${base}/`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/html/);
+    const csp = res.headers.get('content-security-policy') ?? '';
+    expect(csp).toMatch(/script-src 'sha256-[A-Za-z0-9+/=]+'/);
+    expect(csp).not.toContain('unsafe-inline');
     const html = await res.text();
     expect(html).toContain('<form');
-    expect(html).toContain("fetch('/chat'");
+    expect(html).toContain("fetch('/api/chat'");
     expect(html).toContain('getReader()');
+    expect(html).toContain('overflow-wrap: anywhere');
+    // Model text goes in as text only.
+    expect(html).not.toMatch(/innerHTML|insertAdjacentHTML|outerHTML|document\.write/);
   });
 
-  it('streams the answer as server-sent events: tokens, then chain-done', async () => {
-    const { res, events, answer } = await send('first', 'Hello there, my name is Ada.');
+  it('streams the answer as the UI message stream: progress per node, then the draft token by token', async () => {
+    const { res, body, parts, answer } = await send('first', [
+      { role: 'user', text: 'Hello there, my name is Ada.' },
+    ]);
     expect(res.status).toBe(200);
-    expect(res.headers.get('content-type')).toBe('text/event-stream');
-    expect(events[0]?.event).toBe('chain-start');
-    expect(events.filter((e) => e.event === 'token').length).toBeGreaterThan(1);
-    expect(events.at(-1)).toMatchObject({
-      event: 'chain-done',
-      data: { type: 'chain-done', status: 'completed' },
-    });
+    expect(res.headers.get('x-vercel-ai-ui-message-stream')).toBe('v1');
+    expect(parts[0]?.type).toBe('start');
+    expect(
+      parts.filter((p) => p.type === 'data-node').map((p) => `${p.data?.node} ${p.data?.status}`),
+    ).toEqual(['research running', 'research completed', 'draft running', 'draft completed']);
+    expect(parts.filter((p) => p.type === 'text-delta').length).toBeGreaterThan(3);
+    expect(parts.at(-1)?.type).toBe('finish');
+    expect(body.endsWith('data: [DONE]\n\n')).toBe(true);
     expect(answer).toContain('The user now says: Hello there, my name is Ada.');
+    expect(answer).toContain('Notes for the answer: [simulated]');
     expect(answer).not.toContain('The conversation so far');
+    expect(handler.running).toBe(0);
   });
 
-  it('passes the earlier turns of the same conversation, and only of it, to the chain', async () => {
-    await send('memory', 'My favourite colour is teal.');
-    const second = await send('memory', 'What is my favourite colour?');
+  it('passes the turns the client sent, and only those, to the chain', async () => {
+    const first = await send('memory', [{ role: 'user', text: 'My favourite colour is teal.' }]);
+    const second = await send('memory', [
+      { role: 'user', text: 'My favourite colour is teal.' },
+      { role: 'assistant', text: first.answer },
+      { role: 'user', text: 'What is my favourite colour?' },
+    ]);
     expect(second.answer).toContain('The conversation so far:');
     expect(second.answer).toContain('user: My favourite colour is teal.');
     expect(second.answer).toMatch(/assistant: \[simulated\] .*My favourite colour is teal\./);
     expect(second.answer).toContain('The user now says: What is my favourite colour?');
-    const other = await send('someone-else', 'What is my favourite colour?');
+    // The same chat id without the history: the server kept nothing to add.
+    const other = await send('memory', [{ role: 'user', text: 'What is my favourite colour?' }]);
     expect(other.answer).not.toContain('teal');
   });
 
-  it('refuses a malformed request with 400 and unknown paths with 404', async () => {
-    const bad = await fetch(`${base}/chat`, { method: 'POST', body: '{"message": ""}' });
+  it('refuses a malformed request with a short JSON 400, and unknown paths with 404', async () => {
+    const bad = await fetch(`${base}/api/chat`, { method: 'POST', body: '{"message": ""}' });
     expect(bad.status).toBe(400);
+    expect(await bad.json()).toEqual({
+      error: { code: 'invalid_request', message: 'The body must have a `messages` array.' },
+    });
     expect((await fetch(`${base}/nope`)).status).toBe(404);
+  });
+
+  it('refuses a body over the limit with 413', async () => {
+    const res = await fetch(`${base}/api/chat`, { method: 'POST', body: 'x'.repeat(2 * 1024 * 1024) });
+    expect(res.status).toBe(413);
   });
 
   it('listens and prints its URL when run as a script', slow, async () => {
