@@ -122,7 +122,7 @@ export function validMessages(node: string, value: unknown): readonly ChatMessag
       throw new InvalidMessagesError(
         node,
         index,
-        `has role ${describe(role)}; a role is 'system', 'user', 'assistant' or 'tool'`,
+        `has role ${describe(role, true)}; a role is 'system', 'user', 'assistant' or 'tool'`,
       );
     const content = message.content;
     if (typeof content !== 'string')
@@ -168,12 +168,15 @@ function isToolCall(value: unknown): value is ToolCall {
   return typeof call.id === 'string' && typeof call.name === 'string';
 }
 
-/** A value's kind for an error message; never the value itself (it may be a user's private text). */
-function describe(value: unknown): string {
+/**
+ * A value's kind for an error message; never the value itself (it may be a user's private text), except a
+ * short word when `word` says it is a name (a role).
+ */
+function describe(value: unknown, word = false): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'string')
-    return value.length <= 20 && /^[\w-]*$/u.test(value) ? JSON.stringify(value) : 'a string';
+    return word && value.length <= 20 && /^[\w-]*$/u.test(value) ? JSON.stringify(value) : 'a string';
   return typeof value === 'object'
     ? 'an object'
     : typeof value === 'undefined'

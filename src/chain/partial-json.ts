@@ -25,6 +25,8 @@ const literalValues: Readonly<Record<(typeof literals)[number], unknown>> = {
   null: null,
 };
 const numberPattern = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+/** What a number still being written may look like. */
+const numberPrefix = /^-?(?:(?:0|[1-9]\d*)(?:\.\d*)?(?:[eE][+-]?\d*)?)?$/u;
 const escapes: Readonly<Record<string, string>> = {
   '"': '"',
   '\\': '\\',
@@ -174,6 +176,7 @@ class Reader {
     const digits = text.slice(this.#at, end);
     // A number that reaches the end of the prefix may still be growing: wait for what follows it.
     if (end >= text.length) {
+      if (!numberPrefix.test(digits)) throw new NotJson();
       this.#at = end;
       return undefined;
     }
