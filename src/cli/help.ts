@@ -11,6 +11,7 @@ Commands:
   eval <chain module>     run a chain over a dataset, score every row, store the run and report
   runs                    list the stored eval runs
   compare <run> [<run>]   compare two runs (or two variants of one run) row by row
+  worker                  take chain runs off a Redis queue and run them (symphonizer/distributed)
   help [command]          show help
 
 Options:
@@ -153,4 +154,32 @@ Options:
 Examples:
   symphonizer compare baseline candidate
   symphonizer compare nightly --variant gpt-4.1-mini,claude-sonnet --scorer correct
+`;
+
+/** Help of `symphonizer worker`. */
+export const workerHelp = `Usage: symphonizer worker --chains <module> --redis <url> [options]
+
+A worker of symphonizer/distributed: takes chain runs off a BullMQ queue in Redis, runs them (concurrency at
+once, through one Perform), checkpoints each finished node in Redis, and acknowledges each run with its
+result. A run whose chain differs from this module's (by content hash) is refused. Producers submit runs
+with DistributedPerform. Needs the optional packages bullmq and ioredis.
+
+Prints one line when ready. SIGTERM or Ctrl+C drains it: no new run is taken, the runs in flight finish,
+then it exits 0. A worker that dies (SIGKILL, a crash) loses its runs' locks: other workers run them again,
+with their finished nodes restored, so they are not paid twice.
+
+Options:
+  --chains <module>       the chains: the module's "chains" record ({ name: chain }), else every named
+                          export that is a chain, by export name (required)
+  --redis <url>           redis://[user:password@]host:port[/db] or rediss://… (required)
+  --queue <name>          the queue to take runs from (default: symphonizer)
+  --concurrency <n>       runs at once (default: 16)
+  --limits <json|@file>   shared rate limits by provider or provider:model, held in Redis for every worker
+                          and process using them, e.g. {"openai": {"requestsPerMinute": 500}}
+  --prefix <prefix>       prefix of the checkpoint and event keys, as the producers use (default: symphonizer)
+  -h, --help              show this help
+
+Examples:
+  symphonizer worker --chains ./chains.ts --redis redis://127.0.0.1:6379 --concurrency 32
+  symphonizer worker --chains ./chains.ts --redis redis://127.0.0.1:6379 --limits @limits.json
 `;

@@ -9,7 +9,7 @@ import { readFileSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { SymphonizerError } from '../core/errors.ts';
 import { CliError } from './errors.ts';
-import { compareHelp, evalHelp, graphHelp, mainHelp, runHelp, runsHelp } from './help.ts';
+import { compareHelp, evalHelp, graphHelp, mainHelp, runHelp, runsHelp, workerHelp } from './help.ts';
 import { inputIssueLines, printError, scrubbed, type CliIO } from './output.ts';
 import { closest } from './suggest.ts';
 
@@ -36,6 +36,10 @@ const commands: Readonly<
   compare: {
     help: compareHelp,
     run: async (args, io) => (await import('./commands/compare.ts')).compareCommand(args, io),
+  },
+  worker: {
+    help: workerHelp,
+    run: async (args, io) => (await import('./commands/worker.ts')).workerCommand(args, io),
   },
 };
 
