@@ -6,6 +6,7 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { EvalProgress } from '../eval/batch.ts';
+import { isPostgresUrl, openEvalStore, type EvalRunStore } from '../eval/run-store.ts';
 import type { Scorer, Variant } from '../eval/types.ts';
 import { CliError } from './errors.ts';
 import { describeExport, isChain } from './load-chain.ts';
@@ -14,9 +15,23 @@ import { formatCost, formatCount, formatDuration, type CliWritable } from './out
 /** The run store used when `--store` is not given, relative to the working directory. */
 export const defaultStore = '.symphonizer/runs.sqlite';
 
-/** The run store's absolute path: `--store` resolved against `cwd`, else {@link defaultStore}. */
+/**
+ * Where the run store is: a `postgres://` URL as given, else the absolute path of the SQLite file (`--store`
+ * resolved against `cwd`, else {@link defaultStore}).
+ */
 export function storePath(option: string | undefined, cwd: string): string {
+  if (option !== undefined && isPostgresUrl(option)) return option;
   return resolve(cwd, option ?? defaultStore);
+}
+
+/**
+ * Opens the run store a reading command (`runs`, `compare`) names: a `postgres://` URL, or a SQLite file that
+ * must already exist.
+ * @throws {CliError} `store_not_found` for a missing file.
+ */
+export async function openExistingStore(option: string | undefined, cwd: string): Promise<EvalRunStore> {
+  if (option !== undefined && isPostgresUrl(option)) return openEvalStore(option);
+  return openEvalStore(await existingStore(option, cwd));
 }
 
 /**

@@ -4,11 +4,12 @@
  * within one run), so comparing runs reuses the paired comparison of variants.
  */
 import { compareVariants, renderTextTable, summarize, type VariantComparison } from '../../eval/report.ts';
-import { RunStore, type RunSummary } from '../../eval/store.ts';
+import type { EvalRunStore } from '../../eval/run-store.ts';
+import type { RunSummary } from '../../eval/store.ts';
 import type { RowRecord } from '../../eval/types.ts';
 import { parseCommandArgs } from '../args.ts';
 import { CliError } from '../errors.ts';
-import { existingStore } from '../eval-support.ts';
+import { openExistingStore } from '../eval-support.ts';
 import { compareHelp } from '../help.ts';
 import type { CliIO } from '../output.ts';
 
@@ -57,31 +58,31 @@ export async function compareCommand(args: readonly string[], io: CliIO): Promis
     );
   }
 
-  const path = await existingStore(values.store, io.cwd);
-  const store = RunStore.open(path);
+  const store = await openExistingStore(values.store, io.cwd);
+  const path = store.location;
   let a: Side;
   let b: Side;
   try {
-    const runA = findRun(store, positionals[0] as string);
-    const runB = positionals[1] === undefined ? runA : findRun(store, positionals[1]);
+    const runA = await findRun(store, positionals[0] as string);
+    const runB = positionals[1] === undefined ? runA : await findRun(store, positionals[1]);
     if (positionals.length === 1 && variantNames?.length !== 2) {
       throw new CliError('invalid_argument', `With one run, give the two variants to compare.`, {
         hint: `symphonizer compare ${runA.name} --variant <a>,<b> (its variants: ${runA.variants.join(', ')})`,
       });
     }
     const [first, second] = variantNames ?? [];
-    const variantA = first ?? firstVariant(store, runA);
-    const variantB = second ?? first ?? firstVariant(store, runB);
+    const variantA = first ?? (await firstVariant(store, runA));
+    const variantB = second ?? first ?? (await firstVariant(store, runB));
     if (runA.name === runB.name && variantA === variantB) {
       throw new CliError('invalid_argument', `Both sides are variant "${variantA}" of run "${runA.name}".`, {
         hint: usage,
       });
     }
     const byVariant = runA.name === runB.name;
-    a = side(store, runA, variantA, byVariant ? variantA : runA.name);
-    b = side(store, runB, variantB, byVariant ? variantB : runB.name);
+    a = await side(store, runA, variantA, byVariant ? variantA : runA.name);
+    b = await side(store, runB, variantB, byVariant ? variantB : runB.name);
   } finally {
-    store.close();
+    await store.close();
   }
 
   const scorers = scorerNames(a, b);
@@ -124,10 +125,10 @@ export async function compareCommand(args: readonly string[], io: CliIO): Promis
   return 0;
 }
 
-function findRun(store: RunStore, name: string): RunSummary {
-  const run = store.run(name);
+async function findRun(store: EvalRunStore, name: string): Promise<RunSummary> {
+  const run = await store.run(name);
   if (run !== undefined) return run;
-  const names = store.runs().map((r) => r.name);
+  const names = (await store.runs()).map((r) => r.name);
   throw new CliError('unknown_run', `No run named "${name}" in the store.`, {
     hint:
       names.length === 0
@@ -137,20 +138,22 @@ function findRun(store: RunStore, name: string): RunSummary {
 }
 
 /** The run's first variant that has rows (its first variant when none has). */
-function firstVariant(store: RunStore, run: RunSummary): string {
+async function firstVariant(store: EvalRunStore, run: RunSummary): Promise<string> {
   for (const variant of run.variants) {
-    if (!store.rows(run.name, { variant }).next().done) return variant;
+    // One row is enough to know it has rows.
+    for await (const _row of store.summaryRows(run.name, { variant })) return variant;
   }
   return run.variants[0] ?? 'default';
 }
 
-function side(store: RunStore, run: RunSummary, variant: string, label: string): Side {
+async function side(store: EvalRunStore, run: RunSummary, variant: string, label: string): Promise<Side> {
   if (!run.variants.includes(variant)) {
     throw new CliError('unknown_variant', `Run "${run.name}" has no variant "${variant}".`, {
       hint: `its variants: ${describeList(run.variants)}`,
     });
   }
-  const rows = [...store.rows(run.name, { variant })].map((r) => ({ ...r, variant: label }));
+  const rows: RowRecord[] = [];
+  for await (const r of store.rows(run.name, { variant })) rows.push({ ...r, variant: label });
   if (rows.length === 0) {
     throw new CliError('unknown_variant', `Variant "${variant}" of run "${run.name}" has no rows.`, {
       hint: `its variants: ${describeList(run.variants)}`,

@@ -22,8 +22,8 @@ import {
   type VariantComparison,
 } from '../../eval/report.ts';
 import { exactMatch } from '../../eval/scorers.ts';
-import { RunStore } from '../../eval/store.ts';
-import type { Scorer, Variant } from '../../eval/types.ts';
+import { isPostgresUrl, openEvalStore, type EvalRunStore } from '../../eval/run-store.ts';
+import type { Scorer, SummaryRecord, Variant } from '../../eval/types.ts';
 import { parseCommandArgs } from '../args.ts';
 import { CliError, type CliRunErrorCode } from '../errors.ts';
 import {
@@ -164,15 +164,15 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
     err.write('note: no scorers given and no row has "expected": a row passes when the chain runs\n');
   }
 
-  const runStore = RunStore.open(store);
+  const runStore = await openEvalStore(store);
   let cache: ResponseCache | undefined;
   let result: EvalResult;
   let comparisons: VariantComparison[];
   let errorsThisTime = 0;
   const progress = createEvalProgress(err, { live: err.isTTY === true });
   try {
-    const previous = runStore.run(runName);
-    runStore.beginRun({
+    const previous = await runStore.run(runName);
+    await runStore.beginRun({
       run: runName,
       chain: chain.name,
       variants: variants?.map((v) => v.name) ?? ['default'],
@@ -193,10 +193,11 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       }
     }
     if (cacheMode !== undefined && cacheMode !== 'off') {
-      cache = ResponseCache.open(
-        values.cache === undefined ? store : resolve(io.cwd, values.cache),
-        cacheMode,
-      );
+      // Beside the run store by default: in its file, or in its PostgreSQL database.
+      const where = values.cache ?? store;
+      cache = isPostgresUrl(where)
+        ? await ResponseCache.openPostgres(where, cacheMode)
+        : ResponseCache.open(values.cache === undefined ? store : resolve(io.cwd, values.cache), cacheMode);
     }
     result = await evaluate({
       chain,
@@ -227,12 +228,14 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       },
     });
     progress.finish();
-    comparisons = variantComparisons(runStore, runName, result.summary);
+    comparisons = await variantComparisons(runStore, runName, result.summary);
   } finally {
     progress.finish();
-    cache?.close();
-    runStore.close();
+    await cache?.dispose();
+    await runStore.close();
   }
+  // A URL is shown without its password.
+  const storeShown = runStore.location;
   const cacheStats = cache?.stats();
 
   if (reportPath !== undefined && reportFormat !== undefined) {
@@ -250,7 +253,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       `${JSON.stringify({
         run: result.run,
         chain: chain.name,
-        store,
+        store: storeShown,
         dataset,
         stopped: result.stopped ?? null,
         done: result.done,
@@ -270,7 +273,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
     io.stdout.write(renderTextTable(result.summary, comparisons));
     if (cacheStats !== undefined) err.write(`${describeCache(cacheStats, cacheMode)}\n`);
     if (reportPath !== undefined) err.write(`report written to ${reportPath}\n`);
-    err.write(`stored in ${store}\n`);
+    err.write(`stored in ${storeShown}\n`);
   }
 
   if (result.stopped !== undefined) printError(err, stoppedError(result, maxCostUsd, args, errorsThisTime));
@@ -391,10 +394,15 @@ function storedScorers(config: Json | undefined): string[] | undefined {
 }
 
 /** Each variant after the first against the first, on every scorer (empty with one variant). */
-function variantComparisons(store: RunStore, run: string, summary: EvalSummary): VariantComparison[] {
+async function variantComparisons(
+  store: EvalRunStore,
+  run: string,
+  summary: EvalSummary,
+): Promise<VariantComparison[]> {
   const [first, ...others] = summary.variants;
   if (first === undefined || others.length === 0 || summary.scorers.length === 0) return [];
-  const rows = [...store.summaryRows(run)];
+  const rows: SummaryRecord[] = [];
+  for await (const row of store.summaryRows(run)) rows.push(row);
   return others.flatMap((other) =>
     summary.scorers.map((scorer) => compareVariants(rows, first.variant, other.variant, scorer)),
   );

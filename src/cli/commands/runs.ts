@@ -1,10 +1,10 @@
 /**
  * `symphonizer runs`: the eval runs of a run store as a table (or one JSON object).
  */
-import { RunStore, type RunSummary } from '../../eval/store.ts';
+import type { RunSummary } from '../../eval/store.ts';
 import { parseCommandArgs } from '../args.ts';
 import { CliError } from '../errors.ts';
-import { existingStore, formatTimestamp, textTable } from '../eval-support.ts';
+import { formatTimestamp, openExistingStore, textTable } from '../eval-support.ts';
 import { runsHelp } from '../help.ts';
 import { formatCost, formatCount, type CliIO } from '../output.ts';
 
@@ -26,16 +26,17 @@ export async function runsCommand(args: readonly string[], io: CliIO): Promise<n
   }
   if (positionals.length > 0) {
     throw new CliError('invalid_argument', `Unexpected argument: ${positionals.join(' ')}`, {
-      hint: 'symphonizer runs [--store <file>] [--json]',
+      hint: 'symphonizer runs [--store <file or postgres:// URL>] [--json]',
     });
   }
-  const path = await existingStore(values.store, io.cwd);
-  const store = RunStore.open(path);
+  const store = await openExistingStore(values.store, io.cwd);
+  // A URL is shown without its password.
+  const path = store.location;
   let runs: RunSummary[];
   try {
-    runs = store.runs();
+    runs = await store.runs();
   } finally {
-    store.close();
+    await store.close();
   }
   if (values.json) {
     io.stdout.write(`${JSON.stringify({ store: path, runs })}\n`);
