@@ -29,6 +29,7 @@ import {
   createDefaultRegistry,
   createSimulatedProvider,
   toNodeHandler,
+  type ChainEvent,
   type ChatHandler,
   type ChatHandlerLimits,
   type ChatMessage,
@@ -50,6 +51,8 @@ export interface ChatServerOptions {
   readonly simulated?: SimulatedProviderOptions | undefined;
   /** The chat endpoint's limits. @default createChatHandler's */
   readonly limits?: ChatHandlerLimits | undefined;
+  /** Receives every event of every run (e.g. to log them, or to see a run cancelled by Stop). */
+  readonly onEvent?: ((event: ChainEvent) => void) | undefined;
 }
 
 /** A chat server and its handler (whose `running` counts the answers in progress). */
@@ -141,7 +144,13 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
     })
     .prompt('draft', { after: ['research'], template: 'examples/chat' })
     .build();
-  const handler = createChatHandler({ chain: chat, input: turnsOf, answer: 'draft', limits: options.limits });
+  const handler = createChatHandler({
+    chain: chat,
+    input: turnsOf,
+    answer: 'draft',
+    limits: options.limits,
+    runOptions: { onEvent: options.onEvent },
+  });
   const { html, csp } = loadPage();
   const api = toNodeHandler(handler);
   const server = createServer((req, res) => {

@@ -53,7 +53,11 @@ export interface ChatHandlerOptions<S extends z.ZodType, O extends Record<string
   readonly answer?: (keyof O & string) | undefined;
   /** Limits; see each for its default. */
   readonly limits?: ChatHandlerLimits | undefined;
-  /** Options of each run (client, model, overrides, nodeTimeoutMs); the handler sets `signal`. */
+  /**
+   * Options of each run (client, model, overrides, nodeTimeoutMs, onEvent); the handler sets `signal`.
+   * `retryAfterText` defaults to true here: an answer dropped mid-stream is retried, and the stream tells the
+   * client to drop the text it had (`reset-step`).
+   */
   readonly runOptions?: Omit<ChainRunOptions<O>, 'signal'> | undefined;
   /** Text of the stream's `error` part when a run fails (it reaches the end user: keep it free of detail). */
   readonly errorText?: ((error: string | undefined) => string) | undefined;
@@ -172,7 +176,12 @@ export function createChatHandler<S extends z.ZodType, O extends Record<string, 
         timedOut = true;
         abort.abort(new Error(`The run passed maxRunMs (${limits.maxRunMs} ms).`));
       }, limits.maxRunMs);
-      const run = chain.stream(input as z.input<S>, { ...runOptions, signal: abort.signal });
+      // A drop mid-answer is retried: the stream's `reset-step` makes the client drop the text it had.
+      const run = chain.stream(input as z.input<S>, {
+        retryAfterText: true,
+        ...runOptions,
+        signal: abort.signal,
+      });
       started = true;
       run.result.then(
         () => undefined,
