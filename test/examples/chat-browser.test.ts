@@ -14,6 +14,22 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatServer } from '../../examples/chatbot-server.ts';
 import type { ChainEvent } from '../../src/index.ts';
 
+// The little of the DOM the in-page callbacks below use (they run in the browser; this project's types are
+// Node's, without the DOM library).
+interface PageElement {
+  readonly textContent: string | null;
+  querySelectorAll(selector: string): ArrayLike<PageElement>;
+}
+declare const document: {
+  getElementById(id: string): PageElement;
+  querySelectorAll(selector: string): ArrayLike<PageElement>;
+  readonly documentElement: { readonly scrollWidth: number };
+};
+declare const window: { readonly innerWidth: number };
+declare const MutationObserver: new (callback: () => void) => {
+  observe(target: PageElement, options: Readonly<Record<string, boolean>>): void;
+};
+
 const CHROMIUM = '/usr/bin/chromium';
 const found = existsSync(CHROMIUM);
 if (!found) {
@@ -33,9 +49,9 @@ describe.skipIf(!found)('the chat example in Chromium', () => {
       if (event.type === 'chain-done') done.push(event);
     },
   });
-  let context: BrowserContext;
+  let context: BrowserContext | undefined;
   let page: Page;
-  let profile: string;
+  let profile: string | undefined;
 
   beforeAll(async () => {
     mkdirSync(shots, { recursive: true });
@@ -61,8 +77,8 @@ describe.skipIf(!found)('the chat example in Chromium', () => {
       const w = window as unknown as { answerStates: string[]; statuses: string[] };
       w.answerStates = [];
       w.statuses = [];
-      const log = document.getElementById('log')!;
-      const status = document.getElementById('status')!;
+      const log = document.getElementById('log');
+      const status = document.getElementById('status');
       new MutationObserver(() => {
         const answers = log.querySelectorAll('.assistant');
         const last = answers[answers.length - 1]?.textContent ?? '';
