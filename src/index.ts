@@ -143,6 +143,7 @@ export {
   ChainBuilder,
   ChainDefinitionError,
   ChainRunError,
+  ChatMessageSchema,
   DEFAULT_CHAT_ERROR_TEXT,
   DEFAULT_CHAT_LIMITS,
   InputValidationError,

@@ -26,6 +26,7 @@ export {
   type ChainErrorCode,
 } from './errors.ts';
 export { PartialJsonParser, parsePartialJson } from './partial-json.ts';
+export { ChatMessageSchema } from './chat-message.ts';
 export { formatServerSentEvent, toServerSentEvents } from './sse.ts';
 export {
   DEFAULT_CHAT_ERROR_TEXT,

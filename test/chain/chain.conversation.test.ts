@@ -3,7 +3,7 @@
  * validation, their place in token estimates and response-cache keys; and streamed agents (turn tokens,
  * tool calls and results) and streamed schema nodes.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -25,6 +25,8 @@ import {
   type Provider,
 } from '../../src/index.ts';
 import { ResponseCache } from '../../src/eval/cache.ts';
+import { readDataset } from '../../src/eval/dataset.ts';
+import { ChatMessageSchema } from '../../src/index.ts';
 
 /** A provider that keeps each request it is sent and answers through the simulated model. */
 function recordingClient(options: { tokenLatencyMs?: number } = {}): {
@@ -357,5 +359,46 @@ describe('a streamed schema node on the simulated model', () => {
     });
     // Paced: the partials arrive over time, not at once.
     expect((seen.at(-1)?.at ?? 0) - (seen[0]?.at ?? 0)).toBeGreaterThanOrEqual(4 * (seen.length - 1) * 0.8);
+  });
+});
+
+describe('a dataset row that carries a conversation', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'symphonizer-dataset-'));
+  afterAll(() => {
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('is part of the chain input, validated with ChatMessageSchema, and reaches the model as messages', async () => {
+    const file = join(dir, 'chats.jsonl');
+    const rows = [
+      {
+        id: 'r1',
+        messages: [
+          { role: 'user', content: 'Hi' },
+          { role: 'assistant', content: 'Hello' },
+          { role: 'user', content: 'Tides?' },
+        ],
+        expected: 'x',
+      },
+      { id: 'r2', messages: [{ role: 'wizard', content: 'Hi' }] },
+    ];
+    writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n'));
+    const { client, requests } = recordingClient();
+    const support = chain({
+      name: 's',
+      input: z.object({ messages: z.array(ChatMessageSchema) }),
+      model: 'sim:echo',
+      client,
+    })
+      .prompt('reply', { messages: ({ input }) => input.messages })
+      .build();
+    const items = [];
+    for await (const item of readDataset(file, { schema: support.inputSchema })) items.push(item);
+    expect(items.map((i) => i.ok)).toEqual([true, false]);
+    const first = items[0];
+    if (first?.ok !== true) throw new Error('row r1 should be valid');
+    const { outputs } = await support.run(first.row.input);
+    expect(requests[0]?.messages).toEqual(rows[0]?.messages);
+    expect(outputs.reply).toBe('[simulated] Tides?');
   });
 });
