@@ -4,20 +4,23 @@
  * protocol, without importing `ai`.
  *
  * What the parts say:
- * - `start`, then per run: the answer node's tokens as `text-start` / `text-delta` / `text-end` (a node that
- *   does not stream, e.g. one with an output schema, sends its whole output as one delta when it is done);
+ * - `start`, then the answer node's tokens as `text-start` / `text-delta` / `text-end` inside `start-step` /
+ *   `finish-step` (an agent's turns are a step each: the last one's text is its output; a node that does not
+ *   stream text, e.g. one with an output schema, sends its whole output, as JSON, when it is done);
  * - `data-node` (id: the node name, so a client keeps one part per node, updated in place): each node's
  *   progress, `{ node, status: 'running' | <NodeDoneStatus>, attempt }`;
- * - `data-partial-output` (id: `partial-<node>`): the partial object of a schema node as it streams;
- * - `data-retry` and `data-rate-limit` (transient: delivered to `onData`, not kept in the message): notices of a
- *   retried attempt and of a wait for the rate limiter;
- * - `tool-input-available` / `tool-output-available` (dynamic tools, ids `<node>:<call id>`) for an agent's
- *   tool calls;
- * - at the end `finish` (`finishReason: 'stop'`), or `error` (a short safe text) then `finish`
- *   (`finishReason: 'error'`), or `abort` for a cancelled run.
+ * - `data-partial-output` (id: `partial-<node>`, updated in place): a schema node's partial output as it
+ *   streams (`partial-output` events);
+ * - `data-retry` and `data-rate-limit` (transient: delivered to `onData`, not kept in the message): notices of
+ *   a retried attempt and of a wait for the rate limiter (no provider text);
+ * - `tool-input-available` and then `tool-output-available` (or `tool-output-error` with a short fixed text)
+ *   for each tool call of an agent, as dynamic tools with ids `<node>:<call id>`;
+ * - at the end `finish` (`finishReason: 'stop'`), or `error` (a short safe text, see `errorText`) then
+ *   `finish` (`finishReason: 'error'`), or `abort` for a cancelled run; then `data: [DONE]`.
  *
- * A retry that discards tokens already streamed (see `ChainRunOptions.retryAfterText`) sends `reset-step`:
- * the answer's text is wrapped in `start-step` / `finish-step`, so a client drops the discarded text.
+ * A retry that discards tokens already streamed (see `ChainRunOptions.retryAfterText`) sends `reset-step`,
+ * so a client drops the text of the failed attempt (or, for an agent, of the turn in progress). Providers
+ * send no reasoning through the chain's events today, so no `reasoning-*` parts are written.
  */
 import { errorMessage } from '../core/errors.ts';
 import type { ChainEvent } from './types.ts';
@@ -74,6 +77,12 @@ export type UIMessageStreamPart =
       readonly type: 'tool-output-available';
       readonly toolCallId: string;
       readonly output: unknown;
+      readonly dynamic: true;
+    }
+  | {
+      readonly type: 'tool-output-error';
+      readonly toolCallId: string;
+      readonly errorText: string;
       readonly dynamic: true;
     }
   | {
@@ -213,6 +222,10 @@ class PartWriter {
   /** True once the answer node sent text (streamed or whole); its later `node-done` adds none. */
   #answered = false;
   #texts = 0;
+  /** The agent turn of the open text part, when the answer is an agent's. */
+  #textStep: number | undefined;
+  /** Tool calls sent from `tool-call` events whose `agent-step` has not come yet. */
+  readonly #toolCalls = new Set<string>();
   /** The latest attempt per node, repeated in its `node-done` part (a part with an id is replaced whole). */
   readonly #attempts = new Map<string, number>();
 
@@ -233,7 +246,46 @@ class PartWriter {
         out.push(nodePart(event.node, 'running', event.attempt));
         return false;
       case 'token':
-        if (event.node === this.#answer && event.text !== '') this.#text(event.text, out);
+        if (event.node !== this.#answer || event.text === '') return false;
+        // An agent's turns are steps of their own: the last one's text is the node's output.
+        if (event.step !== undefined && event.step !== this.#textStep) this.#closeText(out);
+        this.#textStep = event.step;
+        this.#text(event.text, out);
+        return false;
+      case 'partial-output':
+        out.push({
+          type: 'data-partial-output',
+          id: `partial-${event.node}`,
+          data: { node: event.node, partial: event.partial ?? null },
+        });
+        return false;
+      case 'tool-call':
+        this.#toolCalls.add(`${event.node}:${event.toolCallId}`);
+        out.push({
+          type: 'tool-input-available',
+          toolCallId: `${event.node}:${event.toolCallId}`,
+          toolName: event.toolName,
+          input: event.input ?? {},
+          dynamic: true,
+        });
+        return false;
+      case 'tool-result':
+        out.push(
+          event.ok
+            ? {
+                type: 'tool-output-available',
+                toolCallId: `${event.node}:${event.toolCallId}`,
+                output: event.output,
+                dynamic: true,
+              }
+            : {
+                // What went back to the model may hold validation details: the client gets a short text.
+                type: 'tool-output-error',
+                toolCallId: `${event.node}:${event.toolCallId}`,
+                errorText: `The tool "${event.toolName}" failed.`,
+                dynamic: true,
+              },
+        );
         return false;
       case 'retry':
         if (event.discardTokens === true && event.node === this.#answer && this.#textId !== undefined) {
@@ -262,8 +314,10 @@ class PartWriter {
         });
         return false;
       case 'agent-step':
+        // Tool calls already sent from their tool-call / tool-result events are not sent again.
         for (const call of event.step.toolCalls) {
           const toolCallId = `${event.node}:${call.id}`;
+          if (this.#toolCalls.delete(toolCallId)) continue;
           out.push({
             type: 'tool-input-available',
             toolCallId,
@@ -291,10 +345,8 @@ class PartWriter {
         else this.#fail(event.error, out);
         return true;
       default: {
-        // Event types this module does not know yet (a newer chain layer): see #other.
-        const other: { readonly type: string; readonly node?: unknown } = event;
-        this.#other(other, out);
-        return false;
+        const never: never = event;
+        return never;
       }
     }
   }
@@ -304,22 +356,6 @@ class PartWriter {
     this.#start(out);
     this.#closeText(out);
     this.#fail(error === undefined ? undefined : errorMessage(error), out);
-  }
-
-  /** Events this module does not know by type yet: a schema node's partial output is shown as it comes. */
-  #other(event: { readonly type: string; readonly node?: unknown }, out: UIMessageStreamPart[]): void {
-    if (event.type !== 'partial-output' || typeof event.node !== 'string') return;
-    const record = event as {
-      readonly partial?: unknown;
-      readonly output?: unknown;
-      readonly value?: unknown;
-    };
-    const partial = record.partial ?? record.output ?? record.value;
-    out.push({
-      type: 'data-partial-output',
-      id: `partial-${event.node}`,
-      data: { node: event.node, partial: partial ?? null },
-    });
   }
 
   #start(out: UIMessageStreamPart[]): void {

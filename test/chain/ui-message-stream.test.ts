@@ -120,9 +120,41 @@ describe('toUIMessageStream', () => {
       .prompt('card', { prompt: ({ input }) => `A card on ${input.topic}`, output: Card })
       .build();
     const run = cards.stream({ topic: 'tides' });
-    const snapshots = await messagesOf(await chunksOf(toUIMessageStream(run, { answer: 'card' })));
+    const chunks = await chunksOf(toUIMessageStream(run, { answer: 'card' }));
+    const snapshots = await messagesOf(chunks);
     const { outputs } = await run.result;
     expect(JSON.parse(textOf(snapshots.at(-1)))).toEqual(outputs.card);
+    // Its partial outputs came first, as one data part updated in place (the client keeps the latest).
+    const partials = chunks.flatMap((c) => (c.type === 'data-partial-output' ? [c] : []));
+    expect(partials.length).toBeGreaterThanOrEqual(2);
+    expect(new Set(partials.map((c) => c.id))).toEqual(new Set(['partial-card']));
+    const kept = (snapshots.at(-1)?.parts ?? []).filter((p) => p.type === 'data-partial-output');
+    expect(kept).toHaveLength(1);
+  });
+
+  it("sends a failed tool call as a tool error with a short text, not the tool's message", async () => {
+    const lookup = tool({
+      name: 'lookup',
+      description: 'Looks a term up.',
+      input: z.object({ term: z.string() }),
+      run: () => {
+        throw new Error('db password hunter2 rejected');
+      },
+    });
+    const agentChain = chain({ name: 'agent', input: z.object({ q: z.string() }), model: 'sim:demo' })
+      .agent('helper', { prompt: ({ input }) => `Help with ${input.q}`, tools: [lookup], maxSteps: 2 })
+      .build();
+    const run = agentChain.stream({ q: 'tides' });
+    const chunks = await chunksOf(toUIMessageStream(run));
+    await run.result;
+    const message = (await messagesOf(chunks)).at(-1);
+    const failed = (message?.parts ?? []).flatMap((p) => (p.type === 'dynamic-tool' ? [p] : []));
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.map((p) => [p.state, p.errorText])).toEqual(
+      failed.map(() => ['output-error', 'The tool "lookup" failed.']),
+    );
+    // (The model's own answer may quote the tool's error: that is model text, not a tool part.)
+    expect(JSON.stringify(chunks.filter((c) => c.type.startsWith('tool-')))).not.toContain('hunter2');
   });
 
   it("shows an agent's tool calls as tool parts with their input and output", async () => {
@@ -146,7 +178,9 @@ describe('toUIMessageStream', () => {
     ).toEqual(
       calls.map((c) => ({ name: c.name, state: 'output-available', input: c.arguments, output: c.result })),
     );
-    expect(textOf(message)).toBe(outputs.helper);
+    // Each turn's text is a part of its own; the last one is the node's output.
+    const texts = (message?.parts ?? []).flatMap((p) => (p.type === 'text' ? [p.text] : []));
+    expect(texts.at(-1)).toBe(outputs.helper);
   });
 
   it('ends a failed run with a short error part that carries no provider text, then finish', async () => {
