@@ -563,4 +563,9 @@ if (args.child !== undefined) {
     spawnSync(process.execPath, ['--expose-gc', fileURLToPath(new URL('chat.bench.ts', import.meta.url))], {
       stdio: 'inherit',
     });
+  // Workers on BullMQ + Redis sharing one limit (prints a skip line without redis-server).
+  if (args.only === undefined && !args.json)
+    spawnSync(process.execPath, [fileURLToPath(new URL('distributed.bench.ts', import.meta.url))], {
+      stdio: 'inherit',
+    });
 }
