@@ -27,13 +27,11 @@ import {
   chain,
   createChatHandler,
   createDefaultRegistry,
-  createSimulatedProvider,
   toNodeHandler,
   type ChainEvent,
   type ChatHandler,
   type ChatHandlerLimits,
   type ChatMessage,
-  type Provider,
   type SimulatedProviderOptions,
 } from '../src/index.ts';
 import { isMain } from './is-main.ts';
@@ -45,7 +43,10 @@ export interface ChatServerOptions {
   readonly model?: string | undefined;
   /** The client of the chain's calls. @default a demo client (see below) */
   readonly client?: ModelClient | undefined;
-  /** Delay before each token of the simulated model, in ms, so streaming can be seen offline. @default 40 */
+  /**
+   * Delay before each token of the simulated model after the first, in ms (its `tokenLatencyMs`), so
+   * streaming can be seen offline. @default 40
+   */
   readonly tokenDelayMs?: number | undefined;
   /** Options of the simulated model (seed, latency, failureRate…) of the default client. @default {} */
   readonly simulated?: SimulatedProviderOptions | undefined;
@@ -74,38 +75,12 @@ function loadPage(): { readonly html: string; readonly csp: string } {
   return { html, csp };
 }
 
-/** The simulated provider, each streamed token after `delayMs` (abortable). */
-function slowTokens(inner: Provider, delayMs: number): Provider {
-  return {
-    name: inner.name,
-    complete: (request) => inner.complete(request),
-    async *stream(request) {
-      for await (const event of inner.stream(request)) {
-        if (event.type === 'text-delta' && delayMs > 0) {
-          await new Promise<void>((resolve) => {
-            const timer = setTimeout(resolve, delayMs);
-            request.signal?.addEventListener(
-              'abort',
-              () => {
-                clearTimeout(timer);
-                resolve();
-              },
-              { once: true },
-            );
-          });
-          request.signal?.throwIfAborted();
-        }
-        yield event;
-      }
-    },
-  };
-}
-
 /** The demo client: real providers with a few requests at once, retries, and the slowed simulated model. */
 function demoClient(options: ChatServerOptions): ModelClient {
-  const registry = createDefaultRegistry().register(
-    slowTokens(createSimulatedProvider(options.simulated), options.tokenDelayMs ?? 40),
-  );
+  // The simulated model streams at a visible pace (its tokenLatencyMs), so streaming shows offline.
+  const registry = createDefaultRegistry({
+    simulated: { tokenLatencyMs: options.tokenDelayMs ?? 40, ...options.simulated },
+  });
   const realLimits = { maxConcurrency: 4, requestsPerMinute: 300 };
   return new ModelClient({
     registry,
