@@ -1,32 +1,51 @@
 /**
- * A tolerant parser of JSON text that is still arriving: {@link parsePartialJson} reads a prefix of a JSON
- * document and returns the value it holds so far, with open strings, arrays and objects closed. What it
- * returns is always consistent with every completion of the prefix: a string may grow, an array may get
- * more items (its last one may grow), an object may get more keys (its last one may grow); nothing it
- * returns changes otherwise. So a number, `true`, `false` or `null` still being written, and an object key
- * whose value has not started, are left out until they are complete.
+ * A tolerant, incremental parser of JSON text that is still arriving: {@link PartialJsonParser} reads the
+ * text delta by delta (each character once) and gives the value it holds so far, with open strings, arrays
+ * and objects closed; {@link parsePartialJson} does the same for one prefix.
  *
- * {@link PartialJsonParser} feeds it text as it streams and says when the value has changed.
+ * What it gives is always consistent with every completion of the text: a string may grow, an array may get
+ * more items (its last one may grow), an object may get more keys (its last one may grow); nothing else
+ * changes later. So a number, `true`, `false` or `null` still being written, and an object key whose value
+ * has not started, are left out until they are complete. Leading whitespace and an opening Markdown code
+ * fence (```json) are skipped; text after a complete value is ignored. Text that cannot be the start of a
+ * JSON document stops the parse: from then on there is no value.
  */
 
-/** A value parsed so far, and whether its text was complete. */
-interface Parsed {
-  readonly value: unknown;
-  readonly complete: boolean;
-}
+/** An open array or object, and what it expects next. */
+type Frame =
+  | {
+      readonly kind: 'object';
+      readonly value: Record<string, unknown>;
+      /** The key of the member being written (the last one added). */
+      key: string;
+      expect: 'key' | 'colon' | 'value' | 'comma';
+      /** True until the first member: only then may `}` follow `{`. */
+      empty: boolean;
+    }
+  | { readonly kind: 'array'; readonly value: unknown[]; expect: 'value' | 'comma'; empty: boolean };
 
-/** The prefix is not the start of any JSON document. */
-class NotJson extends Error {}
+/** The token being read. */
+type Token =
+  | {
+      readonly kind: 'string';
+      /** The decoded text so far. */
+      text: string;
+      /** The characters of an escape after its backslash, while it is incomplete. */
+      escape: string | undefined;
+      readonly isKey: boolean;
+    }
+  | { readonly kind: 'number' | 'literal'; text: string };
 
-const literals = ['true', 'false', 'null'] as const;
-const literalValues: Readonly<Record<(typeof literals)[number], unknown>> = {
-  true: true,
-  false: false,
-  null: null,
-};
-const numberPattern = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const literalValues: ReadonlyMap<string, unknown> = new Map<string, unknown>([
+  ['true', true],
+  ['false', false],
+  ['null', null],
+]);
+const literalNames = [...literalValues.keys()];
+const numberPattern = /^-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?$/u;
 /** What a number still being written may look like. */
 const numberPrefix = /^-?(?:(?:0|[1-9]\d*)(?:\.\d*)?(?:[eE][+-]?\d*)?)?$/u;
+const numberChars = '0123456789.eE+-';
 const escapes: Readonly<Record<string, string>> = {
   '"': '"',
   '\\': '\\',
@@ -37,188 +56,263 @@ const escapes: Readonly<Record<string, string>> = {
   r: '\r',
   t: '\t',
 };
-
-class Reader {
-  readonly #text: string;
-  #at: number;
-
-  constructor(text: string, start: number) {
-    this.#text = text;
-    this.#at = start;
-  }
-
-  /** A method, not a getter, so TypeScript does not narrow it across the reads that move the reader. */
-  ended(): boolean {
-    return this.#at >= this.#text.length;
-  }
-
-  skipSpace(): void {
-    while (this.#at < this.#text.length && ' \t\n\r'.includes(this.#text[this.#at] as string)) this.#at += 1;
-  }
-
-  /** The value at the reader, or `undefined` when the prefix ends before any usable part of it. */
-  value(): Parsed | undefined {
-    this.skipSpace();
-    if (this.ended()) return undefined;
-    const c = this.#text[this.#at] as string;
-    if (c === '{') return this.#object();
-    if (c === '[') return this.#array();
-    if (c === '"') return this.#string();
-    if (c === '-' || (c >= '0' && c <= '9')) return this.#number();
-    return this.#literal();
-  }
-
-  #object(): Parsed {
-    this.#at += 1;
-    const object: Record<string, unknown> = {};
-    let first = true;
-    for (;;) {
-      this.skipSpace();
-      if (this.ended()) return { value: object, complete: false };
-      if (this.#text[this.#at] === '}') {
-        this.#at += 1;
-        return { value: object, complete: true };
-      }
-      if (!first) {
-        if (this.#text[this.#at] !== ',') throw new NotJson();
-        this.#at += 1;
-        this.skipSpace();
-        if (this.ended()) return { value: object, complete: false };
-      }
-      first = false;
-      if (this.#text[this.#at] !== '"') throw new NotJson();
-      const key = this.#string();
-      if (!key.complete) return { value: object, complete: false };
-      this.skipSpace();
-      if (this.ended()) return { value: object, complete: false };
-      if (this.#text[this.#at] !== ':') throw new NotJson();
-      this.#at += 1;
-      const member = this.value();
-      if (member === undefined) return { value: object, complete: false };
-      // A key like `__proto__` is an own property, as JSON.parse makes it.
-      Object.defineProperty(object, key.value as string, {
-        value: member.value,
-        enumerable: true,
-        writable: true,
-        configurable: true,
-      });
-      if (!member.complete) return { value: object, complete: false };
-    }
-  }
-
-  #array(): Parsed {
-    this.#at += 1;
-    const array: unknown[] = [];
-    for (;;) {
-      this.skipSpace();
-      if (this.ended()) return { value: array, complete: false };
-      if (this.#text[this.#at] === ']') {
-        this.#at += 1;
-        return { value: array, complete: true };
-      }
-      if (array.length > 0) {
-        if (this.#text[this.#at] !== ',') throw new NotJson();
-        this.#at += 1;
-      }
-      const item = this.value();
-      if (item === undefined) return { value: array, complete: false };
-      array.push(item.value);
-      if (!item.complete) return { value: array, complete: false };
-    }
-  }
-
-  #string(): Parsed {
-    const text = this.#text;
-    let at = this.#at + 1;
-    let value = '';
-    for (;;) {
-      // Copy the run of plain characters at once.
-      let end = at;
-      while (end < text.length && text[end] !== '"' && text[end] !== '\\') end += 1;
-      value += text.slice(at, end);
-      at = end;
-      if (at >= text.length) {
-        this.#at = at;
-        return { value: dropLoneHighSurrogate(value), complete: false };
-      }
-      if (text[at] === '"') {
-        this.#at = at + 1;
-        return { value, complete: true };
-      }
-      // An escape: stop before one that is not complete yet.
-      const kind = text[at + 1];
-      if (kind === undefined) {
-        this.#at = text.length;
-        return { value: dropLoneHighSurrogate(value), complete: false };
-      }
-      if (kind === 'u') {
-        const hex = text.slice(at + 2, at + 6);
-        if (!/^[0-9a-fA-F]*$/u.test(hex)) throw new NotJson();
-        if (hex.length < 4) {
-          this.#at = text.length;
-          return { value: dropLoneHighSurrogate(value), complete: false };
-        }
-        value += String.fromCharCode(Number.parseInt(hex, 16));
-        at += 6;
-        continue;
-      }
-      const escaped = escapes[kind];
-      if (escaped === undefined) throw new NotJson();
-      value += escaped;
-      at += 2;
-    }
-  }
-
-  #number(): Parsed | undefined {
-    const text = this.#text;
-    let end = this.#at;
-    while (end < text.length && '0123456789.eE+-'.includes(text[end] as string)) end += 1;
-    const digits = text.slice(this.#at, end);
-    // A number that reaches the end of the prefix may still be growing: wait for what follows it.
-    if (end >= text.length) {
-      if (!numberPrefix.test(digits)) throw new NotJson();
-      this.#at = end;
-      return undefined;
-    }
-    numberPattern.lastIndex = 0;
-    const match = numberPattern.exec(digits);
-    if (match === null || match[0].length !== digits.length) throw new NotJson();
-    this.#at = end;
-    return { value: Number(digits), complete: true };
-  }
-
-  #literal(): Parsed | undefined {
-    const rest = this.#text.slice(this.#at, this.#at + 5);
-    for (const literal of literals) {
-      if (rest.startsWith(literal)) {
-        this.#at += literal.length;
-        return { value: literalValues[literal], complete: true };
-      }
-      if (literal.startsWith(rest) && this.#at + rest.length >= this.#text.length) {
-        this.#at = this.#text.length;
-        return undefined;
-      }
-    }
-    throw new NotJson();
-  }
-}
+const stringStop = /["\\]/gu;
 
 /** A string cut between the two halves of a surrogate pair loses the first half until the second comes. */
-function dropLoneHighSurrogate(value: string): string {
-  const last = value.charCodeAt(value.length - 1);
-  return last >= 0xd800 && last <= 0xdbff ? value.slice(0, -1) : value;
+function shown(text: string): string {
+  const last = text.charCodeAt(text.length - 1);
+  return last >= 0xd800 && last <= 0xdbff ? text.slice(0, -1) : text;
 }
 
-/** Where the JSON starts: after leading space and an opening Markdown code fence (```json), if any. */
-function jsonStart(text: string): number {
-  const fence = /^\s*```[\w-]*[ \t]*(?:\r?\n|$)/u.exec(text);
-  return fence === null ? 0 : fence[0].length;
+/** Sets `key` as an own property (a `__proto__` key too, as `JSON.parse` makes it). */
+function setMember(object: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(object, key, { value, enumerable: true, writable: true, configurable: true });
+}
+
+/** The state machine behind {@link PartialJsonParser}. */
+class IncrementalJson {
+  readonly #stack: Frame[] = [];
+  #token: Token | undefined;
+  #mode: 'start' | 'fence' | 'value' | 'done' | 'failed' = 'start';
+  /** The top-level value once it has started (a container while it is open; a finished scalar). */
+  #root: unknown;
+  #hasRoot = false;
+  /** True when the value has changed since the last snapshot. */
+  #changed = false;
+  /** The length of the open string value as last shown. */
+  #shownLength = 0;
+
+  get failed(): boolean {
+    return this.#mode === 'failed';
+  }
+
+  get changed(): boolean {
+    return this.#changed;
+  }
+
+  write(chunk: string): void {
+    let i = 0;
+    while (i < chunk.length && this.#mode !== 'failed' && this.#mode !== 'done') {
+      const token = this.#token;
+      if (token?.kind === 'string' && token.escape === undefined) {
+        // Copy the run of plain characters at once.
+        stringStop.lastIndex = i;
+        const stop = stringStop.exec(chunk);
+        const end = stop === null ? chunk.length : stop.index;
+        if (end > i) {
+          token.text += chunk.slice(i, end);
+          this.#grew(token);
+        }
+        i = end;
+        if (stop === null) break;
+        if (chunk[i] === '"') this.#endString(token);
+        else token.escape = '';
+        i += 1;
+        continue;
+      }
+      this.#char(chunk[i] as string);
+      i += 1;
+    }
+  }
+
+  /** The value so far: a copy of the open containers (finished values inside them are shared). */
+  snapshot(): unknown {
+    this.#changed = false;
+    if (this.#mode === 'failed' || !this.#hasRoot) return undefined;
+    const token = this.#token;
+    const open = token?.kind === 'string' && !token.isKey ? shown(token.text) : undefined;
+    if (open !== undefined) this.#shownLength = open.length;
+    if (this.#stack.length === 0) return open ?? this.#root;
+    let child: unknown = open;
+    let hasChild = open !== undefined;
+    for (let i = this.#stack.length - 1; i >= 0; i--) {
+      const frame = this.#stack[i] as Frame;
+      if (frame.kind === 'array') {
+        const copy = frame.value.slice();
+        if (hasChild) copy[copy.length - 1] = child;
+        child = copy;
+      } else {
+        const copy = { ...frame.value };
+        if (hasChild) setMember(copy, frame.key, child);
+        child = copy;
+      }
+      hasChild = true;
+    }
+    return child;
+  }
+
+  #fail(): void {
+    this.#mode = 'failed';
+    this.#token = undefined;
+  }
+
+  #grew(token: Token & { kind: 'string' }): void {
+    if (!token.isKey && shown(token.text).length !== this.#shownLength) this.#changed = true;
+  }
+
+  #char(c: string): void {
+    const token = this.#token;
+    if (token !== undefined) {
+      if (token.kind === 'string') {
+        this.#escape(token, c);
+        return;
+      }
+      if (token.kind === 'literal') {
+        token.text += c;
+        const value = literalValues.get(token.text);
+        if (literalValues.has(token.text)) {
+          this.#token = undefined;
+          this.#add(value, true);
+        } else if (!literalNames.some((name) => name.startsWith(token.text))) this.#fail();
+        return;
+      }
+      if (numberChars.includes(c)) {
+        token.text += c;
+        if (!numberPrefix.test(token.text)) this.#fail();
+        return;
+      }
+      // The number ends here; `c` is read next.
+      this.#token = undefined;
+      if (!numberPattern.test(token.text)) {
+        this.#fail();
+        return;
+      }
+      this.#add(Number(token.text), true);
+      if (this.#mode === 'done') return;
+    }
+    if (this.#mode === 'fence') {
+      if (c === '\n') this.#mode = 'start';
+      return;
+    }
+    if (c === ' ' || c === '\n' || c === '\r' || c === '\t') return;
+    const frame = this.#stack.at(-1);
+    if (frame === undefined) {
+      if (this.#mode === 'start' && c === '`') this.#mode = 'fence';
+      else this.#begin(c);
+      return;
+    }
+    if (frame.kind === 'object') {
+      switch (frame.expect) {
+        case 'key':
+          if (c === '"') this.#token = { kind: 'string', text: '', escape: undefined, isKey: true };
+          else if (c === '}' && frame.empty) this.#close();
+          else this.#fail();
+          return;
+        case 'colon':
+          if (c === ':') frame.expect = 'value';
+          else this.#fail();
+          return;
+        case 'value':
+          this.#begin(c);
+          return;
+        default:
+          if (c === ',') frame.expect = 'key';
+          else if (c === '}') this.#close();
+          else this.#fail();
+          return;
+      }
+    }
+    if (frame.expect === 'value') {
+      if (c === ']' && frame.empty) this.#close();
+      else this.#begin(c);
+    } else if (c === ',') frame.expect = 'value';
+    else if (c === ']') this.#close();
+    else this.#fail();
+  }
+
+  #escape(token: Token & { kind: 'string' }, c: string): void {
+    const escape = (token.escape ?? '') + c;
+    if (escape.startsWith('u')) {
+      if (escape.length > 1 && !/^[0-9a-fA-F]$/u.test(c)) {
+        this.#fail();
+        return;
+      }
+      if (escape.length < 5) {
+        token.escape = escape;
+        return;
+      }
+      token.text += String.fromCharCode(Number.parseInt(escape.slice(1), 16));
+    } else {
+      const decoded = escapes[escape];
+      if (decoded === undefined) {
+        this.#fail();
+        return;
+      }
+      token.text += decoded;
+    }
+    token.escape = undefined;
+    this.#grew(token);
+  }
+
+  /** Starts the value that `c` opens, where a value is expected. */
+  #begin(c: string): void {
+    if (c === '{') this.#open({ kind: 'object', value: {}, key: '', expect: 'key', empty: true });
+    else if (c === '[') this.#open({ kind: 'array', value: [], expect: 'value', empty: true });
+    else if (c === '"') {
+      this.#token = { kind: 'string', text: '', escape: undefined, isKey: false };
+      this.#shownLength = -1; // an empty string is already a change: the member appears
+      this.#add('', false);
+    } else if (c === '-' || (c >= '0' && c <= '9')) this.#token = { kind: 'number', text: c };
+    else if (c === 't' || c === 'f' || c === 'n') this.#token = { kind: 'literal', text: c };
+    else this.#fail();
+  }
+
+  #open(frame: Frame): void {
+    this.#add(frame.value, false);
+    this.#stack.push(frame);
+  }
+
+  /**
+   * Puts `value` where the parse is: the root, the next item of the open array, or the member of the open
+   * object; `complete` when nothing will change it any more.
+   */
+  #add(value: unknown, complete: boolean): void {
+    this.#changed = true;
+    const frame = this.#stack.at(-1);
+    if (frame === undefined) {
+      this.#root = value;
+      this.#hasRoot = true;
+      this.#mode = complete ? 'done' : 'value';
+      return;
+    }
+    if (frame.kind === 'array') frame.value.push(value);
+    else setMember(frame.value, frame.key, value);
+    frame.empty = false;
+    if (complete) frame.expect = 'comma';
+  }
+
+  #endString(token: Token & { kind: 'string' }): void {
+    this.#token = undefined;
+    const frame = this.#stack.at(-1);
+    if (token.isKey) {
+      if (frame?.kind === 'object') {
+        frame.key = token.text;
+        frame.expect = 'colon';
+      }
+      return;
+    }
+    if (token.text.length !== this.#shownLength) this.#changed = true;
+    if (frame === undefined) {
+      this.#root = token.text;
+      this.#mode = 'done';
+      return;
+    }
+    if (frame.kind === 'array') frame.value[frame.value.length - 1] = token.text;
+    else setMember(frame.value, frame.key, token.text);
+    frame.expect = 'comma';
+  }
+
+  #close(): void {
+    this.#stack.pop();
+    const parent = this.#stack.at(-1);
+    if (parent === undefined) this.#mode = 'done';
+    else parent.expect = 'comma';
+  }
 }
 
 /**
  * The value the JSON prefix `text` holds so far (see the module's rules), or `undefined` when it holds
- * nothing usable yet or is not the start of a JSON document. Text after a complete value is ignored (a
- * closing code fence, say). Leading whitespace and an opening Markdown code fence are skipped.
+ * nothing usable yet or is not the start of a JSON document.
  *
  * @example
  * ```ts
@@ -227,23 +321,20 @@ function jsonStart(text: string): number {
  * ```
  */
 export function parsePartialJson(text: string): unknown {
-  try {
-    return new Reader(text, jsonStart(text)).value()?.value;
-  } catch (error) {
-    if (error instanceof NotJson) return undefined;
-    throw error;
-  }
+  const parser = new IncrementalJson();
+  parser.write(text);
+  return parser.snapshot();
 }
 
 /**
- * Feeds a streamed JSON reply to {@link parsePartialJson} and tells when the value so far changed: `push`
- * returns the new partial value, or `undefined` when it is the same as the last one returned (or there is
- * none yet). Each push re-reads the text received so far (replies with an output schema are small; the
- * cost is linear in the reply per delta).
+ * Reads a streamed JSON reply delta by delta, each character once, and tells when the value so far
+ * changed: `push` returns the new partial value, or `undefined` when nothing visible changed (or there is
+ * no value yet). A partial is a fresh copy of the open arrays and objects; values finished inside them are
+ * shared with later partials, so treat partials as read-only.
  */
 export class PartialJsonParser {
+  #parser = new IncrementalJson();
   #text = '';
-  #last: string | undefined;
 
   /** The text received so far. */
   get text(): string {
@@ -253,17 +344,14 @@ export class PartialJsonParser {
   /** Adds `delta`; the partial value when it differs from the previous one, else `undefined`. */
   push(delta: string): unknown {
     this.#text += delta;
-    const value = parsePartialJson(this.#text);
-    if (value === undefined) return undefined;
-    const key = JSON.stringify(value);
-    if (key === this.#last) return undefined;
-    this.#last = key;
-    return value;
+    this.#parser.write(delta);
+    if (!this.#parser.changed || this.#parser.failed) return undefined;
+    return this.#parser.snapshot();
   }
 
   /** Forgets what was received (a retried attempt starts over). */
   reset(): void {
+    this.#parser = new IncrementalJson();
     this.#text = '';
-    this.#last = undefined;
   }
 }

@@ -32,8 +32,10 @@ function consistent(partial: unknown, full: unknown): boolean {
   return Object.is(partial, full);
 }
 
-/** JSON values without `-0` (which JSON.stringify writes as `0`) and without duplicate keys. */
-const jsonValue = fc.jsonValue().map((v) => JSON.parse(JSON.stringify(v)) as unknown);
+/** JSON values (with any UTF-16 in strings, lone surrogates and control characters too) without `-0` (which JSON.stringify writes as `0`) and without duplicate keys. */
+const jsonValue = fc
+  .oneof(fc.jsonValue(), fc.jsonValue({ stringUnit: 'binary' }))
+  .map((v) => JSON.parse(JSON.stringify(v)) as unknown);
 
 describe('parsePartialJson', () => {
   it('closes open strings, arrays and objects', () => {
@@ -132,6 +134,61 @@ describe('PartialJsonParser', () => {
       ),
       { numRuns: 200 },
     );
+  });
+
+  it('misses no change: between partials, the text parsed at once holds the last partial', () => {
+    fc.assert(
+      fc.property(
+        jsonValue,
+        fc.array(fc.integer({ min: 1, max: 5 }), { minLength: 1, maxLength: 20 }),
+        (value, sizes) => {
+          const text = JSON.stringify(value);
+          const parser = new PartialJsonParser();
+          let last: string | undefined;
+          let at = 0;
+          let i = 0;
+          while (at < text.length) {
+            const size = sizes[i++ % sizes.length] ?? 1;
+            const partial = parser.push(text.slice(at, at + size));
+            at += size;
+            if (partial !== undefined) last = JSON.stringify(partial);
+            const whole = parsePartialJson(text.slice(0, at));
+            if ((whole === undefined ? undefined : JSON.stringify(whole)) !== last) return false;
+          }
+          return true;
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  it('reads each character once: a 50 kB reply in 5-character deltas takes milliseconds, not seconds', () => {
+    const value = {
+      title: 'a list',
+      items: Array.from({ length: 1000 }, (_, i) => ({ id: i, name: `item number ${i}`, tags: ['a', 'b'] })),
+    };
+    const text = JSON.stringify(value);
+    const parser = new PartialJsonParser();
+    const started = performance.now();
+    let partials = 0;
+    let last: unknown;
+    for (let i = 0; i < text.length; i += 5) {
+      const partial = parser.push(text.slice(i, i + 5));
+      if (partial !== undefined) {
+        partials += 1;
+        last = partial;
+      }
+    }
+    expect(last).toEqual(value);
+    expect(partials).toBeGreaterThan(1000);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+
+  it('stops for good at text that cannot be JSON', () => {
+    const parser = new PartialJsonParser();
+    expect(parser.push('{"a": [1, ')).toEqual({ a: [1] });
+    expect(parser.push('}')).toBeUndefined();
+    expect(parser.push('2]}')).toBeUndefined();
   });
 
   it('starts over after reset', () => {
