@@ -7,8 +7,9 @@
  *   POST /api/chat  the body useChat sends ({ id, messages }) → the answer as a UI message stream
  *
  * The chain has two nodes: `research` (notes on the last message, shown as progress: "researching…") and
- * `draft` (the answer, streamed token by token: "drafting…"), template prompts/examples/chat.hbs. The
- * conversation lives in the page and comes whole with each turn; the server keeps nothing between requests.
+ * `draft` (the answer, streamed token by token: "drafting…"), template prompts/examples/chat.hbs, with the
+ * earlier turns as the model's message history. The conversation lives in the page and comes whole with each
+ * turn; the server keeps nothing between requests.
  * Offline the simulated model answers, slowed to a visible pace per token; with OPENAI_API_KEY or
  * ANTHROPIC_API_KEY (or SYMPHONIZER_MODEL) a real model does.
  *
@@ -117,7 +118,12 @@ export function createChatServer(options: ChatServerOptions = {}): ChatServer {
       }),
       maxTokens: 200,
     })
-    .prompt('draft', { after: ['research'], template: 'examples/chat' })
+    // The earlier turns go to the model as real messages, at the template's history marker.
+    .prompt('draft', {
+      after: ['research'],
+      template: 'examples/chat',
+      messages: ({ input }) => input.history,
+    })
     .build();
   const handler = createChatHandler({
     chain: chat,

@@ -1,11 +1,12 @@
-// The chat server in-process on a loopback port (plus one run as a script). The `sim:echo` model answers
-// with the whole prompt it was sent, so an answer shows exactly what the chain's input held. The page itself
-// is driven in a real browser by chat-browser.test.ts.
+// The chat server in-process on a loopback port (plus one run as a script). Its simulated model is scripted
+// to read back the messages it was sent (role: text, one per line), so an answer shows exactly what reached
+// the model. The page itself is driven in a real browser by chat-browser.test.ts.
 import { spawn } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatServer } from '../../examples/chatbot-server.ts';
+import type { ModelRequest } from '../../src/index.ts';
 import { offlineEnv, slow } from './run-example.ts';
 
 interface Part {
@@ -14,7 +15,15 @@ interface Part {
   readonly data?: { readonly node: string; readonly status: string };
 }
 
-const { server, handler } = createChatServer({ model: 'sim:echo', tokenDelayMs: 0 });
+/** The scripted model's answer: every message it was sent. */
+const readBack = (request: ModelRequest): string =>
+  request.messages.map((m) => `${m.role}: ${m.content}`).join('\n');
+
+const { server, handler } = createChatServer({
+  model: 'sim:demo',
+  tokenDelayMs: 0,
+  simulated: { script: [{ match: '', reply: readBack }] },
+});
 let base = '';
 
 beforeAll(async () => {
@@ -77,9 +86,10 @@ describe('examples/chatbot-server.ts', () => {
     expect(parts.filter((p) => p.type === 'text-delta').length).toBeGreaterThan(3);
     expect(parts.at(-1)?.type).toBe('finish');
     expect(body.endsWith('data: [DONE]\n\n')).toBe(true);
-    expect(answer).toContain('The user now says: Hello there, my name is Ada.');
-    expect(answer).toContain('Notes for the answer: [simulated]');
-    expect(answer).not.toContain('The conversation so far');
+    // One message: the template's user part (the research notes, then the new turn); no history yet.
+    expect(answer).toMatch(
+      /^user: Notes for the answer: user: Hello there, my name is Ada\.\n\nHello there, my name is Ada\.$/,
+    );
     expect(handler.running).toBe(0);
   });
 
@@ -90,10 +100,11 @@ describe('examples/chatbot-server.ts', () => {
       { role: 'assistant', text: first.answer },
       { role: 'user', text: 'What is my favourite colour?' },
     ]);
-    expect(second.answer).toContain('The conversation so far:');
-    expect(second.answer).toContain('user: My favourite colour is teal.');
-    expect(second.answer).toMatch(/assistant: \[simulated\] .*My favourite colour is teal\./);
-    expect(second.answer).toContain('The user now says: What is my favourite colour?');
+    // The earlier turns reached the model as real messages, before the new user turn.
+    const lines = second.answer.split('\n');
+    expect(lines[0]).toBe('user: My favourite colour is teal.');
+    expect(second.answer).toContain(`assistant: ${first.answer}`);
+    expect(second.answer).toMatch(/\n\nWhat is my favourite colour\?$/);
     // The same chat id without the history: the server kept nothing to add.
     const other = await send('memory', [{ role: 'user', text: 'What is my favourite colour?' }]);
     expect(other.answer).not.toContain('teal');
