@@ -14,7 +14,8 @@
  * answers 429 past it. The workers' ModelClients share one RedisRateLimiterRegistry: 600 requests per
  * window, headroom 5 %. After a third of the runs have settled, one worker is SIGKILLed (its runs' locks
  * expire after 5 s and the others take them, with their finished nodes restored).
- * Measured: accepted requests per window against the limit (first to last acceptance), the most requests
+ * Measured: accepted requests per window against the limit (steady state, the middle 80 % of acceptances,
+ * as bench/providers.bench.ts counts it; and over the whole run), the most requests
  * the server accepted in any sliding window, 429s after the first window, lost runs (submitted, never
  * settled ok), duplicated runs (a result that reached the producer twice, or more jobs completed in the
  * queue than runs), and the nodes asked twice (in flight on the killed worker when it died).
@@ -163,6 +164,7 @@ interface Throughput {
   readonly wallMs: number;
   readonly accepted: number;
   readonly ofLimit: number;
+  readonly wholeRunOfLimit: number;
   readonly busiestWindow: number;
   readonly requests429: number;
   readonly after429: number;
@@ -261,8 +263,13 @@ async function throughput(redisUrl: string): Promise<Throughput> {
     if (key !== undefined) perNode.set(key, (perNode.get(key) ?? 0) + 1);
   }
   const sorted = [...acceptedAt].sort((a, b) => a - b);
-  const span = (sorted.at(-1) ?? 0) - (sorted[0] ?? 0);
-  const ofLimit = span > 0 ? ((sorted.length - 1) / span) * (windowMs / LIMIT) : 0;
+  const rate = (from: number, to: number): number => {
+    const span = (sorted[to] ?? 0) - (sorted[from] ?? 0);
+    return span > 0 ? ((to - from) / span) * (windowMs / LIMIT) : 0;
+  };
+  // Steady state, as bench/providers.bench.ts counts it: the middle 80 % of acceptances (no ramp-up, no tail).
+  const ofLimit = rate(Math.floor(sorted.length * 0.1), Math.ceil(sorted.length * 0.9) - 1);
+  const wholeRunOfLimit = rate(0, sorted.length - 1);
   const requests429 = server.byStatus['429'] ?? 0;
   const lost = runs - ok;
   // Duplicated: a run whose result reached the producer twice, or jobs the queue completed beyond the runs.
@@ -276,6 +283,7 @@ async function throughput(redisUrl: string): Promise<Throughput> {
     wallMs,
     accepted: acceptedAt.length,
     ofLimit,
+    wholeRunOfLimit,
     busiestWindow: busiest(acceptedAt, windowMs),
     requests429,
     after429: requests429 - (firstWindow429 ?? requests429),
@@ -374,7 +382,10 @@ async function parent(): Promise<void> {
     out.push('| Measure | Value | Target | Result |');
     out.push('|---|---|---|---|');
     out.push(
-      `| requests accepted per window, of the limit | ${checks[0]?.measured} | ≥ 93 % | ${checks[0]?.pass ? 'PASS' : 'MISS'} |`,
+      `| requests accepted per window, of the limit (steady state: middle 80 % of acceptances) | ${checks[0]?.measured} | ≥ 93 % | ${checks[0]?.pass ? 'PASS' : 'MISS'} |`,
+    );
+    out.push(
+      `| the same over the whole run (ramp-up and tail included) | ${(t.wholeRunOfLimit * 100).toFixed(1)} % | – | |`,
     );
     out.push(
       `| most requests the server accepted in any window | ${t.busiestWindow} / ${LIMIT} | ≤ ${LIMIT} | ${checks[1]?.pass ? 'PASS' : 'MISS'} |`,

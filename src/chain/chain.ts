@@ -202,7 +202,8 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
    * The content hash of the chain's definition (hex SHA-256): name, input schema, and per node its kind,
    * dependencies, model, parameters, template text, output schema (as JSON Schema), prompt and variables
    * functions' source, and tools (names, schemas, source). Processes that load the same module agree on it;
-   * a changed chain gets another one. Computed on first read.
+   * a changed chain gets another one (values its functions close over, and template partials, are not part
+   * of it). Computed on first read.
    */
   get hash(): string {
     return (this.#hash ??= chainDefinitionHash(

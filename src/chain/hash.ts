@@ -44,7 +44,7 @@ function canonical(value: unknown): string {
  * settings (kind, model, template name, system, parameters, output schema name, tool names, steps), the
  * nodes it runs after, its template's text, its output schema as JSON Schema, the source text of its
  * `prompt` and `variables` functions and, for each tool, its name, description, argument schema and the
- * source of its `run`. Template partials are not included.
+ * source of its `run`. Template partials, and values a function closes over, are not included.
  */
 export function chainDefinitionHash(
   name: string,

@@ -53,7 +53,10 @@ export type DistributedRunEvent =
       readonly usage?: UsageTotals | undefined;
     }
   | {
-      /** A worker started the run (again, after a crash: `restored` nodes are not run again). */
+      /**
+       * A worker took the run again after an earlier try ended unacknowledged (its worker died): the
+       * `restored` nodes are not run again. Not sent for a run's first try.
+       */
       readonly type: 'run-start';
       readonly runId: string;
       readonly restored: readonly string[];

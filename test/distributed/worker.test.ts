@@ -198,6 +198,58 @@ describe.skipIf(skipRedis)('workers and producers on BullMQ against a real Redis
     }
   });
 
+  it('bounds the runs a producer keeps waiting (maxPending), and is an EvalQueue finding chains by identity or name', async () => {
+    const q = queue();
+    const producer = new DistributedPerform({ connection: redis.url, queue: q, chains, maxPending: 2 });
+    const jobs = new Queue(q, { connection: { host: '127.0.0.1', port: redis.port } });
+    try {
+      const first = await producer.submit('diamond', { id: 'bp-1' }, { runId: 'bp-1' });
+      const second = await producer.submit('diamond', { id: 'bp-2' }, { runId: 'bp-2' });
+      let submittedThird = false;
+      const third = producer.submit('diamond', { id: 'bp-3' }, { runId: 'bp-3' }).then((run) => {
+        submittedThird = true;
+        return run;
+      });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(submittedThird).toBe(false);
+      expect(producer.pending).toBe(2);
+      expect(await jobs.getWaitingCount()).toBe(2);
+      const worker = await startWorker({ connection: redis.url, queue: q, chains, client: client() });
+      try {
+        const results = await Promise.all([first.result(), second.result(), (await third).result()]);
+        expect(results.map((r) => r.runId)).toEqual(['bp-1', 'bp-2', 'bp-3']);
+        // As an EvalQueue: the job's chain by identity, or another object of the same name and definition.
+        const byIdentity = await producer.run(
+          { chain: chains.diamond, input: { id: 'eq-1' }, runId: 'eq-1' },
+          new AbortController().signal,
+        );
+        expect(byIdentity.outputs.d).toEqual(expect.any(String));
+        const sameDefinition = chain({ name: 'diamond', input: z.object({ id: z.string() }), model: MODEL })
+          .prompt('a', { template: 'run {{input.id}} node a' })
+          .prompt('b', { after: ['a'], template: 'run {{input.id}} node b' })
+          .prompt('c', { after: ['a'], template: 'run {{input.id}} node c' })
+          .prompt('d', { after: ['b', 'c'], template: 'run {{input.id}} node d' })
+          .build();
+        expect(sameDefinition).not.toBe(chains.diamond);
+        const byName = await producer.run(
+          { chain: sameDefinition, input: { id: 'eq-2' }, runId: 'eq-2', model: MODEL },
+          new AbortController().signal,
+        );
+        expect(byName.runId).toBe('eq-2');
+        const aborted = new AbortController();
+        aborted.abort(new Error('the evaluation stopped'));
+        await expect(
+          producer.run({ chain: chains.diamond, input: { id: 'eq-3' }, runId: 'eq-3' }, aborted.signal),
+        ).rejects.toThrow('the evaluation stopped');
+      } finally {
+        await worker.close();
+      }
+    } finally {
+      await jobs.close();
+      await producer.close();
+    }
+  });
+
   it('a worker killed after computing a result and before acking: the retry restores every node and pays 0', async () => {
     const q = queue();
     const crashing = await spawnWorker(
