@@ -159,6 +159,58 @@ describe('a node with messages on the Anthropic wire', () => {
   });
 });
 
+/** A history in which the assistant called a tool: its call and the result are part of the conversation. */
+const TOOL_HISTORY: ChatMessage[] = [
+  { role: 'user', content: 'Weather in Oslo?' },
+  {
+    role: 'assistant',
+    content: '',
+    toolCalls: [{ id: 'call_1', name: 'weather', arguments: { city: 'Oslo' } }],
+  },
+  { role: 'tool', toolCallId: 'call_1', content: 'rain, 8 C' },
+  { role: 'assistant', content: 'Rain and 8 C.' },
+  { role: 'user', content: 'And tomorrow?' },
+];
+
+function toolHistoryChain(model: string) {
+  return chain({ name: 'talk', input: Input, model, client: client() })
+    .prompt('reply', { messages: ({ input }) => input.history })
+    .build();
+}
+
+describe('a history with tool calls', () => {
+  it('reaches OpenAI as an assistant message with tool_calls and a tool message', async () => {
+    await toolHistoryChain('openai:gpt-4.1-mini').run({ history: TOOL_HISTORY, question: '' });
+    expect((server.lastRequest?.body as { messages: unknown[] }).messages).toEqual([
+      { role: 'user', content: 'Weather in Oslo?' },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          { id: 'call_1', type: 'function', function: { name: 'weather', arguments: '{"city":"Oslo"}' } },
+        ],
+      },
+      { role: 'tool', tool_call_id: 'call_1', content: 'rain, 8 C' },
+      { role: 'assistant', content: 'Rain and 8 C.' },
+      { role: 'user', content: 'And tomorrow?' },
+    ]);
+  });
+
+  it('reaches Anthropic as tool_use and tool_result blocks, the result in a user turn', async () => {
+    await toolHistoryChain('anthropic:claude-haiku-4-5').run({ history: TOOL_HISTORY, question: '' });
+    expect((server.lastRequest?.body as { messages: unknown[] }).messages).toEqual([
+      { role: 'user', content: 'Weather in Oslo?' },
+      {
+        role: 'assistant',
+        content: [{ type: 'tool_use', id: 'call_1', name: 'weather', input: { city: 'Oslo' } }],
+      },
+      { role: 'user', content: [{ type: 'tool_result', tool_use_id: 'call_1', content: 'rain, 8 C' }] },
+      { role: 'assistant', content: 'Rain and 8 C.' },
+      { role: 'user', content: 'And tomorrow?' },
+    ]);
+  });
+});
+
 const Plan = z.object({
   title: z.string(),
   steps: z.array(z.object({ name: z.string(), minutes: z.number() })),
