@@ -5,7 +5,6 @@
  * when the client goes away.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { Readable } from 'node:stream';
 
 /**
  * A `node:http` request listener that answers with `handler`.
@@ -98,6 +97,38 @@ function toRequest(req: IncomingMessage, signal: AbortSignal): Request {
     method,
     headers,
     signal,
-    ...(hasBody ? { body: Readable.toWeb(req) as ReadableStream<Uint8Array>, duplex: 'half' as const } : {}),
+    ...(hasBody ? { body: bodyOf(req), duplex: 'half' as const } : {}),
   });
+}
+
+/**
+ * The request body as a web stream, read as it is pulled: the socket is paused while the stream's queue is
+ * full, so a handler that stops reading (a body over its limit) stops the upload too.
+ */
+function bodyOf(req: IncomingMessage): ReadableStream<Uint8Array> {
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        req.on('data', (chunk: Buffer) => {
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((controller.desiredSize ?? 0) <= 0) req.pause();
+        });
+        req.once('end', () => {
+          controller.close();
+        });
+        req.once('error', (error) => {
+          controller.error(error);
+        });
+        req.pause();
+      },
+      pull() {
+        req.resume();
+      },
+      cancel() {
+        req.removeAllListeners('data');
+        req.pause();
+      },
+    },
+    { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength },
+  );
 }
