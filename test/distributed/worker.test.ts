@@ -1,6 +1,9 @@
 // Workers and producers on BullMQ against a real redis-server, with model calls to the loopback fake
 // provider server: worker processes (test/distributed/fixtures/worker-child.ts) run the chains of
 // fixtures/chains.ts, the test process submits runs and counts the requests per run and node the server saw.
+import { execFile } from 'node:child_process';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { Queue } from 'bullmq';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -394,4 +397,41 @@ describe.skipIf(skipRedis)('workers and producers on BullMQ against a real Redis
       await Promise.all(workers.map((w) => w.exited));
     }
   }, 60_000);
+});
+
+describe('without the optional bullmq package', () => {
+  it('startWorker and DistributedPerform throw a MissingPeerDependencyError naming it', async () => {
+    // A child process in which resolving "bullmq" fails, as when it is not installed.
+    const script = `
+      import { registerHooks } from 'node:module';
+      registerHooks({
+        resolve(specifier, context, next) {
+          if (specifier === 'bullmq') throw Object.assign(new Error("Cannot find module 'bullmq'"), { code: 'MODULE_NOT_FOUND' });
+          return next(specifier, context);
+        },
+      });
+      const { z } = await import('zod');
+      const { chain } = await import('./src/chain/builder.ts');
+      const { startWorker, DistributedPerform } = await import('./src/distributed/index.ts');
+      const chains = { one: chain({ input: z.object({}) }).prompt('a', { template: 'hi' }).build() };
+      const seen = [];
+      for (const make of [() => startWorker({ connection: 'redis://127.0.0.1:9', chains }), async () => new DistributedPerform({ connection: 'redis://127.0.0.1:9', chains })]) {
+        try { await make(); seen.push('no error'); } catch (e) { seen.push({ name: e.name, code: e.code, packageName: e.packageName, message: e.message }); }
+      }
+      console.log(JSON.stringify(seen));
+    `;
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: resolve(import.meta.dirname, '../..'),
+    });
+    const seen = JSON.parse(stdout) as { name: string; code: string; packageName: string; message: string }[];
+    expect(seen).toHaveLength(2);
+    for (const error of seen) {
+      expect(error).toMatchObject({
+        name: 'MissingPeerDependencyError',
+        code: 'missing_peer_dependency',
+        packageName: 'bullmq',
+      });
+      expect(error.message).toContain('npm install bullmq');
+    }
+  });
 });
