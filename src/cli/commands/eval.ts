@@ -22,6 +22,7 @@ import {
   type VariantComparison,
 } from '../../eval/report.ts';
 import { exactMatch } from '../../eval/scorers.ts';
+import type { EvalQueue } from '../../eval/queue.ts';
 import { isPostgresUrl, openEvalStore, type EvalRunStore } from '../../eval/run-store.ts';
 import type { Scorer, SummaryRecord, Variant } from '../../eval/types.ts';
 import { parseCommandArgs } from '../args.ts';
@@ -75,6 +76,8 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       wait: { type: 'boolean', default: false },
       cache: { type: 'string' },
       'cache-mode': { type: 'string' },
+      queue: { type: 'string' },
+      'queue-name': { type: 'string' },
       model: { type: 'string' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -117,6 +120,25 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
     });
   }
   const concurrency = positiveInteger('--concurrency', values.concurrency);
+  const queueUrl = values.queue;
+  if (queueUrl !== undefined) {
+    if (!/^rediss?:\/\//iu.test(queueUrl)) {
+      throw new CliError(
+        'invalid_argument',
+        '--queue must be a redis:// or rediss:// URL (not shown: it may hold a password).',
+        {
+          hint: 'e.g. --queue redis://127.0.0.1:6379, the Redis the workers (symphonizer worker) take their jobs from',
+        },
+      );
+    }
+    if (values.cache !== undefined || values['cache-mode'] !== undefined) {
+      throw new CliError('invalid_argument', '--queue and --cache / --cache-mode cannot be combined.', {
+        hint: "the workers make the model calls: a cache belongs to the workers' clients",
+      });
+    }
+  } else if (values['queue-name'] !== undefined) {
+    throw new CliError('invalid_argument', '--queue-name needs --queue <redis url>.');
+  }
   const maxCostUsd = positiveNumber('--max-cost', values['max-cost']);
   const cacheMode = parseCacheMode(values['cache-mode'], values.cache);
   const reportFormat = values.report === undefined ? undefined : reportFormatOf(values.report);
@@ -152,7 +174,8 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
     registry,
     env: io.env,
     envKeys: own === undefined,
-    keys: cacheMode !== 'read-only',
+    // With --queue the workers call the providers: their keys are not needed here.
+    keys: cacheMode !== 'read-only' && queueUrl === undefined,
   });
 
   const err = io.stderr;
@@ -166,6 +189,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
 
   const runStore = await openEvalStore(store);
   let cache: ResponseCache | undefined;
+  let queue: (EvalQueue & { close(): Promise<void> }) | undefined;
   let result: EvalResult;
   let comparisons: VariantComparison[];
   let errorsThisTime = 0;
@@ -199,10 +223,22 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
         ? await ResponseCache.openPostgres(where, cacheMode)
         : ResponseCache.open(values.cache === undefined ? store : resolve(io.cwd, values.cache), cacheMode);
     }
+    if (queueUrl !== undefined) {
+      // The distributed layer (and BullMQ) is loaded only with --queue. The workers know the module's chains
+      // by the names `symphonizer worker --chains` gives them.
+      const { chainsOf } = await import('./worker.ts');
+      const { DistributedPerform } = await import('../../distributed/perform.ts');
+      queue = new DistributedPerform({
+        connection: queueUrl,
+        queue: values['queue-name'],
+        chains: chainsOf(loaded.exports, loaded.path),
+      });
+    }
     result = await evaluate({
       chain,
+      queue,
       // Without one, evaluate() calls through the chain's own client (see its `client` option).
-      registry: own === undefined ? registry : undefined,
+      registry: own === undefined && queue === undefined ? registry : undefined,
       dataset,
       scorers,
       variants,
@@ -232,6 +268,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
   } finally {
     progress.finish();
     await cache?.dispose();
+    await queue?.close();
     await runStore.close();
   }
   // A URL is shown without its password.
