@@ -363,6 +363,52 @@ describe('limits', () => {
     expect((await post(url, { messages: [userMessage('d')] })).res.status).toBe(200);
   });
 
+  it('408 when the body does not arrive within bodyTimeoutMs', async () => {
+    const handler = createChatHandler({ chain: echo, input: toTurns, limits: { bodyTimeoutMs: 100 } });
+    const url = new URL(await serve(handler));
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          headers: { 'content-length': '100' },
+        },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
+      req.on('error', reject);
+      req.write('{"messages":'); // and then nothing more
+    });
+    expect(status).toBe(408);
+    expect(handler.running).toBe(0);
+  });
+
+  it('aborts a run past maxRunMs: the stream ends with abort, onError hears of it', async () => {
+    const client = new ModelClient({
+      registry: new ProviderRegistry({ simulated: { latency: { minMs: 5000, maxMs: 5000 } } }),
+    });
+    const errors: unknown[] = [];
+    const handler = createChatHandler({
+      chain: conversationChain('sim:echo', client),
+      input: toTurns,
+      limits: { maxRunMs: 100 },
+      onError: (error) => errors.push(error),
+    });
+    const url = await serve(handler);
+    const started = Date.now();
+    const { res, text } = await post(url, { messages: [userMessage('hi')] });
+    expect(res.status).toBe(200);
+    expect(Date.now() - started).toBeLessThan(2000);
+    expect(text).toContain('data: {"type":"abort"}');
+    expect(text.endsWith('data: [DONE]\n\n')).toBe(true);
+    await expect.poll(() => errors.length).toBe(1);
+    expect(handler.running).toBe(0);
+  });
+
   it('refuses bad options with InvalidOptionError naming them', () => {
     expect(() => createChatHandler({ chain: echo, input: toTurns, limits: { maxBodyBytes: 0 } })).toThrow(
       InvalidOptionError,
