@@ -12,6 +12,7 @@ import {
   chain,
   createAnthropicProvider,
   createOpenAIProvider,
+  tool,
   type ChainEvent,
   type ChatMessage,
 } from '../../src/index.ts';
@@ -346,5 +347,39 @@ describe.each(models)('a streamed schema node (%s)', (model) => {
       .messages;
     expect(JSON.stringify(messages.at(-2))).toContain('half a plan');
     expect(JSON.stringify(messages.at(-1))).toMatch(/steps/);
+  });
+});
+
+describe.each(models)('a streamed agent (%s)', (model) => {
+  it('streams the tool call, its result, and the final turn as tokens that make the output', async () => {
+    const weather = tool({
+      name: 'weather',
+      description: 'The weather in a city.',
+      input: z.object({ city: z.string() }),
+      run: ({ city }) => `rain in ${city}`,
+    });
+    const agent = chain({ name: 'a', input: z.object({ q: z.string() }), model, client: client() })
+      .agent('helper', { tools: [weather], prompt: ({ input }) => input.q })
+      .build();
+    server.options.streamDelayMs = 1;
+    const events: ChainEvent[] = [];
+    const stream = agent.stream({ q: 'Weather in Oslo, in a few words please' });
+    for await (const event of stream) events.push(event);
+    const result = await stream.result;
+    const call = events.find((e) => e.type === 'tool-call');
+    const outcome = events.find((e) => e.type === 'tool-result');
+    expect(call).toMatchObject({ node: 'helper', step: 1, toolName: 'weather' });
+    expect(outcome).toMatchObject({
+      node: 'helper',
+      step: 1,
+      ok: true,
+      output: expect.stringMatching(/^rain in /) as string,
+    });
+    const tokens = events.flatMap((e) => (e.type === 'token' ? [e] : []));
+    expect(tokens.length).toBeGreaterThan(1);
+    expect(tokens.every((t) => t.step === 2)).toBe(true);
+    expect(tokens.map((t) => t.text).join('')).toBe(result.outputs.helper);
+    // Both turns went out as streamed requests.
+    expect(server.log.filter((r) => r.stream).length).toBe(2);
   });
 });
