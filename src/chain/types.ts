@@ -46,7 +46,8 @@ export interface PromptSpec<I, O, D extends keyof O & string, S extends z.ZodTyp
   /**
    * A template in `prompts/` by name (`summarize`, `agents/judge`) or an inline Handlebars string. Its
    * variables are `input` and each predecessor's output by node name, plus what `variables` returns.
-   * Give `template` or `prompt`.
+   * Give `template` or `prompt`, or `messages` (alone or with either). A template may have
+   * `{{!-- assistant --}}` parts (few-shot answers) and a `{{!-- history --}}` marker: see `messages`.
    */
   readonly template?: string | undefined;
   /** The prompt as a typed function of the context; an alternative to `template`. */

@@ -1,5 +1,6 @@
 /**
- * {@link PromptTemplate}: one prompt file (system and user parts), compiled once, rendered many times.
+ * {@link PromptTemplate}: one prompt file (system and user parts, or the turns of a conversation), compiled
+ * once, rendered many times.
  */
 import { InvalidOptionError } from '../core/errors.ts';
 import { compileUnit, translateRenderError } from './compile.ts';
