@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import {
   ChainDefinitionError,
@@ -20,6 +20,7 @@ import {
   tool,
   type ChainEvent,
   type ChatMessage,
+  type DeepPartial,
   type ModelRequest,
   type PartialOf,
   type Provider,
@@ -400,5 +401,31 @@ describe('a dataset row that carries a conversation', () => {
     const { outputs } = await support.run(first.row.input);
     expect(requests[0]?.messages).toEqual(rows[0]?.messages);
     expect(outputs.reply).toBe('[simulated] Tides?');
+  });
+});
+
+describe('types', () => {
+  it('types a partial as a deep-partial of the outputs, and the messages function on the typed context', () => {
+    const Plan = z.object({ title: z.string(), steps: z.array(z.object({ name: z.string() })) });
+    const plans = chain({ name: 'p', input: z.object({ topic: z.string() }) })
+      .prompt('plan', { prompt: ({ input }) => input.topic, output: Plan })
+      .prompt('chat', {
+        after: ['plan'],
+        messages: (context) => {
+          expectTypeOf(context.plan).toEqualTypeOf<z.infer<typeof Plan>>();
+          return [{ role: 'user', content: context.plan.title }];
+        },
+      })
+      .build();
+    type Outputs = { readonly plan: z.infer<typeof Plan>; readonly chat: string };
+    expectTypeOf<PartialOf<Outputs, 'plan'>>().toEqualTypeOf<{
+      title?: string;
+      steps?: { name?: string }[];
+    }>();
+    expectTypeOf<DeepPartial<string>>().toEqualTypeOf<string>();
+    const sample = { type: 'partial-output', node: 'plan', partial: { title: 'T' } } as const;
+    const event: ChainEvent<Outputs> = sample;
+    expect(event.type).toBe('partial-output');
+    expect(plans.name).toBe('p');
   });
 });
