@@ -34,8 +34,11 @@ export const UI_MESSAGE_STREAM_HEADERS: Readonly<Record<string, string>> = Objec
   'x-accel-buffering': 'no',
 });
 
-/** The `data-*` parts this stream sends, by name (the `DATA_TYPES` of an AI SDK `UIMessage`). */
-export interface ChatDataParts {
+/**
+ * The `data-*` parts this stream sends, by name: the `DATA_TYPES` of an AI SDK message,
+ * `UIMessage<unknown, ChatDataParts>`.
+ */
+export type ChatDataParts = {
   /** A node's progress: `running` at each attempt's start, then how it ended. */
   readonly node: {
     readonly node: string;
@@ -55,7 +58,7 @@ export interface ChatDataParts {
   };
   /** A call of `node` waits for the rate limiter (`delayMs` when known, else `null`). */
   readonly 'rate-limit': { readonly node: string; readonly delayMs: number | null };
-}
+};
 
 /** One part of the UI message stream as this module writes it (a subset of the AI SDK's `UIMessageChunk`). */
 export type UIMessageStreamPart =

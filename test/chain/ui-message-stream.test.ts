@@ -10,7 +10,7 @@ import {
   type UIMessage,
   type UIMessageChunk,
 } from 'ai';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, expectTypeOf, it } from 'vitest';
 import { z } from 'zod';
 import {
   ChainRunError,
@@ -23,6 +23,7 @@ import {
   toUIMessageStream,
   toUIMessageStreamResponse,
   type ChainEvent,
+  type ChatDataParts,
 } from '../../src/index.ts';
 import { startFakeProviderServer, type FakeProviderServer } from '../support/fake-provider-server.ts';
 import { fakeKey } from '../helpers/fake-keys.ts';
@@ -112,6 +113,22 @@ describe('toUIMessageStream', () => {
           : [],
     );
     expect(progress).toEqual(expected);
+  });
+
+  it('types the data parts for the AI SDK: UIMessage<unknown, ChatDataParts>', async () => {
+    const chunks = await chunksOf(toUIMessageStream(research.stream({ question: 'q' })));
+    const stream = new ReadableStream<UIMessageChunk<unknown, ChatDataParts>>({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(chunk as UIMessageChunk<unknown, ChatDataParts>);
+        controller.close();
+      },
+    });
+    let last: UIMessage<unknown, ChatDataParts> | undefined;
+    for await (const message of readUIMessageStream<UIMessage<unknown, ChatDataParts>>({ stream }))
+      last = message;
+    const statuses = (last?.parts ?? []).flatMap((p) => (p.type === 'data-node' ? [p.data.status] : []));
+    expectTypeOf(statuses).toEqualTypeOf<ChatDataParts['node']['status'][]>();
+    expect(statuses).toEqual(['completed', 'completed']);
   });
 
   it('sends a schema node given as the answer as its JSON output, whole', async () => {
