@@ -90,7 +90,11 @@ Options:
                           else every export shaped like a variant (default: one variant, "default")
   --model <provider:model> one variant, named after the model, running every node on it
   --run <name>            the run's name; the same name resumes it (default: the chain's name)
-  --store <file>          the run store, SQLite (default: .symphonizer/runs.sqlite)
+  --store <file|url>      the run store: a SQLite file (default: .symphonizer/runs.sqlite), or a
+                          postgres:// URL shared by machines (needs npm install pg)
+  --queue <redis url>     run the rows on the workers of that Redis (symphonizer worker) instead of here;
+                          --concurrency then bounds the jobs waiting in the queue (needs npm install bullmq)
+  --queue-name <name>     the workers' --queue (default: symphonizer)
   --report <file>         also write a report: .html (self-contained) or .md (Markdown)
   --concurrency <n>       rows running at once (default: 16)
   --max-cost <usd>        cost ceiling: stop cleanly before the batch would cost more (resume after raising it)
@@ -100,6 +104,7 @@ Options:
   --cache <file>          replay model answers from a response cache, and record new ones
   --cache-mode <mode>     read-write (default with --cache), read-only (replay only: a miss is an ERROR row,
                           no provider is called) or off. Without --cache, the cache lives in the store file
+                          (or its PostgreSQL database)
   --json                  print one JSON object at the end: run, summary, stopped (progress stays on stderr)
   -h, --help              show this help
 
@@ -129,7 +134,7 @@ Lists the eval runs of a run store, most recently updated first: name, chain, va
 cost and when it was last updated.
 
 Options:
-  --store <file>          the run store (default: .symphonizer/runs.sqlite)
+  --store <file|url>      the run store: a SQLite file (default: .symphonizer/runs.sqlite) or a postgres:// URL
   --json                  print one JSON object: { store, runs }
   -h, --help              show this help
 `;
@@ -147,7 +152,7 @@ Options:
   --scorer <name>         the scorer to compare on (default: the first scorer of the run)
   --variant <a>[,<b>]     with one run: the two variants to compare; with two runs: the variant of each
                           (one name for both, or a,b); default: each run's first variant
-  --store <file>          the run store (default: .symphonizer/runs.sqlite)
+  --store <file|url>      the run store: a SQLite file (default: .symphonizer/runs.sqlite) or a postgres:// URL
   --json                  print one JSON object: sides, scorer, comparison, summary
   -h, --help              show this help
 
