@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluate } from '../../src/eval/batch.ts';
 import { PostgresRunStore } from '../../src/eval/postgres-store.ts';
 import { openEvalStore } from '../../src/eval/run-store.ts';
-import { StoreOpenError } from '../../src/eval/store.ts';
+import { StoreOpenError, StoreUnavailableError } from '../../src/eval/store.ts';
 import type { RowRecord } from '../../src/eval/types.ts';
 import { freePort } from '../support/server-process.ts';
 import { skipPostgres, startPostgresServer, type PostgresTestServer } from '../support/postgres-server.ts';
@@ -281,5 +281,37 @@ describe.skipIf(skipPostgres)('evaluate() on PostgreSQL', () => {
     expect(viaEvaluate).toBeInstanceOf(StoreOpenError);
     expect(inspect(viaEvaluate, { depth: 10 })).not.toContain(password);
     expect((viaEvaluate as Error).message).toContain('no_such_database');
+  }, 60_000);
+
+  it('stops with store_unavailable (no password) when the database goes away mid-run', async () => {
+    const own = await startPostgresServer('gone');
+    const password = 'gone-Pw-Secr3t';
+    const url = own.url.replace(`${own.user}@`, `${own.user}:${password}@`);
+    const { chain, registry } = classifierChain(20);
+    const dataset = writeDataset(join(dir, 'gone-rows.jsonl'), 200);
+    let stopped = false;
+    const outcome = await evaluate({
+      chain,
+      dataset,
+      scorers,
+      registry,
+      store: url,
+      runName: 'gone',
+      concurrency: 2,
+      onProgress: (p) => {
+        if (p.done >= 5 && !stopped) {
+          stopped = true;
+          void own.close();
+        }
+      },
+    }).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(stopped).toBe(true);
+    expect(outcome).toBeInstanceOf(StoreUnavailableError);
+    expect((outcome as StoreUnavailableError).code).toBe('store_unavailable');
+    expect((outcome as StoreUnavailableError).location).toBe(own.url);
+    expect(inspect(outcome, { depth: 10 })).not.toContain(password);
   }, 60_000);
 });
