@@ -161,7 +161,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<Symphoni
     if (chain.hash !== data.hash)
       return fail(runId, new ChainMismatchError(data.chain, data.hash, chain.hash));
     const r = redis;
-    const restored = await restoreNodes(r, keys, runId);
+    // A first try has nothing to restore: the checkpoint is read only when the job was started before.
+    const retried = job.attemptsStarted > 1 || job.stalledCounter > 0;
+    const restored = retried ? await restoreNodes(r, keys, runId) : {};
     const again = Object.keys(restored);
     if (again.length > 0) {
       void publishEvent(r, keys, { type: 'run-start', runId, restored: again }).catch(() => undefined);
