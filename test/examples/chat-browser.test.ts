@@ -12,7 +12,15 @@ import { join, resolve } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChatServer } from '../../examples/chatbot-server.ts';
-import type { ChainEvent, ModelRequest } from '../../src/index.ts';
+import {
+  ModelClient,
+  ProviderRegistry,
+  RateLimitError,
+  createSimulatedProvider,
+  type ChainEvent,
+  type ModelRequest,
+  type Provider,
+} from '../../src/index.ts';
 
 // The little of the DOM the in-page callbacks below use (they run in the browser; this project's types are
 // Node's, without the DOM library).
@@ -36,6 +44,33 @@ if (!found) {
   const reason = `${CHROMIUM} not found: install Debian's chromium package (apt-get install -y chromium)`;
   if (process.env.CI === 'true') throw new Error(`${reason} (CI=true: the browser test cannot be skipped)`);
   console.warn(`[skipped] ${reason}; the browser test of the chat example is skipped.`);
+}
+
+/** The simulated model, reading back what it was sent; its first answer of the draft node is a 429. */
+function rateLimitedOnce(): Provider {
+  const inner = createSimulatedProvider({
+    tokenLatencyMs: 5,
+    script: [
+      { match: '', reply: (r: ModelRequest) => r.messages.map((m) => `${m.role}: ${m.content}`).join('\n') },
+    ],
+  });
+  let refused = false;
+  return {
+    name: 'sim',
+    complete: (request) => inner.complete(request),
+    stream(request) {
+      if (!refused && request.system?.includes('friendly') === true) {
+        refused = true;
+        throw new RateLimitError({
+          provider: 'sim',
+          model: request.model,
+          retryAfterMs: 400,
+          message: 'Slow down.',
+        });
+      }
+      return inner.stream(request);
+    },
+  };
 }
 
 const shots = resolve(import.meta.dirname, '../../test-output/chat-browser');
@@ -187,6 +222,42 @@ describe.skipIf(!found)('the chat example in Chromium', () => {
     await page.screenshot({ path: join(shots, '4-hostile-html.png'), fullPage: true });
   }, 30_000);
 
+  it('shows a retried attempt and a wait for the rate limiter as notices, then the answers', async () => {
+    // One call at a time: of two chats sent at once, one waits for the limiter; and one draft gets a 429.
+    const client = new ModelClient({
+      registry: new ProviderRegistry().register(rateLimitedOnce()),
+      retry: { baseDelayMs: 10, maxRetries: 3 },
+      limits: { sim: { maxConcurrency: 1 } },
+    });
+    const flaky = createChatServer({ model: 'sim:demo', client });
+    await new Promise<void>((ready) => flaky.server.listen(0, '127.0.0.1', ready));
+    const pages = [await context!.newPage(), await context!.newPage()];
+    try {
+      for (const other of pages)
+        await other.goto(`http://127.0.0.1:${(flaky.server.address() as AddressInfo).port}/`);
+      for (const [i, other] of pages.entries()) await other.fill('#text', `Hello from ${i}?`);
+      await Promise.all(pages.map((other) => other.click('#send')));
+      for (const other of pages) await other.waitForSelector('body[data-busy="false"]', { timeout: 20_000 });
+      const notices = (
+        await Promise.all(pages.map((other) => other.locator('.notice').allTextContents()))
+      ).flat();
+      expect(
+        notices.filter((n) => /^Retrying draft \(attempt 1 failed, waiting \d+ ms\)\.$/.test(n)),
+      ).toHaveLength(1);
+      expect(notices.some((n) => n.startsWith('Waiting for the model’s rate limit'))).toBe(true);
+      for (const [i, other] of pages.entries()) {
+        expect(await other.locator('.assistant').last().textContent()).toMatch(
+          new RegExp(`\\n\\nHello from ${i}\\?$`),
+        );
+      }
+      await pages[0]!.screenshot({ path: join(shots, '5-notices.png'), fullPage: true });
+    } finally {
+      for (const other of pages) await other.close();
+      flaky.server.closeAllConnections();
+      await new Promise((closed) => flaky.server.close(closed));
+    }
+  }, 30_000);
+
   it('wraps a 4,500-character word inside the page width', async () => {
     await page.reload();
     await say('x'.repeat(4500));
@@ -196,6 +267,6 @@ describe.skipIf(!found)('the chat example in Chromium', () => {
       innerWidth: window.innerWidth,
     }));
     expect(scrollWidth).toBeLessThanOrEqual(innerWidth);
-    await page.screenshot({ path: join(shots, '5-long-word.png') });
+    await page.screenshot({ path: join(shots, '6-long-word.png') });
   }, 60_000);
 });
