@@ -70,6 +70,31 @@ describe.skipIf(skipRedis)('symphonizer worker', () => {
     expect(JSON.stringify(exit.lines)).not.toContain(password);
   }, 20_000);
 
+  it('drains on SIGINT too (Ctrl+C) and exits 0', async () => {
+    const worker = await spawnReady(
+      'src/cli/main.ts',
+      [
+        'worker',
+        '--chains',
+        'test/distributed/fixtures/chains.ts',
+        '--redis',
+        redis.url,
+        '--queue',
+        'cli-int',
+      ],
+      {
+        FIXTURE_MODEL: MODEL,
+        OPENAI_BASE_URL: fake.openaiBaseURL,
+        OPENAI_API_KEY: fakeKey('test', 'cli', 'int0123456789'),
+      },
+      (line) => line.startsWith('symphonizer worker ready'),
+    );
+    worker.kill('SIGINT');
+    const exit = await worker.exited;
+    expect(exit.code).toBe(0);
+    expect(exit.lines.at(-1)).toBe('symphonizer worker drained: 0 completed, 0 failed');
+  }, 20_000);
+
   it('refuses bad arguments with a usage error (exit code 2) before connecting', async () => {
     const out: string[] = [];
     const io = {

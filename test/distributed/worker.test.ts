@@ -33,8 +33,8 @@ let chains: typeof Fixture.chains;
 let queues = 0;
 /** A fresh queue per test, so tests share no jobs. */
 const queue = (): string => `q${process.pid}-${++queues}`;
-/** Fast stall detection for the tests: a dead worker's job is taken again within ~2 s. */
-const stall = { lockDurationMs: 1500, stalledIntervalMs: 500 };
+/** Fast stall detection for the tests: a dead worker's job is taken again within ~4 s. */
+const stall = { lockDurationMs: 3000, stalledIntervalMs: 1000 };
 
 /** Requests the fake server saw per `runId node`, and by which API key. */
 function requestsByNode(): Map<string, string[]> {
