@@ -10,8 +10,9 @@ import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { evaluate } from '../../src/eval/batch.ts';
 import { PostgresRunStore } from '../../src/eval/postgres-store.ts';
-import { openEvalStore } from '../../src/eval/run-store.ts';
-import { StoreOpenError, StoreUnavailableError } from '../../src/eval/store.ts';
+import { summarizeStoredRun } from '../../src/eval/report.ts';
+import { openEvalStore, sqliteEvalStore } from '../../src/eval/run-store.ts';
+import { RunStore, StoreOpenError, StoreUnavailableError } from '../../src/eval/store.ts';
 import type { RowRecord } from '../../src/eval/types.ts';
 import { freePort } from '../support/server-process.ts';
 import { skipPostgres, startPostgresServer, type PostgresTestServer } from '../support/postgres-server.ts';
@@ -313,5 +314,74 @@ describe.skipIf(skipPostgres)('evaluate() on PostgreSQL', () => {
     expect((outcome as StoreUnavailableError).code).toBe('store_unavailable');
     expect((outcome as StoreUnavailableError).location).toBe(own.url);
     expect(inspect(outcome, { depth: 10 })).not.toContain(password);
+  }, 60_000);
+
+  it('summarises a run as the SQLite store does: counts, means, CIs, usage and exact percentiles', async () => {
+    const url = await freshUrl();
+    const pgStore = await PostgresRunStore.open(url);
+    const sqlite = sqliteEvalStore(RunStore.open(':memory:'));
+    try {
+      let seed = 7;
+      const random = (): number => {
+        seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31;
+        return seed / 2 ** 31;
+      };
+      const records: RowRecord[] = [];
+      for (const variant of ['b-second', 'a-first']) {
+        for (let i = 1; i <= 400; i++) {
+          const roll = random();
+          const status = roll < 0.1 ? 'error' : roll < 0.4 ? 'fail' : 'pass';
+          records.push({
+            ...row(`r${i}`, 1 + Math.floor(random() * 3)),
+            run: 'parity',
+            variant,
+            status,
+            scores: status === 'error' ? {} : { correct: { score: random() }, other: { score: random() } },
+            latencyMs: random() * 1000,
+            cached: random() < 0.1,
+            usage: {
+              inputTokens: 10,
+              outputTokens: 5,
+              totalTokens: 15,
+              costUsd: random() / 100,
+              calls: 1,
+              unpricedCalls: 0,
+            },
+            ...(status === 'error' ? { error: { code: 'api_error', message: `boom ${i}`, node: 'n' } } : {}),
+          });
+        }
+      }
+      for (const store of [pgStore, sqlite]) {
+        await store.beginRun({ run: 'parity', chain: 'c', variants: ['b-second', 'a-first'] });
+        for (let i = 0; i < records.length; i += 50)
+          await Promise.all(records.slice(i, i + 50).map((r) => store.putRow(r)));
+      }
+      const options = { scorers: ['correct', 'other'], maxListed: 20 };
+      const [fromPg, fromSqlite] = await Promise.all([
+        summarizeStoredRun(pgStore, 'parity', options),
+        summarizeStoredRun(sqlite, 'parity', options),
+      ]);
+      expect(fromPg.variants.map((v) => v.variant)).toEqual(['b-second', 'a-first']);
+      for (const [i, v] of fromPg.variants.entries()) {
+        const w = fromSqlite.variants[i]!;
+        expect({ ...v, latencyMs: undefined, scores: undefined, usage: undefined }).toEqual({
+          ...w,
+          latencyMs: undefined,
+          scores: undefined,
+          usage: undefined,
+        });
+        expect(v.latencyMs.n).toBe(w.latencyMs.n);
+        expect(v.latencyMs.p50).toBeCloseTo(w.latencyMs.p50, 9);
+        expect(v.latencyMs.p95).toBeCloseTo(w.latencyMs.p95, 9);
+        expect(v.scores.correct?.mean).toBeCloseTo(w.scores.correct?.mean ?? Number.NaN, 12);
+        expect(v.usage.costUsd).toBeCloseTo(w.usage.costUsd, 12);
+        expect(v.usage.totalTokens).toBe(w.usage.totalTokens);
+      }
+      const [pgRun, sqliteRun] = [await pgStore.run('parity'), await sqlite.run('parity')];
+      expect(pgRun?.counts).toEqual(sqliteRun?.counts);
+      expect(pgRun?.costUsd).toBeCloseTo(sqliteRun?.costUsd ?? Number.NaN, 12);
+    } finally {
+      await Promise.all([pgStore.close(), sqlite.close()]);
+    }
   }, 60_000);
 });
