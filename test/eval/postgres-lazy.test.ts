@@ -33,4 +33,35 @@ globalThis.out = await PostgresRunStore.open('postgres://u:pw-not-shown@127.0.0.
     expect(opened.urls.some((url) => pg.test(url))).toBe(true);
     expect(opened.urls.filter((url) => redis.test(url))).toEqual([]);
   });
+
+  it('without pg installed, opening a PostgreSQL store says to npm install pg', async () => {
+    // The child resolves `pg` as a missing package would (Node's own error code), everything else as usual.
+    const code = `const { registerHooks } = await import('node:module');
+registerHooks({ resolve(specifier, context, next) {
+  if (specifier === 'pg') throw Object.assign(new Error("Cannot find package 'pg'"), { code: 'ERR_MODULE_NOT_FOUND' });
+  return next(specifier, context);
+} });
+const { PostgresRunStore, ResponseCache } = await import('./src/eval/index.ts');
+const out = [];
+for (const open of [() => PostgresRunStore.open('postgres://u@127.0.0.1:9/db'), () => ResponseCache.openPostgres('postgres://u@127.0.0.1:9/db')]) {
+  out.push(await open().then(() => null, (e) => ({ name: e.name, code: e.code, packageName: e.packageName, message: e.message })));
+}
+console.log(JSON.stringify(out));`;
+    const { stdout } = await run(process.execPath, ['--input-type=module', '-e', code], { cwd: root });
+    const errors = JSON.parse(stdout) as {
+      name: string;
+      code: string;
+      packageName: string;
+      message: string;
+    }[];
+    expect(errors).toHaveLength(2);
+    for (const error of errors) {
+      expect(error).toMatchObject({
+        name: 'MissingPeerDependencyError',
+        code: 'missing_peer_dependency',
+        packageName: 'pg',
+      });
+      expect(error.message).toContain('npm install pg');
+    }
+  });
 });
