@@ -77,10 +77,22 @@ export interface ModelRequest {
 /** Why the model stopped. */
 export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'content_filter' | 'error' | 'other';
 
-/** Token counts of one call. */
+/**
+ * Token counts of one call. `inputTokens` counts every input token of the call, prompt-cache reads and writes
+ * included (so it is what the context held); `cacheReadTokens` and `cacheWriteTokens` say how many of them
+ * were read from or written to the provider's prompt cache, and are priced at their own rates. OpenAI reports
+ * `prompt_tokens` (cached ones included) and `prompt_tokens_details.cached_tokens` (reads; it has no writes);
+ * Anthropic reports `input_tokens` *without* the cached parts, so its adapter adds `cache_read_input_tokens`
+ * and `cache_creation_input_tokens` to it.
+ */
 export interface Usage {
+  /** Every input token, cached ones included. */
   readonly inputTokens: number;
   readonly outputTokens: number;
+  /** Of `inputTokens`, how many were read from the prompt cache. @default 0 */
+  readonly cacheReadTokens?: number | undefined;
+  /** Of `inputTokens`, how many were written to the prompt cache (Anthropic only). @default 0 */
+  readonly cacheWriteTokens?: number | undefined;
 }
 
 /** Rate-limit state a provider reported in its response headers, normalised across providers. */

@@ -6,48 +6,195 @@ import { InvalidOptionError, SymphonizerError } from '../core/errors.ts';
 import type { Usage } from './types.ts';
 import type { ProviderErrorCode } from './errors.ts';
 
-/** Price of one model in US dollars per million tokens. */
+/**
+ * Price of one model in US dollars per million tokens. Input and output rates are required; every other rate
+ * is optional and, when left out, *unknown*: a call that needs it gets an unknown cost (never a guessed one).
+ *
+ * How a call is priced ({@link priceUsage}): {@link Usage.inputTokens} counts every input token, cached ones
+ * included; of those, {@link Usage.cacheReadTokens} are priced at `cachedInputPerMillion`,
+ * {@link Usage.cacheWriteTokens} at `cacheWritePerMillion`, the rest at `inputPerMillion`; output tokens at
+ * `outputPerMillion`. A batch call (`{ batch: true }`) uses the `batch…` rates instead.
+ */
 export interface ModelPrice {
-  /** USD per million input (prompt) tokens. */
+  /** USD per million input (prompt) tokens not read from or written to a prompt cache. */
   readonly inputPerMillion: number;
   /** USD per million output (completion) tokens. */
   readonly outputPerMillion: number;
+  /**
+   * USD per million input tokens read from the provider's prompt cache (OpenAI "cached input", Anthropic
+   * "cache hits and refreshes"). @default unknown
+   */
+  readonly cachedInputPerMillion?: number | undefined;
+  /**
+   * USD per million input tokens written to the prompt cache (Anthropic "5m cache writes"; OpenAI charges no
+   * write and reports none). @default unknown
+   */
+  readonly cacheWritePerMillion?: number | undefined;
+  /** USD per million uncached input tokens of a Batch API call. @default unknown */
+  readonly batchInputPerMillion?: number | undefined;
+  /** USD per million output tokens of a Batch API call. @default unknown */
+  readonly batchOutputPerMillion?: number | undefined;
+  /** USD per million cache-read input tokens of a Batch API call. @default unknown */
+  readonly batchCachedInputPerMillion?: number | undefined;
+  /** USD per million cache-write input tokens of a Batch API call. @default unknown */
+  readonly batchCacheWritePerMillion?: number | undefined;
+}
+
+/** The name of one rate of a {@link ModelPrice}. */
+export type PriceRate = keyof ModelPrice;
+
+/** Every rate field of a {@link ModelPrice}, in declaration order. */
+const RATE_FIELDS: readonly PriceRate[] = [
+  'inputPerMillion',
+  'outputPerMillion',
+  'cachedInputPerMillion',
+  'cacheWritePerMillion',
+  'batchInputPerMillion',
+  'batchOutputPerMillion',
+  'batchCachedInputPerMillion',
+  'batchCacheWritePerMillion',
+];
+
+/** Options of pricing one call. */
+export interface CostOptions {
+  /** Price the call at the model's Batch API rates. @default false */
+  readonly batch?: boolean | undefined;
 }
 
 /** The result of pricing one call. */
 export interface CallCost {
-  /** Cost in USD, or `undefined` when the model has no price (never a silent `0`). */
+  /**
+   * Cost in USD, or `undefined` when the model has no price or a rate the call needs is unknown (never a
+   * silent `0` nor a guess).
+   */
   readonly costUsd: number | undefined;
   /** False when the model id matched no entry of the price table. */
   readonly priced: boolean;
+  /** The rates the call needed that the model's entry does not give; absent when none is missing. */
+  readonly unknownRates?: readonly PriceRate[] | undefined;
 }
 
 /**
- * List prices (USD per million tokens, standard tier, no caching or batch discount) of current OpenAI and
- * Anthropic models as published by the vendors when this table was written, plus the offline `sim` provider
- * at zero. Prices change: check the vendors' pricing pages and override with {@link PriceTable.withPrices}.
+ * The cost of `usage` at `price`: cache reads at the cached-input rate, cache writes at the cache-write rate,
+ * the other input tokens at the input rate, output at the output rate; with `{ batch: true }` the `batch…`
+ * rates. A part of zero tokens needs no rate; a part whose rate is unknown makes the whole cost unknown
+ * (`costUsd: undefined`, the rate named in `unknownRates`).
+ *
+ * @example
+ * ```ts
+ * priceUsage({ inputPerMillion: 3, outputPerMillion: 15, cachedInputPerMillion: 0.3, cacheWritePerMillion: 3.75 },
+ *   { inputTokens: 3000, outputTokens: 100, cacheReadTokens: 2000 });
+ * // { costUsd: (1000 * 3 + 2000 * 0.3 + 100 * 15) / 1e6, priced: true }
+ * ```
+ */
+export function priceUsage(price: ModelPrice, usage: Usage, options: CostOptions = {}): CallCost {
+  const batch = options.batch === true;
+  const read = usage.cacheReadTokens ?? 0;
+  const write = usage.cacheWriteTokens ?? 0;
+  // Providers report cached tokens as part of the input; never price a negative remainder.
+  const uncached = Math.max(0, usage.inputTokens - read - write);
+  const parts: readonly (readonly [number, PriceRate])[] = batch
+    ? [
+        [uncached, 'batchInputPerMillion'],
+        [usage.outputTokens, 'batchOutputPerMillion'],
+        [read, 'batchCachedInputPerMillion'],
+        [write, 'batchCacheWritePerMillion'],
+      ]
+    : [
+        [uncached, 'inputPerMillion'],
+        [usage.outputTokens, 'outputPerMillion'],
+        [read, 'cachedInputPerMillion'],
+        [write, 'cacheWritePerMillion'],
+      ];
+  let micro = 0;
+  const unknownRates: PriceRate[] = [];
+  for (const [tokens, rate] of parts) {
+    if (tokens === 0) continue;
+    const perMillion = price[rate];
+    if (perMillion === undefined) unknownRates.push(rate);
+    else micro += tokens * perMillion;
+  }
+  return unknownRates.length > 0
+    ? { costUsd: undefined, priced: true, unknownRates }
+    : { costUsd: micro / 1e6, priced: true };
+}
+
+/** Anthropic's published multipliers of the base input rate: cache read 0.1×, 5-minute cache write 1.25×. */
+function anthropicPrice(inputPerMillion: number, outputPerMillion: number): ModelPrice {
+  // Rounded to 1e-9 so 0.1 × 0.8 reads 0.08, not 0.08000000000000002.
+  const r = (n: number): number => Math.round(n * 1e9) / 1e9;
+  return {
+    inputPerMillion,
+    outputPerMillion,
+    cachedInputPerMillion: r(inputPerMillion * 0.1),
+    cacheWritePerMillion: r(inputPerMillion * 1.25),
+    // Message Batches: 50 % of every rate; Anthropic's caching multipliers stack with the batch discount.
+    batchInputPerMillion: r(inputPerMillion * 0.5),
+    batchOutputPerMillion: r(outputPerMillion * 0.5),
+    batchCachedInputPerMillion: r(inputPerMillion * 0.1 * 0.5),
+    batchCacheWritePerMillion: r(inputPerMillion * 1.25 * 0.5),
+  };
+}
+
+/**
+ * An OpenAI model's rates: cached input as published; no cache write (OpenAI neither charges nor reports
+ * one); Batch API input and output at 50 %; batch cached input only where the Batch price list gives one.
+ */
+function openaiPrice(
+  inputPerMillion: number,
+  cachedInputPerMillion: number,
+  outputPerMillion: number,
+  batchCachedInputPerMillion?: number,
+): ModelPrice {
+  return {
+    inputPerMillion,
+    outputPerMillion,
+    cachedInputPerMillion,
+    batchInputPerMillion: inputPerMillion / 2,
+    batchOutputPerMillion: outputPerMillion / 2,
+    ...(batchCachedInputPerMillion === undefined ? {} : { batchCachedInputPerMillion }),
+  };
+}
+
+/**
+ * List prices (USD per million tokens, standard tier) of current OpenAI and Anthropic models as published by
+ * the vendors when this table was written, with their cached-input, cache-write and Batch API rates, plus the
+ * offline `sim` provider at zero. A rate a vendor does not publish is left out (unknown): OpenAI publishes no
+ * cache-write rate (it charges none), and no batch cached-input rate for the models before GPT-5. Anthropic
+ * rates are the standard ones (Sonnet's long-context rates above 200k input tokens are not modelled).
+ * Prices change: check the vendors' pricing pages and override with {@link PriceTable.withPrices}.
  *
  * Keys are `provider:model`. A key ending in `*` matches every id starting with the rest, so dated snapshots
  * (`anthropic:claude-sonnet-4-5-20250929`) find their family; the longest matching prefix wins, and an exact
  * key beats any pattern.
  */
 export const defaultPrices: Readonly<Record<string, ModelPrice>> = Object.freeze({
-  'openai:gpt-5*': { inputPerMillion: 1.25, outputPerMillion: 10 },
-  'openai:gpt-5-mini*': { inputPerMillion: 0.25, outputPerMillion: 2 },
-  'openai:gpt-5-nano*': { inputPerMillion: 0.05, outputPerMillion: 0.4 },
-  'openai:gpt-4.1*': { inputPerMillion: 2, outputPerMillion: 8 },
-  'openai:gpt-4.1-mini*': { inputPerMillion: 0.4, outputPerMillion: 1.6 },
-  'openai:gpt-4.1-nano*': { inputPerMillion: 0.1, outputPerMillion: 0.4 },
-  'openai:gpt-4o*': { inputPerMillion: 2.5, outputPerMillion: 10 },
-  'openai:gpt-4o-mini*': { inputPerMillion: 0.15, outputPerMillion: 0.6 },
-  'openai:o3*': { inputPerMillion: 2, outputPerMillion: 8 },
-  'openai:o4-mini*': { inputPerMillion: 1.1, outputPerMillion: 4.4 },
-  'anthropic:claude-opus-4*': { inputPerMillion: 15, outputPerMillion: 75 },
-  'anthropic:claude-sonnet-4*': { inputPerMillion: 3, outputPerMillion: 15 },
-  'anthropic:claude-3-7-sonnet*': { inputPerMillion: 3, outputPerMillion: 15 },
-  'anthropic:claude-haiku-4-5*': { inputPerMillion: 1, outputPerMillion: 5 },
-  'anthropic:claude-3-5-haiku*': { inputPerMillion: 0.8, outputPerMillion: 4 },
-  'sim:*': { inputPerMillion: 0, outputPerMillion: 0 },
+  'openai:gpt-5*': openaiPrice(1.25, 0.125, 10, 0.0625),
+  'openai:gpt-5-mini*': openaiPrice(0.25, 0.025, 2, 0.0125),
+  'openai:gpt-5-nano*': openaiPrice(0.05, 0.005, 0.4, 0.0025),
+  'openai:gpt-4.1*': openaiPrice(2, 0.5, 8),
+  'openai:gpt-4.1-mini*': openaiPrice(0.4, 0.1, 1.6),
+  'openai:gpt-4.1-nano*': openaiPrice(0.1, 0.025, 0.4),
+  'openai:gpt-4o*': openaiPrice(2.5, 1.25, 10),
+  'openai:gpt-4o-mini*': openaiPrice(0.15, 0.075, 0.6),
+  'openai:o3*': openaiPrice(2, 0.5, 8),
+  'openai:o4-mini*': openaiPrice(1.1, 0.275, 4.4),
+  'anthropic:claude-opus-4*': anthropicPrice(15, 75),
+  'anthropic:claude-opus-4-5*': anthropicPrice(5, 25),
+  'anthropic:claude-sonnet-4*': anthropicPrice(3, 15),
+  'anthropic:claude-3-7-sonnet*': anthropicPrice(3, 15),
+  'anthropic:claude-haiku-4-5*': anthropicPrice(1, 5),
+  'anthropic:claude-3-5-haiku*': anthropicPrice(0.8, 4),
+  'sim:*': {
+    inputPerMillion: 0,
+    outputPerMillion: 0,
+    cachedInputPerMillion: 0,
+    cacheWritePerMillion: 0,
+    batchInputPerMillion: 0,
+    batchOutputPerMillion: 0,
+    batchCachedInputPerMillion: 0,
+    batchCacheWritePerMillion: 0,
+  },
 });
 
 /** How many ids a {@link PriceTable} remembers the pattern lookup of. */
@@ -100,16 +247,21 @@ export class PriceTable {
         'a non-empty `provider:model` id or `prefix*` pattern',
       );
     }
-    for (const field of ['inputPerMillion', 'outputPerMillion'] as const) {
+    const copy: { -readonly [K in PriceRate]?: number } = {};
+    for (const field of RATE_FIELDS) {
       const value = price[field];
+      const required = field === 'inputPerMillion' || field === 'outputPerMillion';
+      if (value === undefined && !required) continue;
       if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-        throw new InvalidOptionError(`prices["${modelId}"].${field}`, value, 'a finite number of USD >= 0');
+        throw new InvalidOptionError(
+          `prices["${modelId}"].${field}`,
+          value,
+          required ? 'a finite number of USD >= 0' : 'a finite number of USD >= 0, or left out when unknown',
+        );
       }
+      copy[field] = value;
     }
-    const frozen = Object.freeze({
-      inputPerMillion: price.inputPerMillion,
-      outputPerMillion: price.outputPerMillion,
-    });
+    const frozen = Object.freeze(copy) as ModelPrice;
     this.#matched.clear();
     if (modelId.endsWith('*')) this.#patterns.set(modelId.slice(0, -1), frozen);
     else this.#exact.set(modelId, frozen);
@@ -141,13 +293,14 @@ export class PriceTable {
     return best;
   }
 
-  /** The cost of one call; an unknown model gives `{ costUsd: undefined, priced: false }`, never a silent 0. */
-  costOf(modelId: string, usage: Usage): CallCost {
+  /**
+   * The cost of one call (see {@link priceUsage}); an unknown model gives `{ costUsd: undefined, priced: false }`
+   * and an unknown rate `{ costUsd: undefined, priced: true, unknownRates }`, never a silent 0.
+   */
+  costOf(modelId: string, usage: Usage, options: CostOptions = {}): CallCost {
     const price = this.priceOf(modelId);
     if (price === undefined) return { costUsd: undefined, priced: false };
-    const costUsd =
-      (usage.inputTokens * price.inputPerMillion + usage.outputTokens * price.outputPerMillion) / 1e6;
-    return { costUsd, priced: true };
+    return priceUsage(price, usage, options);
   }
 
   /** Every entry, patterns spelled with their trailing `*`. */
@@ -160,18 +313,36 @@ export class PriceTable {
 }
 
 /**
- * The cost of one call under a price table.
+ * The cost of one call under a price table (see {@link priceUsage} for how each part is priced).
  *
  * @param prices - @default {@link PriceTable.default}
+ * @param options - `{ batch: true }` prices at the model's Batch API rates.
+ * @example
+ * ```ts
+ * costOf('anthropic:claude-sonnet-4-5', response.usage, PriceTable.default, { batch: true }).costUsd;
+ * ```
  */
-export function costOf(modelId: string, usage: Usage, prices: PriceTable = PriceTable.default): CallCost {
-  return prices.costOf(modelId, usage);
+export function costOf(
+  modelId: string,
+  usage: Usage,
+  prices: PriceTable = PriceTable.default,
+  options: CostOptions = {},
+): CallCost {
+  return prices.costOf(modelId, usage, options);
 }
 
 /** Aggregated usage of a set of calls. */
 export interface UsageTotals {
+  /** Every input token, cache reads and writes included (see {@link Usage}). */
   readonly inputTokens: number;
   readonly outputTokens: number;
+  /**
+   * Of `inputTokens`, how many were read from a prompt cache. Always set by this library's meters and sums;
+   * optional so totals stored or built before it existed stay valid (read as 0).
+   */
+  readonly cacheReadTokens?: number | undefined;
+  /** Of `inputTokens`, how many were written to a prompt cache (optional like `cacheReadTokens`). */
+  readonly cacheWriteTokens?: number | undefined;
   /** `inputTokens + outputTokens`. */
   readonly totalTokens: number;
   /** Sum of the priced calls' costs; a lower bound when {@link UsageTotals.unpricedCalls} > 0. */
@@ -211,10 +382,19 @@ export interface UsageMeterOptions {
   readonly perComposition?: boolean | undefined;
 }
 
-type MutableTotals = { -readonly [K in keyof UsageTotals]: UsageTotals[K] };
+type MutableTotals = { -readonly [K in keyof UsageTotals]-?: number };
 
 function emptyTotals(): MutableTotals {
-  return { inputTokens: 0, outputTokens: 0, totalTokens: 0, costUsd: 0, calls: 0, unpricedCalls: 0 };
+  return {
+    inputTokens: 0,
+    outputTokens: 0,
+    cacheReadTokens: 0,
+    cacheWriteTokens: 0,
+    totalTokens: 0,
+    costUsd: 0,
+    calls: 0,
+    unpricedCalls: 0,
+  };
 }
 
 /** The totals of no call at all. */
@@ -227,6 +407,9 @@ export function addUsageTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
   return {
     inputTokens: a.inputTokens + b.inputTokens,
     outputTokens: a.outputTokens + b.outputTokens,
+    // Totals stored before the cache fields existed have none: they count as 0.
+    cacheReadTokens: (a.cacheReadTokens ?? 0) + (b.cacheReadTokens ?? 0),
+    cacheWriteTokens: (a.cacheWriteTokens ?? 0) + (b.cacheWriteTokens ?? 0),
     totalTokens: a.totalTokens + b.totalTokens,
     costUsd: a.costUsd + b.costUsd,
     calls: a.calls + b.calls,
@@ -261,9 +444,11 @@ export class UsageMeter {
   /**
    * Record one call and return its cost.
    *
-   * @throws {@link InvalidOptionError} when a token count is negative or not an integer.
+   * @param options - `{ batch: true }` prices the call at the model's Batch API rates.
+   * @throws {@link InvalidOptionError} when a token count is negative or not an integer, or a cache count
+   *   exceeds `inputTokens`.
    */
-  record(modelId: string, usage: Usage, labels: UsageLabels = {}): CallCost {
+  record(modelId: string, usage: Usage, labels: UsageLabels = {}, options: CostOptions = {}): CallCost {
     const { inputTokens, outputTokens } = usage;
     if (!Number.isInteger(inputTokens) || inputTokens < 0) {
       throw new InvalidOptionError('usage.inputTokens', inputTokens, 'an integer >= 0');
@@ -271,15 +456,20 @@ export class UsageMeter {
     if (!Number.isInteger(outputTokens) || outputTokens < 0) {
       throw new InvalidOptionError('usage.outputTokens', outputTokens, 'an integer >= 0');
     }
-    const cost = this.#prices.costOf(modelId, usage);
+    for (const field of ['cacheReadTokens', 'cacheWriteTokens'] as const) {
+      const value = usage[field];
+      if (value !== undefined && (!Number.isInteger(value) || value < 0 || value > inputTokens)) {
+        throw new InvalidOptionError(`usage.${field}`, value, 'an integer >= 0 and <= usage.inputTokens');
+      }
+    }
+    const cost = this.#prices.costOf(modelId, usage, options);
     const costUsd = cost.costUsd;
     if (costUsd === undefined) this.#unpriced.add(modelId);
-    add(this.#total, inputTokens, outputTokens, costUsd);
-    add(bucket(this.#byModel, modelId), inputTokens, outputTokens, costUsd);
-    if (labels.nodeKey !== undefined)
-      add(bucket(this.#byNode, labels.nodeKey), inputTokens, outputTokens, costUsd);
+    addCallToTotals(this.#total, usage, costUsd);
+    addCallToTotals(bucket(this.#byModel, modelId), usage, costUsd);
+    if (labels.nodeKey !== undefined) addCallToTotals(bucket(this.#byNode, labels.nodeKey), usage, costUsd);
     if (labels.compositionId !== undefined && this.#perComposition) {
-      add(bucket(this.#byComposition, labels.compositionId), inputTokens, outputTokens, costUsd);
+      addCallToTotals(bucket(this.#byComposition, labels.compositionId), usage, costUsd);
     }
     return cost;
   }
@@ -318,16 +508,20 @@ export class UsageMeter {
   }
 }
 
-/** Adds one call to `totals`; an undefined cost counts as an unpriced call. */
-function add(
-  totals: MutableTotals,
-  inputTokens: number,
-  outputTokens: number,
+/**
+ * Adds one call to `totals` in place (tokens, cache tokens, cost); an undefined cost counts as an unpriced
+ * call. For bookkeeping that keeps its own mutable totals (a chain run's per-node usage, a batch's).
+ */
+export function addCallToTotals(
+  totals: { -readonly [K in keyof UsageTotals]: UsageTotals[K] },
+  usage: Usage,
   costUsd: number | undefined,
 ): void {
-  totals.inputTokens += inputTokens;
-  totals.outputTokens += outputTokens;
-  totals.totalTokens += inputTokens + outputTokens;
+  totals.inputTokens += usage.inputTokens;
+  totals.outputTokens += usage.outputTokens;
+  totals.cacheReadTokens = (totals.cacheReadTokens ?? 0) + (usage.cacheReadTokens ?? 0);
+  totals.cacheWriteTokens = (totals.cacheWriteTokens ?? 0) + (usage.cacheWriteTokens ?? 0);
+  totals.totalTokens += usage.inputTokens + usage.outputTokens;
   totals.calls += 1;
   if (costUsd === undefined) totals.unpricedCalls += 1;
   else totals.costUsd += costUsd;
