@@ -165,6 +165,8 @@ interface Throughput {
   readonly accepted: number;
   readonly ofLimit: number;
   readonly wholeRunOfLimit: number;
+  /** Accepted requests in each full window counted from the first acceptance. */
+  readonly perWindow: readonly number[];
   readonly busiestWindow: number;
   readonly requests429: number;
   readonly after429: number;
@@ -270,6 +272,13 @@ async function throughput(redisUrl: string): Promise<Throughput> {
   // Steady state, as bench/providers.bench.ts counts it: the middle 80 % of acceptances (no ramp-up, no tail).
   const ofLimit = rate(Math.floor(sorted.length * 0.1), Math.ceil(sorted.length * 0.9) - 1);
   const wholeRunOfLimit = rate(0, sorted.length - 1);
+  // Accepted requests per full window from the first acceptance, to see where throughput was lost.
+  const perWindow: number[] = [];
+  for (const at of sorted) {
+    const k = Math.floor((at - (sorted[0] ?? 0)) / windowMs);
+    perWindow[k] = (perWindow[k] ?? 0) + 1;
+  }
+  perWindow.pop(); // the last window is partial
   const requests429 = server.byStatus['429'] ?? 0;
   const lost = runs - ok;
   // Duplicated: a run whose result reached the producer twice, or jobs the queue completed beyond the runs.
@@ -284,6 +293,7 @@ async function throughput(redisUrl: string): Promise<Throughput> {
     accepted: acceptedAt.length,
     ofLimit,
     wholeRunOfLimit,
+    perWindow: Array.from(perWindow, (n: number | undefined) => n ?? 0), // a window with none is a hole
     busiestWindow: busiest(acceptedAt, windowMs),
     requests429,
     after429: requests429 - (firstWindow429 ?? requests429),
@@ -387,6 +397,7 @@ async function parent(): Promise<void> {
     out.push(
       `| the same over the whole run (ramp-up and tail included) | ${(t.wholeRunOfLimit * 100).toFixed(1)} % | – | |`,
     );
+    out.push(`| accepted per window, window by window | ${t.perWindow.join(' ')} | – | |`);
     out.push(
       `| most requests the server accepted in any window | ${t.busiestWindow} / ${LIMIT} | ≤ ${LIMIT} | ${checks[1]?.pass ? 'PASS' : 'MISS'} |`,
     );
