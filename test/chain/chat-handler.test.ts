@@ -18,6 +18,7 @@ import {
   type ChainEvent,
   type ChatHandler,
   type ChatMessage,
+  type ModelRequest,
 } from '../../src/index.ts';
 import { startFakeProviderServer, type FakeProviderServer } from '../support/fake-provider-server.ts';
 import { fakeKey } from '../helpers/fake-keys.ts';
@@ -140,6 +141,48 @@ describe('createChatHandler with the AI SDK Chat client', () => {
       chat.messages.at(-1)?.parts.flatMap((p) => ('data' in p && p.type === 'data-node' ? [p.data] : [])),
     ).toEqual([{ node: 'reply', status: 'completed', attempt: 1 }]);
     expect(handler.running).toBe(0);
+  });
+
+  it("passes the conversation to a node's messages: the model gets it as a real message array", async () => {
+    const sent: ModelRequest[] = [];
+    const client = new ModelClient({
+      registry: new ProviderRegistry({
+        simulated: {
+          script: [
+            {
+              match: '',
+              reply: (request: ModelRequest) => {
+                sent.push(request);
+                return `I have ${request.messages.length} messages.`;
+              },
+            },
+          ],
+        },
+      }),
+    });
+    // The README's chain: the whole conversation straight into the node.
+    const chat = chain({
+      name: 'chat',
+      input: z.object({ messages: z.array(z.custom<ChatMessage>()) }),
+      client,
+    })
+      .prompt('reply', { system: 'You are a helpful assistant.', messages: ({ input }) => input.messages })
+      .build();
+    const ui = new Chat(await serve(createChatHandler({ chain: chat, input: (messages) => ({ messages }) })));
+    await ui.sendMessage({ text: 'Hello.' });
+    await ui.sendMessage({ text: 'And again.' });
+    expect(ui.messages.map(textOf)).toEqual([
+      'Hello.',
+      'I have 1 messages.',
+      'And again.',
+      'I have 3 messages.',
+    ]);
+    expect(sent.at(-1)?.system).toBe('You are a helpful assistant.');
+    expect(sent.at(-1)?.messages).toEqual([
+      { role: 'user', content: 'Hello.' },
+      { role: 'assistant', content: 'I have 1 messages.' },
+      { role: 'user', content: 'And again.' },
+    ]);
   });
 
   it('keeps no conversation: a known chat id without its messages gets no history', async () => {
