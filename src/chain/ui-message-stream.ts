@@ -135,7 +135,7 @@ export interface UIMessageStreamResponseOptions extends UIMessageStreamOptions {
 export const DEFAULT_CHAT_ERROR_TEXT = 'The answer could not be completed. Please try again.';
 
 const encoder = new TextEncoder();
-const DONE = encoder.encode('data: [DONE]\n\n');
+const DONE = 'data: [DONE]\n\n';
 
 /** One part as a server-sent event: `data: <json>` and a blank line. */
 export function formatUIMessageStreamPart(part: UIMessageStreamPart): string {
@@ -183,11 +183,12 @@ export function toUIMessageStream<O>(
           writer.end(out, error);
           finished = true;
         }
-        for (const part of out) controller.enqueue(encoder.encode(formatUIMessageStreamPart(part)));
-        if (finished) {
-          controller.enqueue(DONE);
-          controller.close();
-        }
+        // One chunk per event: its parts (often one) and, at the end, `[DONE]`.
+        let text = '';
+        for (const part of out) text += formatUIMessageStreamPart(part);
+        if (finished) text += DONE;
+        if (text !== '') controller.enqueue(encoder.encode(text));
+        if (finished) controller.close();
       },
       cancel(reason) {
         cancelled = true;
