@@ -209,6 +209,26 @@ export class DistributedPerform<C extends Chains = Chains> implements EvalQueue 
     this.#submitted += 1;
     if (already !== undefined) return this.#run(already, true);
     const pending = this.#track(jobId, runId, options.onEvent);
+    try {
+      return await this.#enqueue(pending, jobId, chain, found.hash, input, options);
+    } catch (error) {
+      // Redis refused or is gone: this submit failed, and its run is not left pending.
+      this.#finish(jobId, pending, false, error);
+      this.#submitted -= 1;
+      this.#failed -= 1;
+      throw error;
+    }
+  }
+
+  async #enqueue<O>(
+    pending: Pending,
+    jobId: string,
+    chain: string,
+    hash: string,
+    input: unknown,
+    options: SubmitOptions,
+  ): Promise<DistributedRun<O>> {
+    const runId = pending.runId;
     const redis = await this.#ready;
     const recordKey = this.#keys.record(runId);
     const record = await redis.get(recordKey);
@@ -218,7 +238,7 @@ export class DistributedPerform<C extends Chains = Chains> implements EvalQueue 
     }
     const data: ChainJobData = {
       chain,
-      hash: found.hash,
+      hash,
       input,
       runId,
       ...(options.model === undefined ? {} : { model: options.model }),
