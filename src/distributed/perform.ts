@@ -41,7 +41,10 @@ export interface DistributedPerformOptions<C extends Chains = Chains> {
    * are, so the jobs this producer keeps in Redis stay bounded however many it has to submit. @default 1000
    */
   readonly maxPending?: number | undefined;
-  /** Hears the events of every run of this producer (`node-done` with usage, `run-start` of a retry). */
+  /**
+   * Hears the events of every run of this producer (`node-done` with usage, `run-start` of a retry), through
+   * Redis pub/sub: subscribed before the first run is submitted, so none is missed while connected.
+   */
   readonly onEvent?: ((event: DistributedRunEvent) => void) | undefined;
 }
 
@@ -56,7 +59,7 @@ export interface SubmitOptions {
   readonly model?: string | undefined;
   /** Per-node overrides of the run. */
   readonly overrides?: Readonly<Record<string, NodeOverride>> | undefined;
-  /** Hears this run's events. */
+  /** Hears this run's events (subscribed before the run is submitted). */
   readonly onEvent?: ((event: DistributedRunEvent) => void) | undefined;
 }
 
@@ -204,6 +207,8 @@ export class DistributedPerform<C extends Chains = Chains> implements EvalQueue 
       await new Promise<void>((resolve) => this.#slotWaiters.push(resolve));
     }
     if (options.onEvent !== undefined) this.#subscribe();
+    // Listening before the job exists: a connected producer hears every event of its run.
+    if (this.#subscriber !== undefined) await this.#subscriber;
     const jobId = jobIdOf(runId);
     const already = this.#pending.get(jobId);
     this.#submitted += 1;

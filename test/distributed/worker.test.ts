@@ -101,7 +101,13 @@ describe.skipIf(skipRedis)('workers and producers on BullMQ against a real Redis
       expect(result.usage.calls).toBe(4);
       expect(result.trace.map((r) => r.status)).toEqual(['completed', 'completed', 'completed', 'completed']);
       expect(Object.getPrototypeOf(result.outputs)).toBeNull();
-      // Events are best effort (pub/sub): those that came are node-done events of this run, with usage.
+      // The producer listened before submitting: one node-done event per node, with its usage.
+      expect(events.map((e) => (e.type === 'node-done' ? e.node : e.type)).sort()).toEqual([
+        'a',
+        'b',
+        'c',
+        'd',
+      ]);
       for (const event of events) {
         expect(event).toMatchObject({ type: 'node-done', runId: 'idem-1', usage: { calls: 1 } });
       }
