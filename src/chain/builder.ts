@@ -137,6 +137,14 @@ export class ChainBuilder<S extends z.ZodType, O extends Record<string, unknown>
         },
       );
     }
+    const cache: unknown = typed.cache;
+    if (cache !== undefined && cache !== 'auto' && cache !== 'system' && cache !== false) {
+      throw new ChainDefinitionError(
+        `Node "${name}": cache must be 'auto', 'system' or false, got ${JSON.stringify(cache)}.`,
+        name,
+        { hint: "leave it out for 'auto' (a prompt-cache breakpoint where the prefix is long enough)" },
+      );
+    }
     if (typed.messages !== undefined && typeof typed.messages !== 'function') {
       throw new ChainDefinitionError(
         `Node "${name}": messages must be a function of the node's context.`,

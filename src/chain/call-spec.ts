@@ -83,6 +83,7 @@ export function callSpecOf(
     schemaName: node.schema === undefined ? undefined : settings.output,
     temperature: override?.temperature ?? settings.temperature,
     maxTokens: override?.maxTokens ?? settings.maxTokens,
+    cache: settings.cache,
   };
 }
 

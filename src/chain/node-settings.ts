@@ -36,6 +36,8 @@ export interface NodeSettings {
   readonly system?: string;
   readonly temperature?: number;
   readonly maxTokens?: number;
+  /** Prompt caching, when the node sets it (`'auto'` otherwise). */
+  readonly cache?: 'auto' | 'system' | false;
   /** The output schema's name (the node name unless `schemaName` says otherwise), when it has one. */
   readonly output?: string;
   /** Tool names, for an agent. */
@@ -65,6 +67,7 @@ export function nodeSettings(entry: NodeEntry, chainModel: string): NodeSettings
   if (spec.system !== undefined) settings.system = spec.system;
   if (spec.temperature !== undefined) settings.temperature = spec.temperature;
   if (spec.maxTokens !== undefined) settings.maxTokens = spec.maxTokens;
+  if (spec.cache !== undefined) settings.cache = spec.cache;
   if (spec.output !== undefined) settings.output = spec.schemaName ?? entry.name;
   if (spec.tools !== undefined) settings.tools = spec.tools.map((t) => t.name);
   if (spec.maxSteps !== undefined) settings.maxSteps = spec.maxSteps;

@@ -3,7 +3,7 @@
  * counted from the run's own call events, and the agents' steps.
  */
 import type { CallEvent, CallEventSink } from '../providers/call-events.ts';
-import { addUsageTotals, emptyUsage, type UsageTotals } from '../providers/usage.ts';
+import { addCallToTotals, addUsageTotals, emptyUsage, type UsageTotals } from '../providers/usage.ts';
 import type { AgentStep, ChainEvent } from './types.ts';
 import { callHook } from '../core/hooks.ts';
 
@@ -59,13 +59,7 @@ export class RunState<O> {
           totals = emptyUsage();
           this.usageByNode.set(node, totals);
         }
-        const { inputTokens, outputTokens } = event.usage;
-        totals.inputTokens += inputTokens;
-        totals.outputTokens += outputTokens;
-        totals.totalTokens += inputTokens + outputTokens;
-        totals.costUsd += event.costUsd ?? 0;
-        totals.calls += 1;
-        if (event.costUsd === undefined) totals.unpricedCalls += 1;
+        addCallToTotals(totals, event.usage, event.costUsd);
         return;
       }
       case 'retry':

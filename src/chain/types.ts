@@ -6,7 +6,7 @@ import type { z } from 'zod';
 import type { NodeRecord } from '../core/composition.ts';
 import type { NodeDoneStatus } from '../core/status.ts';
 import type { CallOutput } from '../providers/call.ts';
-import type { ChatMessage, ToolCall } from '../providers/types.ts';
+import type { ChatMessage, PromptCacheMode, ToolCall } from '../providers/types.ts';
 import type { UsageTotals } from '../providers/usage.ts';
 import type { Tool } from './tool.ts';
 
@@ -80,6 +80,12 @@ export interface PromptSpec<I, O, D extends keyof O & string, S extends z.ZodTyp
   readonly schemaName?: string | undefined;
   readonly temperature?: number | undefined;
   readonly maxTokens?: number | undefined;
+  /**
+   * Prompt caching of the node's calls: `'auto'`, `'system'` or `false` (see `PromptCacheMode`). It changes
+   * what a call costs, never its answer, so it is not part of the response cache's key.
+   * @default 'auto'
+   */
+  readonly cache?: PromptCacheMode | undefined;
 }
 
 /** What an agent node does: a tool-calling loop, then a (validated) final answer. */

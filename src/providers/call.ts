@@ -5,7 +5,14 @@
  */
 import type { z } from 'zod';
 import type { CallEventSink } from './call-events.ts';
-import type { ChatMessage, ModelRequest, ModelResponse, ToolDefinition, Usage } from './types.ts';
+import type {
+  ChatMessage,
+  ModelRequest,
+  ModelResponse,
+  PromptCacheMode,
+  ToolDefinition,
+  Usage,
+} from './types.ts';
 import type { UsageLabels } from './usage.ts';
 
 /** A model call, provider-neutral. Give `prompt` (one user message) or `messages`. */
@@ -24,6 +31,8 @@ export interface CallSpec<S extends z.ZodType | undefined = z.ZodType | undefine
   readonly schema?: S;
   /** Name of the schema sent to the provider. @default 'output' */
   readonly schemaName?: string | undefined;
+  /** Prompt caching (see {@link PromptCacheMode}). @default 'auto' */
+  readonly cache?: PromptCacheMode | undefined;
   /** Provider-specific extras, namespaced by provider name. */
   readonly providerOptions?: ModelRequest['providerOptions'];
 }

@@ -12,6 +12,7 @@ export type {
   JsonSchema,
   ModelRequest,
   ModelResponse,
+  PromptCacheMode,
   Provider,
   RateLimitInfo,
   StreamEvent,
@@ -117,7 +118,11 @@ export {
   type ResolvedModel,
 } from './registry.ts';
 export { createOpenAIProvider, type OpenAIProviderSettings } from './openai/index.ts';
-export { createAnthropicProvider, type AnthropicProviderSettings } from './anthropic/index.ts';
+export {
+  anthropicMinCacheTokens,
+  createAnthropicProvider,
+  type AnthropicProviderSettings,
+} from './anthropic/index.ts';
 export {
   createSimulatedProvider,
   type SimulatedLatency,

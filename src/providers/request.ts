@@ -64,6 +64,7 @@ export function toModelRequest(spec: CallSpec, parts: RequestParts): ModelReques
     output: spec.schema === undefined ? undefined : cachedOutputSpec(spec.schema, spec.schemaName),
     signal: parts.signal,
     streamIdleTimeoutMs: parts.streamIdleTimeoutMs,
+    cache: spec.cache,
     providerOptions: spec.providerOptions,
   };
 }

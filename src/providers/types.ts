@@ -50,6 +50,23 @@ export interface JsonOutputSpec {
   readonly description?: string | undefined;
 }
 
+/**
+ * Whether a call asks the provider to cache its prompt prefix (prompt caching; it never changes the answer,
+ * so it is not part of the response cache's key):
+ * - `'auto'`: Anthropic gets a `cache_control: { type: 'ephemeral' }` breakpoint (5-minute cache) at the end
+ *   of the system prompt (tools included) when that prefix is estimated (a quarter of its characters) at
+ *   least the model's documented minimum cacheable length ({@link anthropicMinCacheTokens}), and a second
+ *   one at the end of the conversation before its last turn (the history and few-shot turns) when the prefix
+ *   up to there is long enough as well. A prefix too short to be cached gets no breakpoint.
+ * - `'system'`: one breakpoint at the end of the system prompt, whatever its length (Anthropic caches
+ *   nothing, and charges nothing extra, for a prefix below its minimum).
+ * - `false`: no breakpoint.
+ *
+ * OpenAI caches every prompt of 1024 tokens or more by itself; the request is the same whatever the mode,
+ * and cache reads are counted and priced either way. The simulated provider ignores it.
+ */
+export type PromptCacheMode = 'auto' | 'system' | false;
+
 /** One model call, provider-neutral. */
 export interface ModelRequest {
   /** The model id without its provider prefix, e.g. `gpt-4.1-mini`. */
@@ -70,6 +87,8 @@ export interface ModelRequest {
    * @default the provider's `streamIdleTimeoutMs` (60000 for OpenAI and Anthropic)
    */
   readonly streamIdleTimeoutMs?: number | undefined;
+  /** Prompt caching (see {@link PromptCacheMode}). @default 'auto' */
+  readonly cache?: PromptCacheMode | undefined;
   /** Provider-specific extras, namespaced by provider name: `{ openai: { seed: 1 } }`. */
   readonly providerOptions?: Readonly<Record<string, Readonly<Record<string, unknown>>>> | undefined;
 }

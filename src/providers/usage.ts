@@ -119,19 +119,23 @@ export function priceUsage(price: ModelPrice, usage: Usage, options: CostOptions
     : { costUsd: micro / 1e6, priced: true };
 }
 
-/** Anthropic's published multipliers of the base input rate: cache read 0.1×, 5-minute cache write 1.25×. */
-function anthropicPrice(inputPerMillion: number, outputPerMillion: number): ModelPrice {
+/**
+ * An Anthropic model's rates from its base input and output rates and Anthropic's published multipliers of
+ * the input rate: 5-minute cache write 1.25×, cache read 0.1× (`readMultiplier`: 0.05× for the models
+ * published so). Message Batches: 50 % of every rate, since Anthropic's caching multipliers stack with the
+ * batch discount.
+ */
+function anthropicPrice(inputPerMillion: number, outputPerMillion: number, readMultiplier = 0.1): ModelPrice {
   // Rounded to 1e-9 so 0.1 × 0.8 reads 0.08, not 0.08000000000000002.
   const r = (n: number): number => Math.round(n * 1e9) / 1e9;
   return {
     inputPerMillion,
     outputPerMillion,
-    cachedInputPerMillion: r(inputPerMillion * 0.1),
+    cachedInputPerMillion: r(inputPerMillion * readMultiplier),
     cacheWritePerMillion: r(inputPerMillion * 1.25),
-    // Message Batches: 50 % of every rate; Anthropic's caching multipliers stack with the batch discount.
     batchInputPerMillion: r(inputPerMillion * 0.5),
     batchOutputPerMillion: r(outputPerMillion * 0.5),
-    batchCachedInputPerMillion: r(inputPerMillion * 0.1 * 0.5),
+    batchCachedInputPerMillion: r(inputPerMillion * readMultiplier * 0.5),
     batchCacheWritePerMillion: r(inputPerMillion * 1.25 * 0.5),
   };
 }
@@ -161,7 +165,9 @@ function openaiPrice(
  * the vendors when this table was written, with their cached-input, cache-write and Batch API rates, plus the
  * offline `sim` provider at zero. A rate a vendor does not publish is left out (unknown): OpenAI publishes no
  * cache-write rate (it charges none), and no batch cached-input rate for the models before GPT-5. Anthropic
- * rates are the standard ones (Sonnet's long-context rates above 200k input tokens are not modelled).
+ * rates are the standard ones with 5-minute cache writes (long-context and prompt-length price bands are not
+ * modelled); models not listed (e.g. the Sonnet 5, Haiku 5.5, Fable and Mythos families) have no price, so
+ * their cost shows as unknown until you add it.
  * Prices change: check the vendors' pricing pages and override with {@link PriceTable.withPrices}.
  *
  * Keys are `provider:model`. A key ending in `*` matches every id starting with the rest, so dated snapshots
@@ -179,8 +185,14 @@ export const defaultPrices: Readonly<Record<string, ModelPrice>> = Object.freeze
   'openai:gpt-4o-mini*': openaiPrice(0.15, 0.075, 0.6),
   'openai:o3*': openaiPrice(2, 0.5, 8),
   'openai:o4-mini*': openaiPrice(1.1, 0.275, 4.4),
+  // Opus 4 and 4.1; from Opus 4.5 on the rates are a third of theirs.
   'anthropic:claude-opus-4*': anthropicPrice(15, 75),
   'anthropic:claude-opus-4-5*': anthropicPrice(5, 25),
+  'anthropic:claude-opus-4-6*': anthropicPrice(5, 25),
+  'anthropic:claude-opus-4-7*': anthropicPrice(5, 25),
+  'anthropic:claude-opus-4-8*': anthropicPrice(5, 25),
+  'anthropic:claude-opus-5*': anthropicPrice(5, 25),
+  'anthropic:claude-opus-5-5*': anthropicPrice(4, 20, 0.05),
   'anthropic:claude-sonnet-4*': anthropicPrice(3, 15),
   'anthropic:claude-3-7-sonnet*': anthropicPrice(3, 15),
   'anthropic:claude-haiku-4-5*': anthropicPrice(1, 5),

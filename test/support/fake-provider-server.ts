@@ -134,7 +134,73 @@ export interface FakeProviderServerOptions {
   schemaViolation?: boolean | undefined;
   /** When set, only this API key is accepted (others get the real 401 body). */
   apiKey?: string | undefined;
+  /**
+   * Prompt caching: the cache tokens to report for a request, as the services report them. `read` of its
+   * input tokens came from the prompt cache, `write` were written to it (Anthropic only: OpenAI reports no
+   * writes). OpenAI sends them as `prompt_tokens_details.cached_tokens` within `prompt_tokens`; Anthropic as
+   * `cache_read_input_tokens` / `cache_creation_input_tokens` beside an `input_tokens` without them. Both
+   * are capped at the request's input tokens. See {@link anthropicBreakpointCache}. @default none
+   */
+  cacheTokens?: ((request: FakeRequest) => FakeCacheTokens | undefined) | undefined;
 }
+
+// --- Prompt caching (cache tokens in usage) ---
+
+/** Cache tokens of one request, for {@link FakeProviderServerOptions.cacheTokens}. */
+export interface FakeCacheTokens {
+  readonly read?: number | undefined;
+  readonly write?: number | undefined;
+}
+
+/** Token counts of one reply: input (cache parts included), output, and the cache parts. */
+interface FakeUsage {
+  readonly input: number;
+  readonly output: number;
+  readonly cacheRead?: number | undefined;
+  readonly cacheWrite?: number | undefined;
+}
+
+/**
+ * A {@link FakeProviderServerOptions.cacheTokens} that caches like Anthropic's Messages API: the prefix of
+ * a request up to its last `cache_control` breakpoint (tools, then system, then messages) is written the
+ * first time it is seen and read every later time; a request without a breakpoint caches nothing. Tokens
+ * are the prefix's JSON characters / `charsPerToken`; Anthropic's minimum cacheable length is not applied.
+ */
+export function anthropicBreakpointCache(
+  charsPerToken = 4,
+): (request: FakeRequest) => FakeCacheTokens | undefined {
+  const seen = new Set<string>();
+  return (request) => {
+    if (request.api !== 'anthropic' || typeof request.body !== 'object' || request.body === null)
+      return undefined;
+    const body = request.body as JsonObject;
+    const parts: unknown[] = [];
+    let prefix: string | undefined;
+    const visit = (items: unknown): void => {
+      const list = typeof items === 'string' ? [items] : Array.isArray(items) ? (items as unknown[]) : [];
+      for (const item of list) {
+        parts.push(item);
+        const blocks =
+          typeof item === 'object' && item !== null && Array.isArray((item as JsonObject)['content'])
+            ? ((item as JsonObject)['content'] as unknown[])
+            : [item];
+        if (blocks.some((b) => typeof b === 'object' && b !== null && 'cache_control' in b))
+          prefix = JSON.stringify(parts);
+      }
+    };
+    visit(body['tools']);
+    visit(body['system']);
+    visit(body['messages']);
+    if (prefix === undefined) return undefined;
+    const tokens = estimateTokens(prefix, charsPerToken);
+    const key = `${request.model}\n${prefix}`;
+    if (seen.has(key)) return { read: tokens };
+    seen.add(key);
+    return { write: tokens };
+  };
+}
+
+// --- end of prompt caching ---
 
 /** A running fake server. */
 export interface FakeProviderServer {
@@ -393,7 +459,16 @@ export async function startFakeProviderServer(
 
     const reply = await produceReply(request);
     if (isClosed()) return;
-    const usage = { input: tokens, output: estimateTokens(JSON.stringify(reply), options.charsPerToken) };
+    const cache = options.cacheTokens?.(request);
+    const cacheRead = Math.min(tokens, Math.max(0, Math.floor(cache?.read ?? 0)));
+    const cacheWrite =
+      api === 'anthropic' ? Math.min(tokens - cacheRead, Math.max(0, Math.floor(cache?.write ?? 0))) : 0;
+    const usage: FakeUsage = {
+      input: tokens,
+      output: estimateTokens(JSON.stringify(reply), options.charsPerToken),
+      cacheRead,
+      cacheWrite,
+    };
     // The output counts against the token window too, once generated (at the acceptance time).
     limitVerdict.entry.tokens += usage.output;
     const headers = { ...ids, ...limitHeaders(api, remaining(current), windowResetMs(current)) };
@@ -811,7 +886,7 @@ function replyText(reply: FakeReply): string {
   return reply.json !== undefined ? JSON.stringify(reply.json) : (reply.text ?? '');
 }
 
-function openaiCompletion(request: FakeRequest, reply: FakeReply, usage: { input: number; output: number }) {
+function openaiCompletion(request: FakeRequest, reply: FakeReply, usage: FakeUsage) {
   const toolCalls = openaiToolCalls(request, reply);
   const text = replyText(reply);
   return {
@@ -839,12 +914,12 @@ function openaiCompletion(request: FakeRequest, reply: FakeReply, usage: { input
   };
 }
 
-function openaiUsage(usage: { input: number; output: number }) {
+function openaiUsage(usage: FakeUsage) {
   return {
     prompt_tokens: usage.input,
     completion_tokens: usage.output,
     total_tokens: usage.input + usage.output,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: usage.cacheRead ?? 0, audio_tokens: 0 },
     completion_tokens_details: {
       reasoning_tokens: 0,
       audio_tokens: 0,
@@ -863,11 +938,7 @@ function pieces(text: string): string[] {
   return text.match(/\s*\S+\s*/g) ?? (text === '' ? [] : [text]);
 }
 
-function openaiChunks(
-  request: FakeRequest,
-  reply: FakeReply,
-  usage: { input: number; output: number },
-): string[] {
+function openaiChunks(request: FakeRequest, reply: FakeReply, usage: FakeUsage): string[] {
   const body = request.body as JsonObject;
   const includeUsage = (body['stream_options'] as JsonObject | undefined)?.['include_usage'] === true;
   const id = `chatcmpl-${hashString(`s${request.index}`).toString(36)}`;
@@ -937,17 +1008,21 @@ function anthropicStopReason(reply: FakeReply, content: readonly JsonObject[]): 
   return content.some((c) => c['type'] === 'tool_use') ? 'tool_use' : 'end_turn';
 }
 
-function anthropicUsage(usage: { input: number; output: number }) {
+function anthropicUsage(usage: FakeUsage) {
+  const read = usage.cacheRead ?? 0;
+  const write = usage.cacheWrite ?? 0;
   return {
-    input_tokens: usage.input,
+    // Anthropic's input_tokens leaves the cached parts out.
+    input_tokens: usage.input - read - write,
     output_tokens: usage.output,
-    cache_creation_input_tokens: 0,
-    cache_read_input_tokens: 0,
+    cache_creation_input_tokens: write,
+    cache_read_input_tokens: read,
+    cache_creation: { ephemeral_5m_input_tokens: write, ephemeral_1h_input_tokens: 0 },
     service_tier: 'standard',
   };
 }
 
-function anthropicMessage(request: FakeRequest, reply: FakeReply, usage: { input: number; output: number }) {
+function anthropicMessage(request: FakeRequest, reply: FakeReply, usage: FakeUsage) {
   const content = anthropicContent(request, reply);
   return {
     id: `msg_${hashString(`m${request.index}`).toString(36)}`,
@@ -961,11 +1036,7 @@ function anthropicMessage(request: FakeRequest, reply: FakeReply, usage: { input
   };
 }
 
-function anthropicEvents(
-  request: FakeRequest,
-  reply: FakeReply,
-  usage: { input: number; output: number },
-): string[] {
+function anthropicEvents(request: FakeRequest, reply: FakeReply, usage: FakeUsage): string[] {
   const content = anthropicContent(request, reply);
   const out = [
     sse(
@@ -979,7 +1050,7 @@ function anthropicEvents(
           content: [],
           stop_reason: null,
           stop_sequence: null,
-          usage: { ...anthropicUsage({ input: usage.input, output: 1 }) },
+          usage: { ...anthropicUsage({ ...usage, output: 1 }) },
         },
       },
       'message_start',

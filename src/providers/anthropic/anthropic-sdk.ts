@@ -5,6 +5,7 @@
  */
 import Anthropic from '@anthropic-ai/sdk';
 import type {
+  CacheControlEphemeral,
   ContentBlockParam,
   Message,
   MessageCreateParamsNonStreaming,
@@ -25,11 +26,14 @@ import type {
   FinishReason,
   ModelRequest,
   ModelResponse,
+  PromptCacheMode,
   Provider,
   RateLimitInfo,
   StreamEvent,
   ToolCall,
+  Usage,
 } from '../types.ts';
+import { anthropicMinCacheTokens } from './anthropic-cache.ts';
 import { resolveAnthropicAccess, type AnthropicProviderSettings } from './anthropic-provider.ts';
 import { mapAnthropicError } from './map-anthropic-error.ts';
 
@@ -203,6 +207,11 @@ export class AnthropicProvider implements Provider {
             // `usage.output_tokens` in message_delta is cumulative.
             usage.output_tokens = event.usage.output_tokens;
             if (typeof event.usage.input_tokens === 'number') usage.input_tokens = event.usage.input_tokens;
+            // Cumulative as well when present (the API may report the cache parts here too).
+            if (typeof event.usage.cache_read_input_tokens === 'number')
+              usage.cache_read_input_tokens = event.usage.cache_read_input_tokens;
+            if (typeof event.usage.cache_creation_input_tokens === 'number')
+              usage.cache_creation_input_tokens = event.usage.cache_creation_input_tokens;
             break;
           case 'message_stop':
             stopped = true;
@@ -274,7 +283,7 @@ export class AnthropicProvider implements Provider {
       }
     }
     if (tools.length > 0) body.tools = tools;
-    return body;
+    return withCacheBreakpoints(body, request.cache ?? 'auto');
   }
 
   #resolve(): ResolvedClient {
@@ -440,14 +449,99 @@ interface BuildInput {
   readonly jsonFromTool: { readonly value: unknown } | undefined;
   readonly toolCalls: readonly ToolCall[];
   readonly stopReason: string | null;
-  readonly usage: {
-    readonly input_tokens: number;
-    readonly output_tokens: number;
-    readonly cache_creation_input_tokens?: number | null | undefined;
-    readonly cache_read_input_tokens?: number | null | undefined;
-  };
+  readonly usage: AnthropicWireUsage;
   readonly requestId: string | undefined;
   readonly rateLimit: RateLimitInfo | undefined;
+}
+
+/** The usage fields of a Messages API response (or of a stream's events) this adapter reads. */
+export interface AnthropicWireUsage {
+  readonly input_tokens: number;
+  readonly output_tokens: number;
+  readonly cache_creation_input_tokens?: number | null | undefined;
+  readonly cache_read_input_tokens?: number | null | undefined;
+}
+
+/**
+ * A Messages API `usage` as {@link Usage}. Anthropic's `input_tokens` leaves out the cached parts, so
+ * `inputTokens` is `input_tokens + cache_read_input_tokens + cache_creation_input_tokens` (every token of
+ * the prompt), with the two cache parts as `cacheReadTokens` and `cacheWriteTokens`.
+ */
+export function anthropicUsage(usage: AnthropicWireUsage): Usage {
+  const read = usage.cache_read_input_tokens ?? 0;
+  const write = usage.cache_creation_input_tokens ?? 0;
+  return {
+    inputTokens: usage.input_tokens + read + write,
+    outputTokens: usage.output_tokens,
+    ...(read > 0 ? { cacheReadTokens: read } : {}),
+    ...(write > 0 ? { cacheWriteTokens: write } : {}),
+  };
+}
+
+const EPHEMERAL: CacheControlEphemeral = Object.freeze({ type: 'ephemeral' as const });
+
+/** A quarter of the characters, the estimate {@link estimateTokens} uses too. */
+function tokensOf(chars: number): number {
+  return Math.ceil(chars / 4);
+}
+
+/** The characters of a turn's content as the prefix estimate counts them. */
+function contentChars(content: MessageParam['content']): number {
+  if (typeof content === 'string') return content.length;
+  let chars = 0;
+  for (const block of content) chars += block.type === 'text' ? block.text.length : JSON.stringify(block).length;
+  return chars;
+}
+
+/** `turn` with a cache breakpoint on its last content block (a string content becomes one text block). */
+function markTurn(turn: MessageParam): MessageParam {
+  if (typeof turn.content === 'string') {
+    return { ...turn, content: [{ type: 'text', text: turn.content, cache_control: EPHEMERAL }] };
+  }
+  const blocks = [...turn.content];
+  const last = blocks.at(-1);
+  // Thinking blocks cannot carry a breakpoint; such a turn is left unmarked.
+  if (last === undefined || last.type === 'thinking' || last.type === 'redacted_thinking') return turn;
+  blocks[blocks.length - 1] = { ...last, cache_control: EPHEMERAL };
+  // The turns this adapter builds are user and assistant turns, whose blocks may all carry a breakpoint.
+  return { ...turn, content: blocks } as MessageParam;
+}
+
+/**
+ * `body` with the prompt-cache breakpoints of `mode` (see {@link PromptCacheMode}): the system prompt (or,
+ * without one, the last tool definition) and, in `'auto'` mode, the end of the conversation before its last
+ * turn, each only when the prefix up to it reaches the model's minimum cacheable length
+ * ({@link anthropicMinCacheTokens}); `'system'` marks the system prompt whatever its length; `false` leaves
+ * the body as is. Anthropic allows four breakpoints; this sets at most two.
+ */
+export function withCacheBreakpoints<B extends MessageCreateParamsNonStreaming>(
+  body: B,
+  mode: PromptCacheMode,
+): B {
+  if (mode === false) return body;
+  const minimum = mode === 'auto' ? anthropicMinCacheTokens(body.model) : 0;
+  let chars = body.tools === undefined ? 0 : JSON.stringify(body.tools).length;
+  const system = typeof body.system === 'string' ? body.system : undefined;
+  chars += system?.length ?? 0;
+  const out: B = { ...body };
+  if ((system !== undefined || body.tools !== undefined) && tokensOf(chars) >= minimum) {
+    if (system !== undefined) out.system = [{ type: 'text', text: system, cache_control: EPHEMERAL }];
+    else if (body.tools !== undefined && body.tools.length > 0) {
+      const tools = [...body.tools];
+      const last = tools.at(-1);
+      if (last !== undefined) tools[tools.length - 1] = { ...last, cache_control: EPHEMERAL };
+      out.tools = tools;
+    }
+  }
+  if (mode !== 'auto' || body.messages.length < 2) return out;
+  const stable = body.messages.length - 1;
+  for (let i = 0; i < stable; i++) chars += contentChars(body.messages[i]?.content ?? '');
+  if (tokensOf(chars) < minimum) return out;
+  const messages = [...body.messages];
+  const turn = messages[stable - 1];
+  if (turn !== undefined) messages[stable - 1] = markTurn(turn);
+  out.messages = messages;
+  return out;
 }
 
 function buildResponse(input: BuildInput): ModelResponse {
@@ -461,12 +555,7 @@ function buildResponse(input: BuildInput): ModelResponse {
       input.stopReason,
       input.jsonFromTool !== undefined && input.toolCalls.length === 0,
     ),
-    // Anthropic's input_tokens excludes cached tokens; count them too, since they are part of the prompt.
-    usage: {
-      inputTokens:
-        usage.input_tokens + (usage.cache_creation_input_tokens ?? 0) + (usage.cache_read_input_tokens ?? 0),
-      outputTokens: usage.output_tokens,
-    },
+    usage: anthropicUsage(usage),
     requestId: input.requestId,
     rateLimit: input.rateLimit,
   };

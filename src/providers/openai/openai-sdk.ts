@@ -30,6 +30,7 @@ import type {
   RateLimitInfo,
   StreamEvent,
   ToolCall,
+  Usage,
 } from '../types.ts';
 import { resolveOpenAIAccess, type OpenAIProviderSettings } from './openai-provider.ts';
 import { mapOpenAIError } from './map-openai-error.ts';
@@ -93,8 +94,7 @@ export class OpenAIProvider implements Provider {
       text,
       toolCalls,
       finishReason: mapFinishReason(choice?.finish_reason, message?.refusal),
-      inputTokens: data.usage?.prompt_tokens ?? 0,
-      outputTokens: data.usage?.completion_tokens ?? 0,
+      usage: openaiUsage(data.usage),
       requestId: requestId ?? undefined,
       rateLimit: rateLimitOf(response.headers),
     });
@@ -114,8 +114,7 @@ export class OpenAIProvider implements Provider {
     let text = '';
     let finishReason: ChatCompletionChunk.Choice['finish_reason'] = null;
     let refusal: string | null = null;
-    let inputTokens = 0;
-    let outputTokens = 0;
+    let usage: Usage = { inputTokens: 0, outputTokens: 0 };
     let requestId: string | undefined;
     let rateLimit: RateLimitInfo | undefined;
     // Tool-call deltas arrive in pieces keyed by `index`; the id and name come with the first piece.
@@ -138,10 +137,7 @@ export class OpenAIProvider implements Provider {
       for await (const chunk of events) {
         // Events the SDK had already buffered keep coming after an abort; stop at once instead.
         if (isAborted(request.signal)) break;
-        if (chunk.usage != null) {
-          inputTokens = chunk.usage.prompt_tokens;
-          outputTokens = chunk.usage.completion_tokens;
-        }
+        if (chunk.usage != null) usage = openaiUsage(chunk.usage);
         const choice = chunk.choices[0];
         if (choice === undefined) continue;
         const delta = choice.delta;
@@ -182,8 +178,7 @@ export class OpenAIProvider implements Provider {
         text,
         toolCalls,
         finishReason: mapFinishReason(finishReason, refusal),
-        inputTokens,
-        outputTokens,
+        usage,
         requestId,
         rateLimit,
       }),
@@ -351,10 +346,33 @@ interface FinishInput {
   readonly text: string;
   readonly toolCalls: readonly ToolCall[];
   readonly finishReason: FinishReason;
-  readonly inputTokens: number;
-  readonly outputTokens: number;
+  readonly usage: Usage;
   readonly requestId: string | undefined;
   readonly rateLimit: RateLimitInfo | undefined;
+}
+
+/** The usage fields of a Chat Completions response (or of a stream's last chunk) this adapter reads. */
+export interface OpenAIWireUsage {
+  readonly prompt_tokens: number;
+  readonly completion_tokens: number;
+  readonly prompt_tokens_details?: { readonly cached_tokens?: number | null | undefined } | null | undefined;
+}
+
+/**
+ * A Chat Completions `usage` as {@link Usage}: `prompt_tokens` already counts the cached tokens, of which
+ * `prompt_tokens_details.cached_tokens` are the cache reads; OpenAI has no cache writes. A missing usage
+ * (some compatible servers send none) counts zero.
+ */
+export function openaiUsage(usage: OpenAIWireUsage | null | undefined): Usage {
+  if (usage == null) return { inputTokens: 0, outputTokens: 0 };
+  const inputTokens = usage.prompt_tokens;
+  const cached = usage.prompt_tokens_details?.cached_tokens ?? 0;
+  return {
+    inputTokens,
+    outputTokens: usage.completion_tokens,
+    // Never more than the prompt, even from a compatible server that reports it oddly.
+    ...(cached > 0 ? { cacheReadTokens: Math.min(cached, inputTokens) } : {}),
+  };
 }
 
 function finishResponse(input: FinishInput): ModelResponse {
@@ -364,7 +382,7 @@ function finishResponse(input: FinishInput): ModelResponse {
     text: input.text,
     toolCalls: input.toolCalls,
     finishReason: input.finishReason,
-    usage: { inputTokens: input.inputTokens, outputTokens: input.outputTokens },
+    usage: input.usage,
     requestId: input.requestId,
     rateLimit: input.rateLimit,
   };
