@@ -489,7 +489,8 @@ function tokensOf(chars: number): number {
 function contentChars(content: MessageParam['content']): number {
   if (typeof content === 'string') return content.length;
   let chars = 0;
-  for (const block of content) chars += block.type === 'text' ? block.text.length : JSON.stringify(block).length;
+  for (const block of content)
+    chars += block.type === 'text' ? block.text.length : JSON.stringify(block).length;
   return chars;
 }
 
