@@ -63,6 +63,11 @@ export interface StartWorkerOptions {
   readonly beforeAck?: ((runId: string, result: unknown) => void | Promise<void>) | undefined;
   /** Hears errors of the queue connection (they are retried by BullMQ). Must not throw. */
   readonly onError?: ((error: Error) => void) | undefined;
+  /**
+   * Aborting it before the worker is connected (Redis may be unreachable: the worker waits for it) gives
+   * up: the connections are closed and `startWorker` rejects with the signal's reason.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** A running worker. */
@@ -217,7 +222,28 @@ export async function startWorker(options: StartWorkerOptions): Promise<Symphoni
   worker.on('error', (error) => {
     options.onError?.(error);
   });
-  await worker.waitUntilReady();
+  const signal = options.signal;
+  if (signal !== undefined) {
+    let onAbort: (() => void) | undefined;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      onAbort = () => {
+        reject(signal.reason instanceof Error ? signal.reason : new Error(String(signal.reason)));
+      };
+      if (signal.aborted) onAbort();
+      else signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      await Promise.race([worker.waitUntilReady(), aborted]);
+    } catch (error) {
+      redis.disconnect();
+      await worker.close(true).catch(() => undefined);
+      throw error;
+    } finally {
+      if (onAbort !== undefined) signal.removeEventListener('abort', onAbort);
+    }
+  } else {
+    await worker.waitUntilReady();
+  }
   worker.run().catch((error: unknown) => {
     options.onError?.(error instanceof Error ? error : new Error(String(error)));
   });

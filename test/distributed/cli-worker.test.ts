@@ -1,12 +1,15 @@
 // `symphonizer worker` end to end against a real redis-server: the command in its own process prints one
 // ready line (with no password of the --redis URL), runs a run a producer submits, and on SIGTERM drains
 // and exits 0.
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DistributedPerform } from '../../src/distributed/index.ts';
 import { main } from '../../src/cli/main.ts';
 import { fakeKey } from '../helpers/fake-keys.ts';
 import { startFakeProviderServer, type FakeProviderServer } from '../support/fake-provider-server.ts';
 import { skipRedis, startRedisServer, type RedisTestServer } from '../support/redis-server.ts';
+import { freePort } from '../support/server-process.ts';
 import type * as Fixture from './fixtures/chains.ts';
 import { spawnReady } from './fixtures/spawn-worker.ts';
 
@@ -93,6 +96,42 @@ describe.skipIf(skipRedis)('symphonizer worker', () => {
     const exit = await worker.exited;
     expect(exit.code).toBe(0);
     expect(exit.lines.at(-1)).toBe('symphonizer worker drained: 0 completed, 0 failed');
+  }, 20_000);
+
+  it('waits for an unreachable Redis, saying so once, and a SIGTERM then stops it with exit code 0', async () => {
+    const port = await freePort();
+    const child = spawn(
+      process.execPath,
+      [
+        'src/cli/main.ts',
+        'worker',
+        '--chains',
+        'test/distributed/fixtures/chains.ts',
+        '--redis',
+        `redis://127.0.0.1:${port}`,
+      ],
+      { cwd: resolve(import.meta.dirname, '../..'), env: { ...process.env, FIXTURE_MODEL: MODEL } },
+    );
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const retrying = new Promise<void>((resolveRetrying) => {
+      child.stderr.on('data', (chunk: Buffer) => {
+        stderr += chunk.toString();
+        if (stderr.includes('(retrying)')) resolveRetrying();
+      });
+    });
+    const exited = new Promise<number | null>((resolveExit) =>
+      child.once('exit', (code) => {
+        resolveExit(code);
+      }),
+    );
+    await retrying;
+    await new Promise((wait) => setTimeout(wait, 600)); // several reconnect attempts
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+    expect(stdout).toBe('symphonizer worker stopped before it was connected\n');
+    expect(stderr.match(/ECONNREFUSED/gu)?.length).toBe(1);
   }, 20_000);
 
   it('refuses bad arguments with a usage error (exit code 2) before connecting', async () => {

@@ -142,6 +142,7 @@ export async function workerCommand(args: readonly string[], io: CliIO): Promise
   process.once('SIGTERM', onSignal);
   process.once('SIGINT', onSignal);
   io.signal?.addEventListener('abort', onSignal, { once: true });
+  let lastError: string | undefined;
   try {
     const worker = await startWorker({
       connection: url,
@@ -150,10 +151,21 @@ export async function workerCommand(args: readonly string[], io: CliIO): Promise
       chains,
       concurrency,
       limits: registry,
+      signal: stop.signal,
       onError: (error) => {
-        io.stderr.write(`worker: ${error.message}\n`);
+        // Reconnection errors repeat: each distinct one is printed once in a row.
+        if (error.message === lastError) return;
+        lastError = error.message;
+        io.stderr.write(`worker: ${error.message} (retrying)\n`);
       },
+    }).catch((error: unknown) => {
+      if (stop.signal.aborted) return undefined; // stopped before Redis answered: nothing to drain
+      throw error;
     });
+    if (worker === undefined) {
+      io.stdout.write('symphonizer worker stopped before it was connected\n');
+      return 0;
+    }
     io.stdout.write(
       `symphonizer worker ready: queue ${values.queue ?? 'symphonizer'} on ${describeConnection(url)}, ` +
         `chains ${Object.keys(chains).join(', ')}, concurrency ${concurrency}${registry === undefined ? '' : ', shared limits'}\n`,
