@@ -169,8 +169,8 @@ once, through one Perform), checkpoints each finished node in Redis, and acknowl
 result. A run whose chain differs from this module's (by content hash) is refused. Producers submit runs
 with DistributedPerform. Needs the optional packages bullmq and ioredis.
 
-Prints one line when ready. SIGTERM or Ctrl+C drains it: no new run is taken, the runs in flight finish,
-then it exits 0. A worker that dies (SIGKILL, a crash) loses its runs' locks: other workers run them again,
+Prints one line when ready (until Redis answers it waits, printing each connection error once). SIGTERM or
+Ctrl+C drains it: no new run is taken, the runs in flight finish, then it exits 0. A worker that dies (SIGKILL, a crash) loses its runs' locks: other workers run them again,
 with their finished nodes restored, so they are not paid twice.
 
 Options:
