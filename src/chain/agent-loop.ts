@@ -18,6 +18,8 @@ import { streamedCall, type StreamedCallOptions } from './streamed-call.ts';
 import { toolDefinition, type Tool } from './tool.ts';
 import type { AgentStep, AgentToolCall } from './types.ts';
 import { errorMessage } from '../core/errors.ts';
+import { ChainDefinitionError } from './errors.ts';
+import { McpUnavailableError } from './mcp-errors.ts';
 
 /** What an agent's loop needs besides its node. */
 export interface AgentLoopOptions {
@@ -44,8 +46,10 @@ const defaultMaxSteps = 5;
 export class AgentLoop {
   readonly #node: ChainNode;
   readonly #options: AgentLoopOptions;
-  readonly #byName: ReadonlyMap<string, Tool>;
-  readonly #definitions: readonly ToolDefinition[];
+  #byName: ReadonlyMap<string, Tool>;
+  #definitions: readonly ToolDefinition[];
+  /** The tool sources' lists the two fields above come from (the same arrays while the lists hold). */
+  #listed: readonly (readonly Tool[])[] | undefined;
   /** The steps so far (the run's `steps` record holds this array). */
   readonly steps: AgentStep[] = [];
   readonly #messages: ChatMessage[] = [];
@@ -78,6 +82,7 @@ export class AgentLoop {
     const maxSteps = this.#node.settings.maxSteps ?? defaultMaxSteps;
     const messages = this.#messages;
     while (!this.#toolsDone && this.steps.length < maxSteps) {
+      await this.#listTools(context.signal);
       const reply = await this.#call({ ...plain, messages, tools: this.#definitions }, context);
       const step = this.steps.length + 1;
       const calls = reply.response.toolCalls;
@@ -117,6 +122,32 @@ export class AgentLoop {
       });
     }
     return this.#call({ ...plain, messages, schema, schemaName }, context);
+  }
+
+  /** Adds the tool sources' tools (listed again only when a source's list changed) to the node's own. */
+  async #listTools(signal: AbortSignal): Promise<void> {
+    const sources = this.#node.toolSources;
+    if (sources.length === 0) return;
+    const lists = await Promise.all(sources.map((s) => s.tools(signal)));
+    const previous = this.#listed;
+    if (previous !== undefined && lists.every((list, i) => list === previous[i])) return;
+    this.#listed = lists;
+    const byName = new Map<string, Tool>();
+    for (const t of this.#node.tools) byName.set(t.name, t);
+    lists.forEach((list, i) => {
+      for (const t of list) {
+        if (byName.has(t.name)) {
+          throw new ChainDefinitionError(
+            `Agent "${this.#node.name}" has two tools named "${t.name}" (one from "${sources[i]?.name ?? ''}").`,
+            this.#node.name,
+            { hint: "leave one of them out with the tool source's include or filter option" },
+          );
+        }
+        byName.set(t.name, t);
+      }
+    });
+    this.#byName = byName;
+    this.#definitions = [...byName.values()].map(toolDefinition);
   }
 
   #done(step: AgentStep): void {
@@ -187,7 +218,8 @@ async function runTool(
       result: typeof value === 'string' ? value : value === undefined ? 'null' : JSON.stringify(value),
     };
   } catch (error) {
-    if (signal.aborted) throw error;
+    // A server that cannot be reached fails the node: the model cannot fix it.
+    if (signal.aborted || error instanceof McpUnavailableError) throw error;
     return {
       id,
       name,

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { RESERVED_NODE_NAMES, ReservedNameError } from '../core/errors.ts';
 import { Chain, type ChainOptions } from './chain.ts';
 import { ChainDefinitionError } from './errors.ts';
+import { isToolSource } from './tool.ts';
 import type { AnySpec, NodeEntry, NodeKind } from './node-settings.ts';
 import type { AgentSpec, PromptSpec, SpecOutput } from './types.ts';
 
@@ -80,9 +81,10 @@ export class ChainBuilder<S extends z.ZodType, O extends Record<string, unknown>
   ): ChainBuilder<S, Simplify<O & { readonly [K in N]: SpecOutput<X> }>> {
     const names = new Set<string>();
     for (const t of spec.tools) {
-      if (names.has(t.name))
+      const key = isToolSource(t) ? `${t.name}:*` : t.name;
+      if (names.has(key))
         throw new ChainDefinitionError(`Agent "${name}" has two tools named "${t.name}".`, name);
-      names.add(t.name);
+      names.add(key);
     }
     if (spec.maxSteps !== undefined && !(Number.isInteger(spec.maxSteps) && spec.maxSteps >= 1)) {
       throw new ChainDefinitionError(

@@ -5,7 +5,13 @@ import type { UsageTotals } from '../providers/usage.ts';
 
 /** Codes of the errors `symphonizer/chain` raises. */
 export type ChainErrorCode =
-  'invalid_input' | 'invalid_chain' | 'invalid_messages' | 'chain_failed' | 'chain_cancelled';
+  | 'invalid_input'
+  | 'invalid_chain'
+  | 'invalid_messages'
+  | 'chain_failed'
+  | 'chain_cancelled'
+  | 'mcp_unavailable'
+  | 'mcp_tool_failed';
 
 /** A chain's input failed its zod schema; `issues` say where. */
 export class InputValidationError extends SymphonizerError<ChainErrorCode> {

@@ -68,6 +68,8 @@ export function chainDefinitionHash(
       // eslint-disable-next-line @typescript-eslint/unbound-method -- only its source is read
       run: String(t.run),
     })),
+    // A tool source's tools are the server's: what names the server (never a secret) is hashed.
+    ...(node.toolSources.length === 0 ? {} : { toolSources: node.toolSources.map((s) => s.fingerprint) }),
   }));
   return createHash('sha256')
     .update(canonical({ name, input: schemaJson(input), nodes: described }))

@@ -50,7 +50,17 @@ export {
   type ChatRejectionCode,
 } from './chat-handler.ts';
 export { toNodeHandler } from './node-http.ts';
-export { tool, toolDefinition, type Tool } from './tool.ts';
+export { isToolSource, tool, toolDefinition, type Tool, type ToolSource } from './tool.ts';
+export {
+  McpTools,
+  mcpTools,
+  type McpHttpServer,
+  type McpServer,
+  type McpStdioServer,
+  type McpToolInfo,
+  type McpToolsOptions,
+} from './mcp-tools.ts';
+export { McpToolError, McpUnavailableError, type McpToolFailure } from './mcp-errors.ts';
 export type {
   AgentSpec,
   AgentStep,

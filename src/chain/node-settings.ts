@@ -6,7 +6,7 @@
  */
 import type { z } from 'zod';
 import type { Json } from '../core/json.ts';
-import type { Tool } from './tool.ts';
+import { isToolSource, type Tool, type ToolSource } from './tool.ts';
 import type { AgentSpec, PromptSpec } from './types.ts';
 
 /** A node kind: one model call, or a tool-calling loop. */
@@ -40,7 +40,7 @@ export interface NodeSettings {
   readonly cache?: 'auto' | 'system' | false;
   /** The output schema's name (the node name unless `schemaName` says otherwise), when it has one. */
   readonly output?: string;
-  /** Tool names, for an agent. */
+  /** Tool names, for an agent (a tool source as `<name>:*`). */
   readonly tools?: string[];
   readonly maxSteps?: number;
 }
@@ -57,6 +57,8 @@ export interface ChainNode {
   readonly messages: AnySpec['messages'];
   readonly schema: z.ZodType | undefined;
   readonly tools: readonly Tool[];
+  /** The agent's tool sources (MCP servers), listed when it runs. */
+  readonly toolSources: readonly ToolSource[];
 }
 
 /** The settings of `entry` in a chain whose nodes default to `chainModel`. */
@@ -69,7 +71,9 @@ export function nodeSettings(entry: NodeEntry, chainModel: string): NodeSettings
   if (spec.maxTokens !== undefined) settings.maxTokens = spec.maxTokens;
   if (spec.cache !== undefined) settings.cache = spec.cache;
   if (spec.output !== undefined) settings.output = spec.schemaName ?? entry.name;
-  if (spec.tools !== undefined) settings.tools = spec.tools.map((t) => t.name);
+  if (spec.tools !== undefined) {
+    settings.tools = spec.tools.map((t) => (isToolSource(t) ? `${t.name}:*` : t.name));
+  }
   if (spec.maxSteps !== undefined) settings.maxSteps = spec.maxSteps;
   return settings as NodeSettings;
 }
@@ -84,6 +88,7 @@ export function chainNode(entry: NodeEntry, settings: NodeSettings): ChainNode {
     variables: entry.spec.variables,
     messages: entry.spec.messages,
     schema: entry.spec.output,
-    tools: entry.spec.tools ?? [],
+    tools: (entry.spec.tools ?? []).filter((t): t is Tool => !isToolSource(t)),
+    toolSources: (entry.spec.tools ?? []).filter(isToolSource),
   };
 }

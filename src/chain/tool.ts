@@ -12,6 +12,31 @@ export interface Tool<A = unknown, R = unknown> {
   readonly input: z.ZodType<A>;
   /** Does the work; what it returns is sent back to the model as JSON (a string as is). */
   run(args: A, context: { readonly signal: AbortSignal }): R | Promise<R>;
+  /**
+   * The JSON Schema of the arguments sent to the provider, when it is not `input`'s own (an MCP tool sends
+   * its server's schema as it is; `input` then validates against it).
+   */
+  readonly parameters?: Readonly<Record<string, unknown>> | undefined;
+}
+
+/**
+ * Tools an agent gets when it runs rather than when the chain is built, e.g. an MCP server's
+ * (`mcpTools()`): listed before each model turn (the source caches the list), so a changed list reaches the
+ * next turn.
+ */
+export interface ToolSource {
+  readonly kind: 'tool-source';
+  /** Names the source in errors, in the node's settings (`<name>:*`) and in graphs. */
+  readonly name: string;
+  /** What the chain's definition hash includes for the source (never a secret). */
+  readonly fingerprint: string;
+  /** The tools the source offers now. */
+  tools(signal: AbortSignal): Promise<readonly Tool[]>;
+}
+
+/** True for a {@link ToolSource} (as opposed to a {@link Tool}). */
+export function isToolSource(value: Tool | ToolSource): value is ToolSource {
+  return (value as Partial<ToolSource>).kind === 'tool-source';
 }
 
 const toolName = /^[a-zA-Z0-9_-]{1,64}$/;
@@ -63,6 +88,9 @@ export function tool<S extends z.ZodType, R>(definition: {
 
 /** The provider-side definition of a tool (JSON Schema of its arguments). */
 export function toolDefinition(t: Tool): ToolDefinition {
+  if (t.parameters !== undefined) {
+    return { name: t.name, description: t.description, parameters: { ...t.parameters } };
+  }
   const schema = z.toJSONSchema(t.input, { io: 'input', unrepresentable: 'any' }) as Record<string, unknown>;
   delete schema.$schema;
   return { name: t.name, description: t.description, parameters: schema };

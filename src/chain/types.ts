@@ -8,7 +8,7 @@ import type { NodeDoneStatus } from '../core/status.ts';
 import type { CallOutput } from '../providers/call.ts';
 import type { ChatMessage, PromptCacheMode, ToolCall } from '../providers/types.ts';
 import type { UsageTotals } from '../providers/usage.ts';
-import type { Tool } from './tool.ts';
+import type { Tool, ToolSource } from './tool.ts';
 
 /** What a node's hooks see: the chain input, and the output of each node it runs after, by name. */
 export type NodeContext<I, O, D extends keyof O> = { readonly input: I } & { readonly [K in D]: O[K] };
@@ -95,8 +95,11 @@ export interface AgentSpec<
   D extends keyof O & string,
   S extends z.ZodType | undefined,
 > extends PromptSpec<I, O, D, S> {
-  /** Tools the model may call. */
-  readonly tools: readonly Tool[];
+  /**
+   * Tools the model may call: zod tools, and tool sources listed when the agent runs (an MCP server's
+   * tools, `mcpTools()`); each of the agent's tools needs a name of its own.
+   */
+  readonly tools: readonly (Tool | ToolSource)[];
   /** Most model turns that may call tools; then a final answer is asked for without tools. @default 5 */
   readonly maxSteps?: number | undefined;
 }
