@@ -266,10 +266,42 @@ describe('mcpTools() faults (test/support/mcp-fault-server.ts)', () => {
     );
     expect(result.steps.a?.[0]?.toolCalls[0]?.ok).toBe(false);
     expect(set.connectionsOpened).toBe(1);
+    // The timed-out call was cancelled on the server (notifications/cancelled).
+    expect(await set.call('cancelled', {})).toBe('1');
     expect(provider.requests).toHaveLength(3);
     const direct = await set.call('slow', { ms: 5_000 }).catch((e: unknown) => e);
     expect(direct).toBeInstanceOf(McpToolError);
     expect((direct as McpToolError).reason).toBe('timeout');
+  });
+
+  it('cancelling the run cancels a call in flight; the connection stays usable', async () => {
+    const set = faults();
+    const { client } = clientWith(() => ({ toolCalls: [{ name: 'slow', arguments: { ms: 10_000 } }] }));
+    const agent = chain({ input: z.object({}), model: 'fake:m', client })
+      .agent('a', { prompt: () => 'go', tools: [set] })
+      .build();
+    const controller = new AbortController();
+    const error = await agent
+      .run(
+        {},
+        {
+          signal: controller.signal,
+          onEvent: (event) => {
+            if (event.type === 'tool-call')
+              setTimeout(() => {
+                controller.abort();
+              }, 50);
+          },
+        },
+      )
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ChainRunError);
+    expect((error as ChainRunError).status).toBe('cancelled');
+    // The server was told: its slow call stopped waiting (notifications/cancelled).
+    while ((await set.call('cancelled', {})) === '0') await new Promise((r) => setTimeout(r, 10));
+    expect(await set.call('cancelled', {})).toBe('1');
+    expect(await set.call('echo', { text: 'after cancel' })).toBe('after cancel');
+    expect(set.connectionsOpened).toBe(1);
   });
 
   it('a server that crashes is reconnected once, then the call fails the node with a typed error naming the server', async () => {

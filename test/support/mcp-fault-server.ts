@@ -1,6 +1,7 @@
 // A tiny MCP server on the SDK's server API, over stdio, with tools that misbehave on request:
 //   echo { text }     answers the text
-//   slow { ms }       answers after `ms` milliseconds (for timeouts)
+//   slow { ms }       answers after `ms` milliseconds (for timeouts); a cancelled call stops waiting
+//   cancelled {}      answers how many slow calls the client cancelled
 //   crash {}          exits the process mid-call (for reconnects)
 //   bad_result {}     answers a result that is not a CallToolResult (content is not an array)
 //   fail {}           answers a result flagged isError
@@ -32,6 +33,7 @@ const tools = [
     description: 'Answers after a delay.',
     inputSchema: object({ ms: { type: 'integer', minimum: 0 } }, ['ms']),
   },
+  { name: 'cancelled', description: 'How many slow calls were cancelled.', inputSchema: object({}) },
   { name: 'crash', description: 'Exits the server mid-call.', inputSchema: object({}) },
   { name: 'bad_result', description: 'Answers a malformed result.', inputSchema: object({}) },
   { name: 'fail', description: 'Answers an error result.', inputSchema: object({}) },
@@ -62,14 +64,25 @@ const text = (value: string): { content: { type: 'text'; text: string }[] } => (
   content: [{ type: 'text', text: value }],
 });
 
-server.setRequestHandler(CallToolRequestSchema, async (request) => {
+let cancelled = 0;
+
+server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
   const args = request.params.arguments ?? {};
   switch (request.params.name) {
     case 'echo':
       return text(String(args['text']));
     case 'slow':
-      await new Promise((resolve) => setTimeout(resolve, Number(args['ms'])));
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Number(args['ms']));
+        extra.signal.addEventListener('abort', () => {
+          cancelled += 1;
+          clearTimeout(timer);
+          resolve();
+        });
+      });
       return text('slow done');
+    case 'cancelled':
+      return text(String(cancelled));
     case 'crash':
       process.exit(3);
       break;
