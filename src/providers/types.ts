@@ -112,6 +112,11 @@ export interface Usage {
   readonly cacheReadTokens?: number | undefined;
   /** Of `inputTokens`, how many were written to the prompt cache (Anthropic only). @default 0 */
   readonly cacheWriteTokens?: number | undefined;
+  /**
+   * Of `cacheWriteTokens`, how many went to Anthropic's 1-hour cache (priced at its own rate); the rest went
+   * to the 5-minute cache, the one this library's breakpoints use. @default 0
+   */
+  readonly cacheWrite1hTokens?: number | undefined;
 }
 
 /** Rate-limit state a provider reported in its response headers, normalised across providers. */

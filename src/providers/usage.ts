@@ -30,6 +30,11 @@ export interface ModelPrice {
    * write and reports none). @default unknown
    */
   readonly cacheWritePerMillion?: number | undefined;
+  /**
+   * USD per million input tokens written to Anthropic's 1-hour cache ({@link Usage.cacheWrite1hTokens}; this
+   * library's own breakpoints use the 5-minute cache). @default unknown
+   */
+  readonly cacheWrite1hPerMillion?: number | undefined;
   /** USD per million uncached input tokens of a Batch API call. @default unknown */
   readonly batchInputPerMillion?: number | undefined;
   /** USD per million output tokens of a Batch API call. @default unknown */
@@ -38,6 +43,8 @@ export interface ModelPrice {
   readonly batchCachedInputPerMillion?: number | undefined;
   /** USD per million cache-write input tokens of a Batch API call. @default unknown */
   readonly batchCacheWritePerMillion?: number | undefined;
+  /** USD per million 1-hour cache-write input tokens of a Batch API call. @default unknown */
+  readonly batchCacheWrite1hPerMillion?: number | undefined;
 }
 
 /** The name of one rate of a {@link ModelPrice}. */
@@ -49,10 +56,12 @@ const RATE_FIELDS: readonly PriceRate[] = [
   'outputPerMillion',
   'cachedInputPerMillion',
   'cacheWritePerMillion',
+  'cacheWrite1hPerMillion',
   'batchInputPerMillion',
   'batchOutputPerMillion',
   'batchCachedInputPerMillion',
   'batchCacheWritePerMillion',
+  'batchCacheWrite1hPerMillion',
 ];
 
 /** Options of pricing one call. */
@@ -91,6 +100,8 @@ export function priceUsage(price: ModelPrice, usage: Usage, options: CostOptions
   const batch = options.batch === true;
   const read = usage.cacheReadTokens ?? 0;
   const write = usage.cacheWriteTokens ?? 0;
+  // Of the writes, those to the 1-hour cache have their own rate.
+  const write1h = Math.min(write, usage.cacheWrite1hTokens ?? 0);
   // Providers report cached tokens as part of the input; never price a negative remainder.
   const uncached = Math.max(0, usage.inputTokens - read - write);
   const parts: readonly (readonly [number, PriceRate])[] = batch
@@ -98,13 +109,15 @@ export function priceUsage(price: ModelPrice, usage: Usage, options: CostOptions
         [uncached, 'batchInputPerMillion'],
         [usage.outputTokens, 'batchOutputPerMillion'],
         [read, 'batchCachedInputPerMillion'],
-        [write, 'batchCacheWritePerMillion'],
+        [write - write1h, 'batchCacheWritePerMillion'],
+        [write1h, 'batchCacheWrite1hPerMillion'],
       ]
     : [
         [uncached, 'inputPerMillion'],
         [usage.outputTokens, 'outputPerMillion'],
         [read, 'cachedInputPerMillion'],
-        [write, 'cacheWritePerMillion'],
+        [write - write1h, 'cacheWritePerMillion'],
+        [write1h, 'cacheWrite1hPerMillion'],
       ];
   let micro = 0;
   const unknownRates: PriceRate[] = [];
@@ -121,7 +134,7 @@ export function priceUsage(price: ModelPrice, usage: Usage, options: CostOptions
 
 /**
  * An Anthropic model's rates from its base input and output rates and Anthropic's published multipliers of
- * the input rate: 5-minute cache write 1.25×, cache read 0.1× (`readMultiplier`: 0.05× for the models
+ * the input rate: 5-minute cache write 1.25×, 1-hour cache write 2×, cache read 0.1× (`readMultiplier`: 0.05× for the models
  * published so). Message Batches: 50 % of every rate, since Anthropic's caching multipliers stack with the
  * batch discount.
  */
@@ -133,10 +146,12 @@ function anthropicPrice(inputPerMillion: number, outputPerMillion: number, readM
     outputPerMillion,
     cachedInputPerMillion: r(inputPerMillion * readMultiplier),
     cacheWritePerMillion: r(inputPerMillion * 1.25),
+    cacheWrite1hPerMillion: r(inputPerMillion * 2),
     batchInputPerMillion: r(inputPerMillion * 0.5),
     batchOutputPerMillion: r(outputPerMillion * 0.5),
     batchCachedInputPerMillion: r(inputPerMillion * readMultiplier * 0.5),
     batchCacheWritePerMillion: r(inputPerMillion * 1.25 * 0.5),
+    batchCacheWrite1hPerMillion: r(inputPerMillion * 2 * 0.5),
   };
 }
 
@@ -202,10 +217,12 @@ export const defaultPrices: Readonly<Record<string, ModelPrice>> = Object.freeze
     outputPerMillion: 0,
     cachedInputPerMillion: 0,
     cacheWritePerMillion: 0,
+    cacheWrite1hPerMillion: 0,
     batchInputPerMillion: 0,
     batchOutputPerMillion: 0,
     batchCachedInputPerMillion: 0,
     batchCacheWritePerMillion: 0,
+    batchCacheWrite1hPerMillion: 0,
   },
 });
 
@@ -473,6 +490,17 @@ export class UsageMeter {
       if (value !== undefined && (!Number.isInteger(value) || value < 0 || value > inputTokens)) {
         throw new InvalidOptionError(`usage.${field}`, value, 'an integer >= 0 and <= usage.inputTokens');
       }
+    }
+    const write1h = usage.cacheWrite1hTokens;
+    if (
+      write1h !== undefined &&
+      (!Number.isInteger(write1h) || write1h < 0 || write1h > (usage.cacheWriteTokens ?? 0))
+    ) {
+      throw new InvalidOptionError(
+        'usage.cacheWrite1hTokens',
+        write1h,
+        'an integer >= 0 and <= usage.cacheWriteTokens',
+      );
     }
     const cost = this.#prices.costOf(modelId, usage, options);
     const costUsd = cost.costUsd;

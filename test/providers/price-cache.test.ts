@@ -61,6 +61,21 @@ describe('priceUsage: each part at its own rate', () => {
     ).toBeCloseTo(0.00135, 12);
   });
 
+  it('Anthropic 1-hour cache writes at their own rate (2 × input), the other writes at the 5-minute one', () => {
+    const withHour = {
+      inputTokens: 10_000,
+      outputTokens: 100,
+      cacheReadTokens: 5_000,
+      cacheWriteTokens: 3_000,
+    };
+    // 2,000 × 3 + 5,000 × 0.3 + 2,000 × 3.75 + 1,000 × 6 + 100 × 15 = 6,000 + 1,500 + 7,500 + 6,000 + 1,500 µ$.
+    expect(priceUsage(sonnet, { ...withHour, cacheWrite1hTokens: 1_000 }).costUsd).toBeCloseTo(0.0225, 12);
+    // Batch: the same at half: 11,250 µ$.
+    expect(
+      priceUsage(sonnet, { ...withHour, cacheWrite1hTokens: 1_000 }, { batch: true }).costUsd,
+    ).toBeCloseTo(0.01125, 12);
+  });
+
   it('no cache tokens: the plain input and output rates, as before', () => {
     expect(costOf('openai:gpt-4.1', { inputTokens: 1_000_000, outputTokens: 1_000_000 }).costUsd).toBe(10);
   });
@@ -107,6 +122,17 @@ describe('unknown rates are shown as unknown, never guessed', () => {
       priced: true,
       unknownRates: ['cacheWritePerMillion'],
     });
+    const fiveMinutesOnly = new PriceTable({
+      'x:m': { inputPerMillion: 2, outputPerMillion: 8, cacheWritePerMillion: 2.5 },
+    });
+    expect(
+      fiveMinutesOnly.costOf('x:m', {
+        inputTokens: 10,
+        outputTokens: 1,
+        cacheWriteTokens: 5,
+        cacheWrite1hTokens: 2,
+      }),
+    ).toEqual({ costUsd: undefined, priced: true, unknownRates: ['cacheWrite1hPerMillion'] });
     expect(table.costOf('x:m', { inputTokens: 10, outputTokens: 1 }, { batch: true }).unknownRates).toEqual([
       'batchInputPerMillion',
       'batchOutputPerMillion',
@@ -140,6 +166,8 @@ describe('the default price table', () => {
     '%s has cache-write rates: 1.25 × input online, half that in a batch',
     (_id, price) => {
       expect(price.cacheWritePerMillion).toBeCloseTo(price.inputPerMillion * 1.25, 12);
+      expect(price.cacheWrite1hPerMillion).toBeCloseTo(price.inputPerMillion * 2, 12);
+      expect(price.batchCacheWrite1hPerMillion).toBeCloseTo(price.inputPerMillion, 12);
       expect(price.batchCacheWritePerMillion).toBeCloseTo(price.inputPerMillion * 0.625, 12);
       expect(price.batchCachedInputPerMillion).toBeCloseTo((price.cachedInputPerMillion ?? NaN) / 2, 12);
     },
@@ -244,6 +272,9 @@ describe('UsageMeter and totals carry the cache tokens', () => {
     expect(() => meter.record('p:m', { inputTokens: 10, outputTokens: 0, cacheWriteTokens: 1.5 })).toThrow(
       /usage\.cacheWriteTokens/,
     );
+    expect(() =>
+      meter.record('p:m', { inputTokens: 10, outputTokens: 0, cacheWriteTokens: 2, cacheWrite1hTokens: 3 }),
+    ).toThrow(/usage\.cacheWrite1hTokens/);
   });
 
   it('adds totals stored before the cache fields existed as zero cache tokens', () => {
@@ -372,6 +403,14 @@ describe('cache token accounting from recorded responses', () => {
       outputTokens: 3,
     });
     expect(openaiUsage(undefined)).toEqual({ inputTokens: 0, outputTokens: 0 });
+    expect(
+      anthropicUsage({
+        input_tokens: 4,
+        output_tokens: 2,
+        cache_creation_input_tokens: 30,
+        cache_creation: { ephemeral_1h_input_tokens: 20 },
+      }),
+    ).toEqual({ inputTokens: 34, outputTokens: 2, cacheWriteTokens: 30, cacheWrite1hTokens: 20 });
     expect(anthropicUsage({ input_tokens: 7, output_tokens: 2, cache_read_input_tokens: null })).toEqual({
       inputTokens: 7,
       outputTokens: 2,

@@ -123,7 +123,13 @@ export class AnthropicProvider implements Provider {
     let jsonText: string | undefined;
     let stopReason: string | null = null;
     let stopped = false;
-    const usage = {
+    const usage: {
+      input_tokens: number;
+      output_tokens: number;
+      cache_creation_input_tokens: number;
+      cache_read_input_tokens: number;
+      cache_creation?: { readonly ephemeral_1h_input_tokens?: number | null | undefined } | null;
+    } = {
       input_tokens: 0,
       output_tokens: 0,
       cache_creation_input_tokens: 0,
@@ -160,6 +166,7 @@ export class AnthropicProvider implements Provider {
             usage.input_tokens = event.message.usage.input_tokens;
             usage.cache_creation_input_tokens = event.message.usage.cache_creation_input_tokens ?? 0;
             usage.cache_read_input_tokens = event.message.usage.cache_read_input_tokens ?? 0;
+            usage.cache_creation = event.message.usage.cache_creation;
             usage.output_tokens = event.message.usage.output_tokens;
             break;
           case 'content_block_start': {
@@ -460,21 +467,27 @@ export interface AnthropicWireUsage {
   readonly output_tokens: number;
   readonly cache_creation_input_tokens?: number | null | undefined;
   readonly cache_read_input_tokens?: number | null | undefined;
+  /** The writes by cache lifetime, when the API reports them. */
+  readonly cache_creation?:
+    { readonly ephemeral_1h_input_tokens?: number | null | undefined } | null | undefined;
 }
 
 /**
  * A Messages API `usage` as {@link Usage}. Anthropic's `input_tokens` leaves out the cached parts, so
  * `inputTokens` is `input_tokens + cache_read_input_tokens + cache_creation_input_tokens` (every token of
- * the prompt), with the two cache parts as `cacheReadTokens` and `cacheWriteTokens`.
+ * the prompt), with the two cache parts as `cacheReadTokens` and `cacheWriteTokens`, and the writes to the
+ * 1-hour cache (`cache_creation.ephemeral_1h_input_tokens`) as `cacheWrite1hTokens`.
  */
 export function anthropicUsage(usage: AnthropicWireUsage): Usage {
   const read = usage.cache_read_input_tokens ?? 0;
   const write = usage.cache_creation_input_tokens ?? 0;
+  const write1h = Math.min(write, usage.cache_creation?.ephemeral_1h_input_tokens ?? 0);
   return {
     inputTokens: usage.input_tokens + read + write,
     outputTokens: usage.output_tokens,
     ...(read > 0 ? { cacheReadTokens: read } : {}),
     ...(write > 0 ? { cacheWriteTokens: write } : {}),
+    ...(write1h > 0 ? { cacheWrite1hTokens: write1h } : {}),
   };
 }
 
