@@ -1,7 +1,7 @@
 /**
- * Beyond one process: `symphonizer/distributed` shares what one process did alone through Redis. Its
- * Redis client (`ioredis`, BullMQ's own client) is an optional peer dependency, loaded only when a
- * registry is created; importing this entry loads none.
+ * Beyond one process: `symphonizer/distributed` shares what one process did alone: rate limits through Redis,
+ * chain runs through BullMQ workers, evaluation rows in PostgreSQL. Its clients (`ioredis`, `bullmq`, `pg`)
+ * are optional peer dependencies, each loaded when first used; importing this entry loads none.
  *
  * @example
  * ```ts
@@ -42,3 +42,6 @@ export {
 } from './perform.ts';
 export type { DistributedRunEvent } from './checkpoint.ts';
 export { RemoteError, type SerializedError } from './job.ts';
+// The run store every machine of a fleet evaluation reaches: it lives in the eval layer (so `evaluate()` opens a
+// postgres:// URL without importing upward) and is offered here beside the workers it goes with.
+export { PostgresRunStore, type PostgresRunStoreOptions } from '../eval/postgres-store.ts';

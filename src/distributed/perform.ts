@@ -259,6 +259,14 @@ export class DistributedPerform<C extends Chains = Chains> implements EvalQueue 
       removeOnFail: { age },
     });
     await redis.set(recordKey, JSON.stringify({ jobId, chain, at: Date.now() }), 'PX', this.#retentionMs);
+    // A producer that died between adding the job and writing the record left a job this add did not
+    // replace (BullMQ keeps the first job of an id): if that job already ended, its completion event may be
+    // behind this producer's event stream, so its outcome is read from the job itself.
+    const state = await this.#queue.getJobState(jobId);
+    if (state === 'completed' || state === 'failed') {
+      await this.#attach(jobId, runId);
+      return this.#run(pending, true);
+    }
     return this.#run(pending, false);
   }
 
