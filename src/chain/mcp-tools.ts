@@ -139,6 +139,8 @@ interface Connection {
   pid: number | null;
   /** True once the transport closed (the server exited or the stream ended). */
   closed: boolean;
+  /** Makes a stdio server's child hold the event loop again, for closing. */
+  hold?: (() => void) | undefined;
 }
 
 /** Sets with an open stdio connection: their servers are ended when this process exits. */
@@ -162,7 +164,8 @@ const toolName = /^[a-zA-Z0-9_-]{1,64}$/;
  * `notifications/tools/list_changed`; the next turn then lists again. A connection that drops is opened
  * again once for the call that found it dropped (a call in flight when the server died is sent again); if
  * that fails too, the call fails with a {@link McpUnavailableError} naming the server, which fails the node.
- * Call {@link McpTools.close} when done: an open stdio connection keeps the process alive.
+ * {@link McpTools.close} ends the connection. An idle stdio connection does not keep the process alive (the
+ * server is sent SIGTERM when the process exits); an open Streamable HTTP one does, until `close()`.
  */
 export class McpTools implements ToolSource {
   readonly kind = 'tool-source';
@@ -291,6 +294,7 @@ export class McpTools implements ToolSource {
     try {
       const connection = await pending;
       connection.closed = true;
+      connection.hold?.();
       await connection.client.close();
     } catch {
       // A connection that never opened has nothing to close.
@@ -423,6 +427,13 @@ export class McpTools implements ToolSource {
       throw error;
     }
     connection.pid = stdio?.pid ?? null;
+    if (stdio !== undefined) {
+      const transport = stdio;
+      holdChild(transport, false);
+      connection.hold = () => {
+        holdChild(transport, true);
+      };
+    }
     if (this.#closed) {
       await client.close().catch(() => undefined);
       throw new McpUnavailableError(this.name, undefined, 'the tool set was closed');
@@ -698,6 +709,28 @@ function contentText(content: unknown): string {
     }
   }
   return parts.join('\n');
+}
+
+/** What this module touches of the stdio transport's child process (a private field of the SDK's). */
+interface Refable {
+  ref?: () => void;
+  unref?: () => void;
+}
+
+/**
+ * With `hold: false`, lets the process exit while a stdio server is idle: the child and its pipes stop
+ * holding the event loop (a call in flight still does, through the SDK's request timer), and the `exit`
+ * handler ends the server. With `hold: true` (before closing: the SDK then waits for the child's exit on
+ * unreferenced timers), they hold it again.
+ */
+function holdChild(transport: object, hold: boolean): void {
+  const child = (transport as { _process?: Refable & Record<'stdin' | 'stdout' | 'stderr', Refable | null> })
+    ._process;
+  if (child === undefined) return;
+  for (const handle of [child, child.stdin, child.stdout, child.stderr]) {
+    if (hold) handle?.ref?.();
+    else handle?.unref?.();
+  }
 }
 
 /** JSON-RPC codes of the SDK's `McpError`. */

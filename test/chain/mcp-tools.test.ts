@@ -4,6 +4,7 @@
  * crash, bad result, error result, list changed). The model is a scripted provider; the tools, their
  * schemas and results are the servers' own.
  */
+import { execFile } from 'node:child_process';
 import { inspect } from 'node:util';
 import { resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -380,6 +381,38 @@ describe('mcpTools() faults (test/support/mcp-fault-server.ts)', () => {
     expect(provider.requests[1]?.tools?.map((t) => t.name)).toContain('late');
     expect(result.outputs.a).toBe('grown / late here');
     expect(set.connectionsOpened).toBe(1);
+  });
+
+  it('a script that never calls close() still exits, and its stdio server ends with it', async () => {
+    const script = `
+      const { mcpTools } = await import('./src/index.ts');
+      const set = mcpTools({ command: process.execPath, args: [${JSON.stringify(faultBin)}], stderr: 'ignore' });
+      console.log(await set.call('pid', {}));
+      console.log(await set.call('slow', { ms: 200 }));
+    `;
+    const out = await new Promise<string>((done, fail) => {
+      execFile(
+        process.execPath,
+        ['--input-type=module', '-e', script],
+        { cwd: root, timeout: 20_000 },
+        (error, stdout, stderr) => {
+          if (error === null) done(stdout);
+          else fail(new Error(`${error.message}\n${stderr}`));
+        },
+      );
+    });
+    const [pid, slow] = out.trim().split('\n');
+    expect(slow).toBe('slow done');
+    const alive = (): boolean => {
+      try {
+        process.kill(Number(pid), 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    while (alive()) await new Promise((r) => setTimeout(r, 10));
+    expect(alive()).toBe(false);
   });
 
   it('passes env to a stdio server, and never shows env or header values in errors', async () => {
