@@ -163,6 +163,32 @@ describe('mcpTools() with server-everything over stdio', () => {
     expect(set.connectionsOpened).toBe(1);
   });
 
+  it('streams MCP tool calls as tool-call, tool-result and agent-step events', async () => {
+    const set = everything({ include: ['get-sum'] });
+    const { client } = clientWith((request) =>
+      request.messages.at(-1)?.role === 'tool'
+        ? `It is ${toolResults(request).join('')}`
+        : { toolCalls: [{ name: 'get-sum', arguments: { a: 40, b: 2 } }] },
+    );
+    const helper = chain({ input: z.object({}), model: 'fake:m', client })
+      .agent('helper', { prompt: () => 'sum', tools: [set] })
+      .build();
+    const seen: string[] = [];
+    for await (const event of helper.stream({})) {
+      if (event.type === 'tool-call') seen.push(`call ${event.toolName} ${JSON.stringify(event.input)}`);
+      if (event.type === 'tool-result') seen.push(`result ${String(event.ok)} ${event.output}`);
+      if (event.type === 'agent-step') seen.push(`step ${event.step.step}`);
+      if (event.type === 'node-done') seen.push(`done ${String(event.output)}`);
+    }
+    expect(seen).toEqual([
+      'call get-sum {"a":40,"b":2}',
+      'result true The sum of 40 and 2 is 42.',
+      'step 1',
+      'step 2',
+      'done It is The sum of 40 and 2 is 42.',
+    ]);
+  });
+
   it('opens one connection for every node and run that uses the set, and lists the tools once', async () => {
     const set = everything({ include: ['get-sum'] });
     const { client, provider } = clientWith((request) =>
@@ -316,6 +342,10 @@ describe('mcpTools() faults (test/support/mcp-fault-server.ts)', () => {
     const cause = (error as ChainRunError).cause;
     expect(cause).toBeInstanceOf(McpUnavailableError);
     expect(cause).toMatchObject({ code: 'mcp_unavailable', server: 'faults', tool: 'crash' });
+    // The node's record in the trace says so too.
+    const record = (error as ChainRunError).trace.find((r) => r.key === 'a');
+    expect(record?.status).toBe('error');
+    expect(record?.error?.message).toContain('MCP server "faults" (tool "crash")');
     // The first connection, and the one reconnect.
     expect(set.connectionsOpened).toBe(2);
     // A later call finds the server gone and reconnects.
