@@ -113,6 +113,11 @@ export interface Usage {
   /** Of `inputTokens`, how many were written to the prompt cache (Anthropic only). @default 0 */
   readonly cacheWriteTokens?: number | undefined;
   /**
+   * Of `outputTokens`, how many the model spent reasoning before it answered (OpenAI's `reasoning_tokens`,
+   * from either API; they are priced as output). @default 0
+   */
+  readonly reasoningTokens?: number | undefined;
+  /**
    * Of `cacheWriteTokens`, how many went to Anthropic's 1-hour cache (priced at its own rate); the rest went
    * to the 5-minute cache, the one this library's breakpoints use. @default 0
    */

@@ -1,7 +1,7 @@
 /**
- * A loopback fake of the OpenAI Chat Completions and Anthropic Messages HTTP APIs, speaking both wire formats
- * (JSON and SSE) as the real services do, with request ids, rate-limit headers, real error bodies, rate
- * limiting and scripted faults. Provider tests point the real SDK clients at it.
+ * A loopback fake of the OpenAI Chat Completions, OpenAI Responses and Anthropic Messages HTTP APIs, speaking
+ * their wire formats (JSON and SSE) as the real services do, with request ids, rate-limit headers, real error
+ * bodies, rate limiting and scripted faults. Provider tests point the real SDK clients at it.
  *
  * @example
  * ```ts
@@ -51,7 +51,7 @@ export interface FakeRequest {
   /** The JSON schema the reply must follow, when structured output was requested (any of the three ways). */
   readonly jsonSchema: JsonSchema | undefined;
   /** How structured output was requested. */
-  readonly jsonMode: 'response_format' | 'forced_tool' | 'output_config' | undefined;
+  readonly jsonMode: 'response_format' | 'forced_tool' | 'output_config' | 'text_format' | undefined;
   /** Name of the forced tool, for `forced_tool` mode. */
   readonly forcedTool: string | undefined;
   /** 1-based number of this request since start or the last `reset()`. */
@@ -65,8 +65,14 @@ export interface FakeReply {
   readonly json?: unknown;
   readonly toolCalls?:
     readonly { readonly id?: string; readonly name: string; readonly arguments: unknown }[] | undefined;
-  /** Wire finish reason to report instead of the natural one (e.g. `length`, `max_tokens`). */
+  /**
+   * Wire finish reason to report instead of the natural one (e.g. `length`, `max_tokens`). On the Responses
+   * API, `length` (or `max_output_tokens`) and `content_filter` make the response `incomplete` with that
+   * reason.
+   */
   readonly finishReason?: string | undefined;
+  /** Reasoning tokens to report within the output tokens (both OpenAI APIs). @default 0 */
+  readonly reasoningTokens?: number | undefined;
 }
 
 /** A scripted fault: an HTTP status (with the real error body), or a transport misbehaviour. */
@@ -90,7 +96,9 @@ export type FakeFault =
   /**
    * An error inside a stream after a 200: `streamErrorAfter` SSE events, then the wire's error event (OpenAI: a `data:`
    * chunk `{ error: { type, code, message } }`; Anthropic: `event: error` with `{ error: { type, message } }`),
-   * then the stream ends. Only streamed requests see it; a non-streamed request is answered normally.
+   * then the stream ends. Only streamed requests see it; a non-streamed request is answered normally. On the
+   * Responses API it is an `error` event `{ type: 'error', code, message }` (its `code` is `code`, else
+   * `type`), or, with type `response.failed`, a `response.failed` event carrying `error: { code, message }`.
    */
   | {
       readonly streamErrorAfter: number;
@@ -158,6 +166,8 @@ interface FakeUsage {
   readonly output: number;
   readonly cacheRead?: number | undefined;
   readonly cacheWrite?: number | undefined;
+  /** Of `output`, the reasoning tokens. */
+  readonly reasoning?: number | undefined;
 }
 
 /**
@@ -339,7 +349,11 @@ export async function startFakeProviderServer(
 
     const raw = await readBody(req);
     const api: FakeApi | undefined =
-      req.url === '/v1/chat/completions' ? 'openai' : req.url === '/v1/messages' ? 'anthropic' : undefined;
+      req.url === '/v1/chat/completions' || req.url === RESPONSES_PATH
+        ? 'openai'
+        : req.url === '/v1/messages'
+          ? 'anthropic'
+          : undefined;
     let body: unknown;
     try {
       body = JSON.parse(raw);
@@ -463,11 +477,13 @@ export async function startFakeProviderServer(
     const cacheRead = Math.min(tokens, Math.max(0, Math.floor(cache?.read ?? 0)));
     const cacheWrite =
       api === 'anthropic' ? Math.min(tokens - cacheRead, Math.max(0, Math.floor(cache?.write ?? 0))) : 0;
+    const output = estimateTokens(JSON.stringify(reply), options.charsPerToken);
     const usage: FakeUsage = {
       input: tokens,
-      output: estimateTokens(JSON.stringify(reply), options.charsPerToken),
+      output,
       cacheRead,
       cacheWrite,
+      reasoning: Math.min(output, Math.max(0, Math.floor(reply.reasoningTokens ?? 0))),
     };
     // The output counts against the token window too, once generated (at the acceptance time).
     limitVerdict.entry.tokens += usage.output;
@@ -477,9 +493,11 @@ export async function startFakeProviderServer(
       if (stallAfter !== undefined) {
         count('stall');
         const payload = JSON.stringify(
-          api === 'openai'
-            ? openaiCompletion(request, reply, usage)
-            : anthropicMessage(request, reply, usage),
+          request.path === RESPONSES_PATH
+            ? responsesObject(request, reply, usage)
+            : api === 'openai'
+              ? openaiCompletion(request, reply, usage)
+              : anthropicMessage(request, reply, usage),
         );
         res.writeHead(200, { 'content-type': 'application/json', ...headers });
         res.write(payload.slice(0, Math.floor(payload.length / 2)));
@@ -499,13 +517,21 @@ export async function startFakeProviderServer(
         return;
       }
       const payload =
-        api === 'openai' ? openaiCompletion(request, reply, usage) : anthropicMessage(request, reply, usage);
+        request.path === RESPONSES_PATH
+          ? responsesObject(request, reply, usage)
+          : api === 'openai'
+            ? openaiCompletion(request, reply, usage)
+            : anthropicMessage(request, reply, usage);
       send(200, headers, payload);
       return;
     }
 
     const events =
-      api === 'openai' ? openaiChunks(request, reply, usage) : anthropicEvents(request, reply, usage);
+      request.path === RESPONSES_PATH
+        ? responsesEvents(request, reply, usage)
+        : api === 'openai'
+          ? openaiChunks(request, reply, usage)
+          : anthropicEvents(request, reply, usage);
     count('200');
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -523,7 +549,11 @@ export async function startFakeProviderServer(
       if (i === streamError?.streamErrorAfter) {
         count('stream-error');
         finished = true;
-        res.end(streamErrorEvent(api, streamError));
+        res.end(
+          request.path === RESPONSES_PATH
+            ? responsesErrorEvent(streamError, i)
+            : streamErrorEvent(api, streamError),
+        );
         return;
       }
       if (i === half) {
@@ -764,6 +794,7 @@ function normalise(api: FakeApi, req: IncomingMessage, body: unknown, index: num
     stream,
     index,
   };
+  if (api === 'openai' && base.path === RESPONSES_PATH) return { ...base, ...normaliseResponses(b) };
   return api === 'openai' ? { ...base, ...normaliseOpenAI(b) } : { ...base, ...normaliseAnthropic(b) };
 }
 
@@ -921,7 +952,7 @@ function openaiUsage(usage: FakeUsage) {
     total_tokens: usage.input + usage.output,
     prompt_tokens_details: { cached_tokens: usage.cacheRead ?? 0, audio_tokens: 0 },
     completion_tokens_details: {
-      reasoning_tokens: 0,
+      reasoning_tokens: usage.reasoning ?? 0,
       audio_tokens: 0,
       accepted_prediction_tokens: 0,
       rejected_prediction_tokens: 0,
@@ -1283,4 +1314,233 @@ function readBody(req: IncomingMessage): Promise<string> {
       resolve(Buffer.concat(chunks).toString('utf8'));
     });
   });
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// OpenAI Responses API (`POST /v1/responses`): request normalisation, the response object and its stream
+// events, as the real service sends them.
+
+const RESPONSES_PATH = '/v1/responses';
+
+function normaliseResponses(b: JsonObject) {
+  const rawInput: unknown[] =
+    typeof b['input'] === 'string'
+      ? [{ role: 'user', content: b['input'] }]
+      : Array.isArray(b['input'])
+        ? (b['input'] as unknown[])
+        : [];
+  const items = rawInput.map((item) => (typeof item === 'object' && item !== null ? item : {}) as JsonObject);
+  const isSystem = (item: JsonObject): boolean => item['role'] === 'system' || item['role'] === 'developer';
+  const system = [
+    ...(typeof b['instructions'] === 'string' ? [b['instructions']] : []),
+    ...items.filter(isSystem).map((item) => textOf(item['content'])),
+  ].join('\n');
+  const messages = items
+    .filter((item) => !isSystem(item))
+    .map((item) => {
+      if (item['type'] === 'function_call_output') return { role: 'tool', content: textOf(item['output']) };
+      if (item['type'] === 'function_call') return { role: 'assistant', content: '' };
+      return { role: String(item['role']), content: textOf(item['content']) };
+    });
+  const tools = (Array.isArray(b['tools']) ? (b['tools'] as JsonObject[]) : [])
+    .filter((t) => t['type'] === 'function')
+    .map((t) => ({ name: String(t['name']), parameters: (t['parameters'] ?? {}) as JsonSchema }));
+  const format = (b['text'] as JsonObject | undefined)?.['format'] as JsonObject | undefined;
+  const jsonSchema =
+    format?.['type'] === 'json_schema' ? ((format['schema'] ?? {}) as JsonSchema) : undefined;
+  return {
+    system,
+    messages,
+    lastUserText: [...messages].reverse().find((m) => m.role === 'user')?.content ?? '',
+    lastIsToolResult: messages.at(-1)?.role === 'tool',
+    tools,
+    jsonSchema,
+    jsonMode: jsonSchema === undefined ? undefined : ('text_format' as const),
+    forcedTool: undefined,
+  };
+}
+
+/** The finished output items of a reply: a reasoning item (when it reasoned), the message, the calls. */
+function responsesOutput(request: FakeRequest, reply: FakeReply, usage: FakeUsage): JsonObject[] {
+  const seed = (what: string): string => hashString(`${what}${request.index}`).toString(36);
+  const output: JsonObject[] = [];
+  if ((usage.reasoning ?? 0) > 0) {
+    output.push({ id: `rs_${seed('r')}`, type: 'reasoning', summary: [] });
+  }
+  const text = replyText(reply);
+  const calls = openaiToolCalls(request, reply);
+  if (text !== '' || calls.length === 0) {
+    output.push({
+      id: `msg_${seed('m')}`,
+      type: 'message',
+      status: 'completed',
+      role: 'assistant',
+      content: [{ type: 'output_text', text, annotations: [], logprobs: [] }],
+    });
+  }
+  calls.forEach((call, i) => {
+    output.push({
+      id: `fc_${seed(`f${i}`)}${i}`,
+      type: 'function_call',
+      status: 'completed',
+      call_id: call.id,
+      name: call.function.name,
+      arguments: call.function.arguments,
+    });
+  });
+  return output;
+}
+
+function responsesUsage(usage: FakeUsage) {
+  return {
+    input_tokens: usage.input,
+    input_tokens_details: { cached_tokens: usage.cacheRead ?? 0 },
+    output_tokens: usage.output,
+    output_tokens_details: { reasoning_tokens: usage.reasoning ?? 0 },
+    total_tokens: usage.input + usage.output,
+  };
+}
+
+/** The `Response` object: `completed`, or `incomplete` when the reply says it was cut or filtered. */
+function responsesObject(
+  request: FakeRequest,
+  reply: FakeReply,
+  usage: FakeUsage,
+  state: 'final' | 'in_progress' = 'final',
+): JsonObject {
+  const body = request.body as JsonObject;
+  const reason =
+    reply.finishReason === 'length' || reply.finishReason === 'max_output_tokens'
+      ? 'max_output_tokens'
+      : reply.finishReason === 'content_filter'
+        ? 'content_filter'
+        : undefined;
+  const final = state === 'final';
+  return {
+    id: `resp_${hashString(`r${request.index}`).toString(36)}`,
+    object: 'response',
+    created_at: 1_700_000_000 + request.index,
+    status: final ? (reason === undefined ? 'completed' : 'incomplete') : 'in_progress',
+    background: false,
+    error: null,
+    incomplete_details: final && reason !== undefined ? { reason } : null,
+    instructions: body['instructions'] ?? null,
+    max_output_tokens: body['max_output_tokens'] ?? null,
+    model: request.model,
+    output: final ? responsesOutput(request, reply, usage) : [],
+    parallel_tool_calls: true,
+    previous_response_id: null,
+    reasoning: { effort: null, summary: null },
+    service_tier: 'default',
+    store: body['store'] ?? true,
+    temperature: body['temperature'] ?? 1,
+    text: body['text'] ?? { format: { type: 'text' } },
+    tool_choice: 'auto',
+    tools: body['tools'] ?? [],
+    top_p: 1,
+    truncation: 'disabled',
+    usage: final ? responsesUsage(usage) : null,
+    user: null,
+    metadata: {},
+  };
+}
+
+/**
+ * The SSE events of a streamed response, named by `event:` like the real service: `response.created`,
+ * `response.in_progress`, per output item `response.output_item.added`, its text
+ * (`response.content_part.added`, `response.output_text.delta` word by word, `response.output_text.done`,
+ * `response.content_part.done`) or arguments (`response.function_call_arguments.delta` in 8-character
+ * pieces, `response.function_call_arguments.done`), `response.output_item.done`, then
+ * `response.completed` (or `response.incomplete`) with the whole response and its usage.
+ */
+function responsesEvents(request: FakeRequest, reply: FakeReply, usage: FakeUsage): string[] {
+  let sequence = 0;
+  const out: string[] = [];
+  const emit = (type: string, fields: JsonObject): void => {
+    out.push(sse({ type, sequence_number: sequence++, ...fields }, type));
+  };
+  const started = responsesObject(request, reply, usage, 'in_progress');
+  emit('response.created', { response: started });
+  emit('response.in_progress', { response: started });
+  const output = responsesOutput(request, reply, usage);
+  output.forEach((item, outputIndex) => {
+    const id = item['id'];
+    if (item['type'] === 'message') {
+      const part = (item['content'] as JsonObject[])[0]?.['text'];
+      const text = typeof part === 'string' ? part : '';
+      emit('response.output_item.added', {
+        output_index: outputIndex,
+        item: { ...item, status: 'in_progress', content: [] },
+      });
+      const part = { type: 'output_text', text: '', annotations: [], logprobs: [] };
+      const where = { item_id: id, output_index: outputIndex, content_index: 0 };
+      emit('response.content_part.added', { ...where, part });
+      for (const piece of pieces(text)) {
+        emit('response.output_text.delta', { ...where, delta: piece, logprobs: [] });
+      }
+      emit('response.output_text.done', { ...where, text, logprobs: [] });
+      emit('response.content_part.done', { ...where, part: { ...part, text } });
+    } else if (item['type'] === 'function_call') {
+      const args = String(item['arguments']);
+      emit('response.output_item.added', {
+        output_index: outputIndex,
+        item: { ...item, status: 'in_progress', arguments: '' },
+      });
+      for (let i = 0; i < args.length; i += 8) {
+        emit('response.function_call_arguments.delta', {
+          item_id: id,
+          output_index: outputIndex,
+          delta: args.slice(i, i + 8),
+        });
+      }
+      emit('response.function_call_arguments.done', {
+        item_id: id,
+        output_index: outputIndex,
+        name: item['name'],
+        arguments: args,
+      });
+    } else {
+      emit('response.output_item.added', { output_index: outputIndex, item });
+    }
+    emit('response.output_item.done', { output_index: outputIndex, item });
+  });
+  const done = responsesObject(request, reply, usage);
+  emit(done['status'] === 'completed' ? 'response.completed' : 'response.incomplete', { response: done });
+  return out;
+}
+
+/**
+ * The Responses API's failure inside a stream: an `error` event `{ type: 'error', code, message, param }`,
+ * or, for the fault type `response.failed`, a `response.failed` event whose response carries
+ * `error: { code, message }`.
+ */
+function responsesErrorEvent(
+  fault: { readonly type: string; readonly code?: string | undefined; readonly message?: string | undefined },
+  sequence: number,
+): string {
+  const message = fault.message ?? `The stream failed (${fault.code ?? fault.type}).`;
+  if (fault.type === 'response.failed') {
+    return sse(
+      {
+        type: 'response.failed',
+        sequence_number: sequence,
+        response: {
+          id: 'resp_failed',
+          object: 'response',
+          created_at: 1_700_000_000,
+          status: 'failed',
+          error: { code: fault.code ?? 'server_error', message },
+          incomplete_details: null,
+          model: '',
+          output: [],
+          usage: null,
+        },
+      },
+      'response.failed',
+    );
+  }
+  return sse(
+    { type: 'error', sequence_number: sequence, code: fault.code ?? fault.type, message, param: null },
+    'error',
+  );
 }

@@ -1,7 +1,9 @@
 /**
- * The OpenAI adapter: Chat Completions through the official `openai` SDK: its settings and its factory. The adapter and the SDK it wraps live in
- * `./openai-sdk.ts`, imported on the first call.
+ * The OpenAI adapter: Chat Completions or the Responses API through the official `openai` SDK: its settings
+ * and its factory. The adapters and the SDK they wrap live in `./openai-sdk.ts` and `./openai-responses.ts`,
+ * imported on the first call.
  */
+import { InvalidOptionError } from '../../core/errors.ts';
 import { CredentialsInUrlError, MissingApiKeyError } from '../errors.ts';
 import { readEnv, type ProviderEnv } from '../env.ts';
 import { lazyProvider } from '../lazy-provider.ts';
@@ -70,10 +72,25 @@ export interface OpenAIProviderSettings {
    * @default 'max_completion_tokens' for OpenAI hosts, 'max_tokens' for any other `baseURL`
    */
   readonly maxTokensField?: 'max_completion_tokens' | 'max_tokens' | undefined;
+  /**
+   * Which OpenAI API the calls go to: `'chat'` (Chat Completions, `POST /chat/completions`) or `'responses'`
+   * (the Responses API, `POST /responses`: `instructions` and `input` items, `text.format` for structured
+   * output, `function_call` / `function_call_output` items for tools, typed stream events, usage with cached
+   * and reasoning tokens). Both give the same `ModelResponse`, errors and stream events. Chat
+   * Completions stays the default because every OpenAI-compatible server (Ollama, vLLM, LM Studio,
+   * llama.cpp) speaks it and few speak the Responses API. The Responses API has no stop sequences: a request
+   * with `stop` is refused before it is sent.
+   * @default 'chat'
+   */
+  readonly api?: OpenAIApi | undefined;
 }
 
+/** The OpenAI API a provider calls: Chat Completions or the Responses API. */
+export type OpenAIApi = 'chat' | 'responses';
+
 /**
- * Create a {@link Provider} backed by the OpenAI Chat Completions API.
+ * Create a {@link Provider} backed by the OpenAI Chat Completions API, or by the Responses API with
+ * `api: 'responses'`.
  *
  * Nothing is read from the environment, no client is built and the SDK is not even imported until the
  * first call.
@@ -85,11 +102,23 @@ export interface OpenAIProviderSettings {
  * ```ts
  * const openai = createOpenAIProvider();
  * const local = createOpenAIProvider({ name: 'ollama', baseURL: 'http://localhost:11434/v1' });
+ * const responses = createOpenAIProvider({ api: 'responses' });
  * ```
  */
 export function createOpenAIProvider(settings: OpenAIProviderSettings = {}): Provider {
   const name = settings.name ?? 'openai';
-  return lazyProvider(name, async () => new (await import('./openai-sdk.ts')).OpenAIProvider(settings), {
+  // Typed wider than OpenAIApi: JavaScript callers and config files can pass anything.
+  const api: string = settings.api ?? 'chat';
+  if (api !== 'chat' && api !== 'responses') {
+    throw new InvalidOptionError('api', api, "'chat' or 'responses'", {
+      hint: `Set the \`api\` of the ${name} provider to 'chat' (Chat Completions) or 'responses'.`,
+    });
+  }
+  const load = async (): Promise<Provider> =>
+    api === 'responses'
+      ? new (await import('./openai-responses.ts')).OpenAIResponsesProvider(settings)
+      : new (await import('./openai-sdk.ts')).OpenAIProvider(settings);
+  return lazyProvider(name, load, {
     preflight: () => {
       resolveOpenAIAccess(settings, name);
     },

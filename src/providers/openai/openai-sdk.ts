@@ -38,7 +38,8 @@ import { mapOpenAIError } from './map-openai-error.ts';
 /** Sent when a non-OpenAI server needs no key: the SDK insists on one, and such servers ignore it. */
 const PLACEHOLDER_API_KEY = 'no-key-required';
 
-interface ResolvedClient {
+/** An SDK client and what every call of the provider needs with it. Package-internal. */
+export interface ResolvedClient {
   readonly client: OpenAI;
   readonly secrets: readonly string[];
   readonly maxTokensField: 'max_completion_tokens' | 'max_tokens';
@@ -186,33 +187,39 @@ export class OpenAIProvider implements Provider {
   }
 
   #resolve(): ResolvedClient {
-    if (this.#resolved !== undefined) return this.#resolved;
-    const settings = this.#settings;
-    const { baseURL, configuredKey, official } = resolveOpenAIAccess(settings, this.name);
-    const apiKey = configuredKey ?? PLACEHOLDER_API_KEY;
-    const timeoutMs = settings.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const client = new OpenAI({
-      apiKey,
-      baseURL: baseURL ?? null,
-      maxRetries: 0,
-      ...(settings.organization === undefined ? {} : { organization: settings.organization }),
-      ...(settings.headers === undefined ? {} : { defaultHeaders: { ...settings.headers } }),
-      ...(settings.fetch === undefined ? {} : { fetch: settings.fetch }),
-      timeout: timeoutMs,
-    });
-    this.#resolved = {
-      client,
-      secrets: configuredKey === undefined ? [] : [configuredKey],
-      maxTokensField: settings.maxTokensField ?? (official ? 'max_completion_tokens' : 'max_tokens'),
-      timeoutMs,
-      streamIdleTimeoutMs: settings.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS,
-    };
+    this.#resolved ??= resolveOpenAIClient(this.#settings, this.name);
     return this.#resolved;
   }
 }
 
-/** A function, not an inline check, so TypeScript does not narrow `aborted` across awaits. */
-function isAborted(signal: AbortSignal | undefined): boolean {
+/**
+ * Builds the SDK client of a provider from its settings (key and base URL read now, SDK retries off).
+ * Package-internal: the Chat Completions and Responses adapters share it.
+ */
+export function resolveOpenAIClient(settings: OpenAIProviderSettings, name: string): ResolvedClient {
+  const { baseURL, configuredKey, official } = resolveOpenAIAccess(settings, name);
+  const apiKey = configuredKey ?? PLACEHOLDER_API_KEY;
+  const timeoutMs = settings.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+  const client = new OpenAI({
+    apiKey,
+    baseURL: baseURL ?? null,
+    maxRetries: 0,
+    ...(settings.organization === undefined ? {} : { organization: settings.organization }),
+    ...(settings.headers === undefined ? {} : { defaultHeaders: { ...settings.headers } }),
+    ...(settings.fetch === undefined ? {} : { fetch: settings.fetch }),
+    timeout: timeoutMs,
+  });
+  return {
+    client,
+    secrets: configuredKey === undefined ? [] : [configuredKey],
+    maxTokensField: settings.maxTokensField ?? (official ? 'max_completion_tokens' : 'max_tokens'),
+    timeoutMs,
+    streamIdleTimeoutMs: settings.streamIdleTimeoutMs ?? DEFAULT_STREAM_IDLE_TIMEOUT_MS,
+  };
+}
+
+/** A function, not an inline check, so TypeScript does not narrow `aborted` across awaits. Package-internal. */
+export function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
 }
 
@@ -305,7 +312,8 @@ function toMessages(request: ModelRequest): ChatCompletionMessageParam[] {
   return messages;
 }
 
-function parseArguments(text: string): unknown {
+/** A tool call's wire arguments, parsed; kept as text when they are not JSON. Package-internal. */
+export function parseArguments(text: string): unknown {
   if (text.trim() === '') return {};
   try {
     return JSON.parse(text) as unknown;
@@ -335,12 +343,14 @@ function mapFinishReason(
   }
 }
 
-function rateLimitOf(headers: Headers): RateLimitInfo | undefined {
+/** The rate-limit headers of a response, `undefined` when it has none. Package-internal. */
+export function rateLimitOf(headers: Headers): RateLimitInfo | undefined {
   const info = parseRateLimitHeaders(headers);
   return Object.keys(info).length === 0 ? undefined : info;
 }
 
-interface FinishInput {
+/** What {@link finishResponse} builds a response from. Package-internal. */
+export interface FinishInput {
   readonly provider: string;
   readonly request: ModelRequest;
   readonly text: string;
@@ -356,26 +366,32 @@ export interface OpenAIWireUsage {
   readonly prompt_tokens: number;
   readonly completion_tokens: number;
   readonly prompt_tokens_details?: { readonly cached_tokens?: number | null | undefined } | null | undefined;
+  readonly completion_tokens_details?:
+    { readonly reasoning_tokens?: number | null | undefined } | null | undefined;
 }
 
 /**
  * A Chat Completions `usage` as {@link Usage}: `prompt_tokens` already counts the cached tokens, of which
- * `prompt_tokens_details.cached_tokens` are the cache reads; OpenAI has no cache writes. A missing usage
+ * `prompt_tokens_details.cached_tokens` are the cache reads; OpenAI has no cache writes. Of
+ * `completion_tokens`, `completion_tokens_details.reasoning_tokens` were spent reasoning. A missing usage
  * (some compatible servers send none) counts zero.
  */
 export function openaiUsage(usage: OpenAIWireUsage | null | undefined): Usage {
   if (usage == null) return { inputTokens: 0, outputTokens: 0 };
   const inputTokens = usage.prompt_tokens;
   const cached = usage.prompt_tokens_details?.cached_tokens ?? 0;
+  const reasoning = usage.completion_tokens_details?.reasoning_tokens ?? 0;
   return {
     inputTokens,
     outputTokens: usage.completion_tokens,
     // Never more than the prompt, even from a compatible server that reports it oddly.
     ...(cached > 0 ? { cacheReadTokens: Math.min(cached, inputTokens) } : {}),
+    ...(reasoning > 0 ? { reasoningTokens: Math.min(reasoning, usage.completion_tokens) } : {}),
   };
 }
 
-function finishResponse(input: FinishInput): ModelResponse {
+/** The provider-neutral response, with `json` parsed when structured output was asked. Package-internal. */
+export function finishResponse(input: FinishInput): ModelResponse {
   const response: ModelResponse = {
     provider: input.provider,
     model: input.request.model,
