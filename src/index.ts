@@ -109,6 +109,7 @@ export {
   type ModelResponse,
   type ModelRunnerOptions,
   type PromptCacheMode,
+  type OpenAIApi,
   type OpenAIProviderSettings,
   type OutputIssue,
   type Provider,

@@ -117,7 +117,7 @@ export {
   type ProviderRegistryOptions,
   type ResolvedModel,
 } from './registry.ts';
-export { createOpenAIProvider, type OpenAIProviderSettings } from './openai/index.ts';
+export { createOpenAIProvider, type OpenAIApi, type OpenAIProviderSettings } from './openai/index.ts';
 export {
   anthropicMinCacheTokens,
   createAnthropicProvider,
