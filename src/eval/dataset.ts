@@ -526,7 +526,9 @@ async function* readJsonl<I>(path: string, rows: RowMaker<I>): AsyncGenerator<Da
       try {
         value = JSON.parse(text);
       } catch (error) {
-        yield rows.error(line, `Invalid JSON: ${errorMessage(error)}`, text);
+        const problem = jsonProblem(error, text);
+        const at = problem.column === undefined ? '' : ` at column ${problem.column}`;
+        yield rows.error(line, `Invalid JSON${at}: ${problem.message}`, text);
         continue;
       }
       yield await rows.fromValue(value, line, () => text);
@@ -875,7 +877,14 @@ async function* readJsonArray<I>(path: string, rows: RowMaker<I>): AsyncGenerato
       try {
         value = JSON.parse(element.text);
       } catch (error) {
-        yield rows.error(line, `${where}: invalid JSON: ${errorMessage(error)}`, element.text);
+        // One line number: the file line of the error itself (the parser's own counts from the element).
+        const problem = jsonProblem(error, element.text);
+        const errorLine = element.line + (problem.line ?? 1) - 1;
+        yield rows.error(
+          line,
+          `element ${element.index} (line ${errorLine}): invalid JSON: ${problem.message}`,
+          element.text,
+        );
         continue;
       }
       yield await rows.fromValue(value, line, () => element.text);
@@ -1141,4 +1150,20 @@ function jsonText(value: unknown): string {
   } catch {
     return String(value);
   }
+}
+
+/**
+ * A `JSON.parse` error without the parser's position (`in JSON at position 96 (line 1 column 97)`), with that
+ * position as the line and column within `text` (1-based), so a row error names one line: the file's.
+ */
+function jsonProblem(error: unknown, text: string): { message: string; line?: number; column?: number } {
+  const raw = errorMessage(error);
+  const match = /\s*in JSON at position (\d+)(?:\s*\(line \d+ column \d+\))?/.exec(raw);
+  if (match === null) return { message: raw.replace(/\s*\(line \d+ column \d+\)/, '') };
+  const message = (raw.slice(0, match.index) + raw.slice(match.index + match[0].length)).trim();
+  const position = Math.min(Number(match[1]), text.length);
+  const before = text.slice(0, position);
+  const newlines = before.split('\n').length - 1;
+  const column = position - (before.lastIndexOf('\n') + 1) + 1;
+  return { message, line: newlines + 1, column };
 }

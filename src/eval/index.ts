@@ -67,8 +67,11 @@ export {
   pairedComparison,
   percentile,
   RunningStats,
+  ScoreStats,
+  scoreInterval,
   signTest,
   stdev,
+  wilsonInterval,
   type ConfidenceInterval,
   type PairedComparison,
 } from './stats.ts';
@@ -96,6 +99,16 @@ export {
   type PutRowOptions,
 } from './run-store.ts';
 export { PostgresRunStore, type PostgresRunStoreOptions } from './postgres-store.ts';
+export {
+  collectMatrix,
+  DEFAULT_MATRIX_ROWS,
+  isSimulated,
+  type CollectMatrixOptions,
+  type MatrixCell,
+  type MatrixRow,
+  type MatrixVariant,
+  type ResultsMatrix,
+} from './report-matrix.ts';
 export type {
   DatasetItem,
   DatasetRow,

@@ -16,13 +16,15 @@ import { addUsageTotals, emptyUsage, type UsageTotals } from '../providers/usage
 import {
   pairedComparison,
   percentile,
-  RunningStats,
+  ScoreStats,
+  wilsonInterval,
   type ConfidenceInterval,
   type PairedComparison,
 } from './stats.ts';
 import { sqliteEvalStore, type EvalRunStore } from './run-store.ts';
 import { RunStore } from './store.ts';
 import type { ScoreResult, SummaryRecord } from './types.ts';
+import { matrixCss, matrixMarkdown, matrixSection, type ResultsMatrix } from './report-matrix.ts';
 
 /**
  * Most rows a summary lists per variant in `errors`, and as many in `failures`, by default: the rest are
@@ -79,7 +81,13 @@ export interface VariantSummary {
   readonly cached: number;
   /** `pass / (pass + fail)`: errors are not in the denominator. `NaN` when no row was scored. */
   readonly passRate: number;
-  /** Per scorer: the mean score with its 95% CI over the rows that are not errors and have that score. */
+  /** The pass rate with its 95% Wilson interval (within [0, 1]; see {@link wilsonInterval}). */
+  readonly passRateCi: ConfidenceInterval;
+  /**
+   * Per scorer: the mean score with its 95% interval over the rows that are not errors and have that score,
+   * as {@link ScoreStats} computes it (Wilson for 0/1 scores, a seeded bootstrap for other scores in [0, 1]:
+   * never outside [0, 1]).
+   */
   readonly scores: Readonly<Record<string, ConfidenceInterval>>;
   readonly latencyMs: LatencySummary;
   /** Tokens and cost of every row, errors included (they spent them too). */
@@ -120,6 +128,13 @@ export interface RenderOptions {
   readonly maxErrors?: number | undefined;
   /** Most failed rows listed (over all variants); the rest are counted. @default 200 (text: 0) */
   readonly maxFailures?: number | undefined;
+  /**
+   * The results matrix (rows × variants, see {@link collectMatrix}): the HTML report draws it as a paged grid
+   * with filters, search and a side-by-side view, the Markdown report as a table. @default none
+   */
+  readonly matrix?: ResultsMatrix | undefined;
+  /** Most matrix rows in the Markdown table (the HTML grid pages through all). @default 1000 */
+  readonly maxMatrixRows?: number | undefined;
 }
 
 /**
@@ -250,13 +265,13 @@ class VariantAccumulator {
   #usage = emptyUsage();
   readonly #errors: RowErrorSummary[] = [];
   readonly #failures: RowFailureSummary[] = [];
-  readonly #scores: Map<string, RunningStats>;
+  readonly #scores: Map<string, ScoreStats>;
 
   constructor(variant: string, scorers: readonly string[], maxListed: number) {
     this.variant = variant;
     this.#scorers = scorers;
     this.#maxListed = maxListed;
-    this.#scores = new Map(scorers.map((s) => [s, new RunningStats()]));
+    this.#scores = new Map(scorers.map((s) => [s, new ScoreStats()]));
   }
 
   /** Adds one record; records come in line order, so the first `maxListed` listed are the first by line. */
@@ -289,7 +304,7 @@ class VariantAccumulator {
 
   finish(latencyMs: LatencySummary): VariantSummary {
     const scores: Record<string, ConfidenceInterval> = {};
-    for (const name of this.#scorers) scores[name] = (this.#scores.get(name) ?? new RunningStats()).ci95();
+    for (const name of this.#scorers) scores[name] = (this.#scores.get(name) ?? new ScoreStats()).ci95();
     const pass = this.#pass;
     const fail = this.#fail;
     return {
@@ -300,6 +315,7 @@ class VariantAccumulator {
       error: this.#error,
       cached: this.#cached,
       passRate: pass + fail === 0 ? Number.NaN : pass / (pass + fail),
+      passRateCi: wilsonInterval(pass, pass + fail),
       scores,
       latencyMs,
       usage: this.#usage,
@@ -369,7 +385,7 @@ function summaryTable(summary: EvalSummary): Table {
     'Pass',
     'Fail',
     'Error',
-    'Pass rate',
+    'Pass rate (95% CI)',
     ...summary.scorers.map((s) => `${s} (mean, 95% CI)`),
     'p50 latency',
     'p95 latency',
@@ -382,7 +398,7 @@ function summaryTable(summary: EvalSummary): Table {
     String(v.pass),
     String(v.fail),
     String(v.error),
-    formatRate(v.passRate),
+    formatRateCi(v),
     ...summary.scorers.map((s) => formatCi(v.scores[s])),
     formatMs(v.latencyMs.p50),
     formatMs(v.latencyMs.p95),
@@ -488,13 +504,28 @@ export function renderMarkdownReport(
     parts.push('## Errors', '', md(errors.table), '');
     if (errors.omitted > 0) parts.push(`… and ${errors.omitted} more.`, '');
   }
+  if (options.matrix !== undefined) {
+    const max = options.maxMatrixRows ?? 1000;
+    if (!(Number.isInteger(max) && max >= 0))
+      throw new InvalidOptionError('maxMatrixRows', max, 'an integer >= 0');
+    parts.push('## Results matrix', '');
+    if (options.matrix.variants.some((v) => v.simulated)) {
+      parts.push(
+        'Columns marked "simulated" were answered by the offline simulated model, not a real one.',
+        '',
+      );
+    }
+    parts.push(matrixMarkdown(options.matrix, escapeMarkdown, max), '');
+  }
   return parts.join('\n');
 }
 
 /**
- * The report as one self-contained HTML file (inline CSS, no scripts, no external assets): the summary
+ * The report as one self-contained HTML file (inline CSS, no external assets, nothing fetched): the summary
  * table, an inline SVG bar chart per scorer of the mean score per variant with its 95% CI as whiskers, the
- * comparison table, and the errors table. All text is HTML-escaped.
+ * comparison table, the errors table and, with `matrix`, the results matrix (an inline script draws it from
+ * inline JSON; without `matrix` there is no script). All text is HTML-escaped; the matrix script sets every
+ * value as text.
  */
 export function renderHtmlReport(
   summary: EvalSummary,
@@ -547,6 +578,7 @@ export function renderHtmlReport(
   else body.push(html(errors.table, 'errors'));
   if (errors.omitted > 0) body.push(`<p class="note">… and ${errors.omitted} more.</p>`);
   body.push('</section>');
+  if (options.matrix !== undefined) body.push(matrixSection(options.matrix, escapeHtml));
   return [
     '<!doctype html>',
     '<html lang="en">',
@@ -554,7 +586,7 @@ export function renderHtmlReport(
     '<meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     `<title>${escapeHtml(title)}</title>`,
-    `<style>${css}</style>`,
+    `<style>${css}${options.matrix === undefined ? '' : `\n${matrixCss}`}</style>`,
     '</head>',
     '<body>',
     ...body,
@@ -751,6 +783,12 @@ function formatCi(ci: ConfidenceInterval | undefined): string {
 
 function formatRate(rate: number): string {
   return Number.isFinite(rate) ? `${(rate * 100).toFixed(1)}%` : dash;
+}
+
+function formatRateCi(v: VariantSummary): string {
+  const ci = v.passRateCi as ConfidenceInterval | undefined; // absent from summaries made before it existed
+  if (ci === undefined || !Number.isFinite(ci.low)) return formatRate(v.passRate);
+  return `${formatRate(v.passRate)} [${(ci.low * 100).toFixed(1)}, ${(ci.high * 100).toFixed(1)}]`;
 }
 
 function formatMs(ms: number): string {

@@ -18,6 +18,14 @@ export interface ScorerOptions {
   readonly name?: string | undefined;
   /** Which node's output to score. @default the chain's last node */
   readonly node?: string | undefined;
+  /**
+   * A field inside the node's output to score instead of the whole output: a path such as `'answer'`,
+   * `'a.b[0]'` (dots between keys, `[n]` for array indexes) or the same as a list of keys and indexes,
+   * `['a', 'b', 0]` (for keys that hold dots or brackets). A string output is parsed as JSON first (a
+   * ```json fence is stripped). An output without that field scores 0 with the reason `no value at <path>`.
+   * @default the whole output
+   */
+  readonly path?: string | readonly (string | number)[] | undefined;
   /** A row passes when the score is at least this (in [0, 1]). @default 1 (0.8 for stringSimilarity) */
   readonly threshold?: number | undefined;
 }
@@ -56,7 +64,7 @@ export function exactMatch(options: ExactMatchOptions = {}): Scorer {
     const t = trim ? s.trim() : s;
     return caseSensitive ? t : t.toLowerCase();
   };
-  return {
+  return withPath(base, {
     ...base,
     score: ({ output, expected }) => {
       requireExpected(base.name, expected);
@@ -64,7 +72,7 @@ export function exactMatch(options: ExactMatchOptions = {}): Scorer {
         ? { score: 1 }
         : { score: 0, reason: `expected ${preview(expected)}, got ${preview(output)}` };
     },
-  };
+  });
 }
 
 /** Options of {@link contains}. */
@@ -85,7 +93,7 @@ export function contains(options: ContainsOptions = {}): Scorer {
   const base = checkBase('contains', options);
   const caseSensitive = checkBoolean('caseSensitive', options.caseSensitive, true);
   const fixed = options.values === undefined ? undefined : checkSubstrings('values', options.values);
-  return {
+  return withPath(base, {
     ...base,
     score: ({ output, expected }) => {
       let wanted = fixed;
@@ -108,7 +116,7 @@ export function contains(options: ContainsOptions = {}): Scorer {
         ? { score }
         : { score, reason: `missing ${missing.map((m) => preview(m)).join(', ')}` };
     },
-  };
+  });
 }
 
 /**
@@ -130,11 +138,11 @@ export function regex(
   } catch {
     throw new InvalidOptionError('pattern', pattern, 'a RegExp or a valid regular expression source');
   }
-  return {
+  return withPath(base, {
     ...base,
     score: ({ output }) =>
       re.test(textOf(output)) ? { score: 1 } : { score: 0, reason: `no match for ${String(re)}` },
-  };
+  });
 }
 
 /**
@@ -148,7 +156,7 @@ export function schemaValid(schema: z.ZodType, options: ScorerOptions = {}): Sco
   if (typeof (schema as Partial<z.ZodType> | undefined)?.safeParseAsync !== 'function') {
     throw new InvalidOptionError('schema', schema, 'a zod schema');
   }
-  return {
+  return withPath(base, {
     ...base,
     score: async ({ output }) => {
       let result = await schema.safeParseAsync(output);
@@ -163,7 +171,7 @@ export function schemaValid(schema: z.ZodType, options: ScorerOptions = {}): Sco
         .join('; ');
       return { score: 0, reason };
     },
-  };
+  });
 }
 
 /** Options of {@link numericTolerance}. */
@@ -184,7 +192,7 @@ export function numericTolerance(options: NumericToleranceOptions = {}): Scorer 
   const base = checkBase('numericTolerance', options);
   const abs = checkNonNegative('abs', options.abs);
   const rel = checkNonNegative('rel', options.rel);
-  return {
+  return withPath(base, {
     ...base,
     score: ({ output, expected }) => {
       requireExpected(base.name, expected);
@@ -200,7 +208,7 @@ export function numericTolerance(options: NumericToleranceOptions = {}): Scorer 
         ? { score: 1 }
         : { score: 0, reason: `|${o} - ${e}| = ${round(diff)} > ${round(tolerance)}` };
     },
-  };
+  });
 }
 
 /** Options of {@link stringSimilarity}. */
@@ -227,7 +235,7 @@ export function stringSimilarity(options: StringSimilarityOptions = {}): Scorer 
     throw new InvalidOptionError('metric', metric, "'levenshtein' or 'token-f1'");
   }
   const caseSensitive = checkBoolean('caseSensitive', options.caseSensitive, false);
-  return {
+  return withPath(base, {
     ...base,
     score: ({ output, expected }) => {
       requireExpected(base.name, expected);
@@ -237,7 +245,7 @@ export function stringSimilarity(options: StringSimilarityOptions = {}): Scorer 
       const score = metric === 'levenshtein' ? levenshteinSimilarity(a, b) : tokenF1(a, b);
       return { score, reason: `${metric} similarity ${round(score)}` };
     },
-  };
+  });
 }
 
 /** What a custom scoring function may return: a boolean (1 or 0), a number in [0, 1], or a {@link ScoreResult}. */
@@ -260,10 +268,10 @@ export function scorer<I = unknown, O = unknown>(
 ): Scorer<I, O> {
   const base = checkBase(name, { ...options, name });
   if (typeof fn !== 'function') throw new InvalidOptionError('fn', fn, 'a scoring function');
-  return {
+  return withPath(base, {
     ...base,
     score: async (context) => toScoreResult(base.name, await fn(context)),
-  };
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -343,6 +351,84 @@ interface Base {
   readonly name: string;
   readonly node?: string | undefined;
   readonly threshold?: number | undefined;
+  /** The parsed {@link ScorerOptions.path}. */
+  readonly path?: readonly (string | number)[] | undefined;
+}
+
+/** The scorer with its `path` applied: it scores the field at the path of the output (see ScorerOptions.path). */
+function withPath<I, O>(base: Base, built: Scorer<I, O>): Scorer<I, O> {
+  const path = base.path;
+  if (path === undefined) return built;
+  return {
+    name: built.name,
+    node: built.node,
+    threshold: built.threshold,
+    score: (context) => {
+      const found = valueAt(context.output, path);
+      if (!found.ok) return { score: 0, reason: `no value at ${formatPath(path)} of the output` };
+      return built.score({ ...context, output: found.value });
+    },
+  };
+}
+
+/** The value at `path` inside `value` (a JSON string is parsed first). */
+function valueAt(
+  value: unknown,
+  path: readonly (string | number)[],
+): { ok: true; value: unknown } | { ok: false } {
+  let current = value;
+  if (typeof current === 'string') {
+    const json = parseJson(current);
+    if (!json.ok) return { ok: false };
+    current = json.value;
+  }
+  for (const key of path) {
+    if (typeof key === 'number') {
+      if (!Array.isArray(current) || key >= current.length) return { ok: false };
+      current = current[key] as unknown;
+    } else {
+      if (typeof current !== 'object' || current === null || !Object.hasOwn(current, key))
+        return { ok: false };
+      current = (current as Record<string, unknown>)[key];
+    }
+  }
+  return current === undefined ? { ok: false } : { ok: true, value: current };
+}
+
+/** `a.b[0]` as `['a', 'b', 0]`; undefined for a malformed path. */
+function parsePath(text: string): (string | number)[] | undefined {
+  if (!/^[^.[\]]+(?:\.[^.[\]]+|\[\d+\])*$/.test(text)) return undefined;
+  const keys: (string | number)[] = [];
+  for (const m of text.matchAll(/([^.[\]]+)|\[(\d+)\]/g)) {
+    keys.push(m[2] === undefined ? (m[1] as string) : Number(m[2]));
+  }
+  return keys;
+}
+
+function formatPath(path: readonly (string | number)[]): string {
+  return path.map((k, i) => (typeof k === 'number' ? `[${k}]` : i === 0 ? k : `.${k}`)).join('');
+}
+
+function checkPath(value: unknown): readonly (string | number)[] | undefined {
+  if (value === undefined) return undefined;
+  const keys =
+    typeof value === 'string'
+      ? parsePath(value)
+      : Array.isArray(value) &&
+          value.length > 0 &&
+          value.every(
+            (k) => (typeof k === 'string' && k !== '') || (Number.isInteger(k) && (k as number) >= 0),
+          )
+        ? (value as (string | number)[])
+        : undefined;
+  if (keys === undefined || keys.length === 0) {
+    throw new InvalidOptionError(
+      'path',
+      value,
+      "a field path such as 'answer' or 'a.b[0]', or a list of keys and indexes such as ['a', 'b', 0]",
+    );
+  }
+  return keys;
 }
 
 function checkBase(defaultName: string, options: ScorerOptions): Base {
@@ -357,7 +443,8 @@ function checkBase(defaultName: string, options: ScorerOptions): Base {
   if (threshold !== undefined && !(typeof threshold === 'number' && threshold >= 0 && threshold <= 1)) {
     throw new InvalidOptionError('threshold', threshold, 'a number within [0, 1]');
   }
-  return { name, node, threshold };
+  const path = checkPath(options.path);
+  return { name, node, threshold, ...(path === undefined ? {} : { path }) };
 }
 
 function checkBoolean(option: string, value: boolean | undefined, fallback: boolean): boolean {

@@ -1,6 +1,10 @@
 /**
- * Small, dependency-free statistics for eval reports: mean, standard deviation, a 95% confidence interval of
- * the mean, percentiles, and a paired comparison of two variants (exact sign test or Wilcoxon signed-rank).
+ * Small, dependency-free statistics for eval reports: mean, standard deviation, 95% confidence intervals
+ * (Student's t; Wilson for proportions; a seeded percentile bootstrap for means of scores in [0, 1]),
+ * percentiles, and a paired comparison of two variants (exact sign test or Wilcoxon signed-rank).
+ *
+ * Reports use {@link scoreInterval} / {@link ScoreStats}: an interval of scores in [0, 1] never leaves
+ * [0, 1] (a t-interval can: `0.105 [-0.047, 0.257]`).
  */
 import { InvalidOptionError } from '../core/errors.ts';
 
@@ -140,6 +144,145 @@ export class RunningStats {
     const half = (tCritical95(n - 1) * this.stdev) / Math.sqrt(n);
     return { mean: m, low: m - half, high: m + half, n };
   }
+}
+
+/** Two-sided 95% normal quantile. */
+const z95 = 1.959963984540054;
+
+/**
+ * The Wilson score interval of a proportion, `successes / n`, at 95%: always within [0, 1], and sensible at
+ * 0 and n successes (where the normal interval collapses to a point). `NaN` bounds and mean for `n = 0`.
+ *
+ * @example
+ * ```ts
+ * wilsonInterval(8, 10); // { mean: 0.8, low: 0.4902, high: 0.9433, n: 10 } (rounded)
+ * ```
+ * @throws {InvalidOptionError} when `n` is not an integer >= 0 or `successes` not an integer within [0, n].
+ */
+export function wilsonInterval(successes: number, n: number): ConfidenceInterval {
+  if (!(Number.isInteger(n) && n >= 0)) throw new InvalidOptionError('n', n, 'an integer >= 0');
+  if (!(Number.isInteger(successes) && successes >= 0 && successes <= n)) {
+    throw new InvalidOptionError('successes', successes, `an integer within [0, ${n}]`);
+  }
+  if (n === 0) return { mean: Number.NaN, low: Number.NaN, high: Number.NaN, n };
+  const p = successes / n;
+  const z2 = z95 * z95;
+  const denominator = 1 + z2 / n;
+  const centre = (p + z2 / (2 * n)) / denominator;
+  const half = (z95 * Math.sqrt((p * (1 - p)) / n + z2 / (4 * n * n))) / denominator;
+  // Exact at the ends: 0 successes has low 0, n successes high 1 (rounding could miss by 1e-17).
+  const low = successes === 0 ? 0 : Math.max(0, centre - half);
+  const high = successes === n ? 1 : Math.min(1, centre + half);
+  return { mean: p, low, high, n };
+}
+
+/** Resamples of {@link scoreInterval}'s bootstrap. */
+export const bootstrapResamples = 2000;
+
+/** Up to this many values, {@link scoreInterval} bootstraps; above, the normal interval clamped to [0, 1]. */
+export const bootstrapMaxN = 2000;
+
+/** The bootstrap's fixed seed: the same scores give the same interval on every run and machine. */
+export const bootstrapSeed = 0x5eed;
+
+/**
+ * Accumulates scores one at a time and gives the 95% interval of their mean that reports show
+ * ({@link ScoreStats.ci95}), in memory bounded by {@link bootstrapMaxN} distinct values:
+ *
+ * - every score 0 or 1 (exact match, regex, ...): the mean is a proportion, the interval is Wilson's
+ *   ({@link wilsonInterval});
+ * - scores within [0, 1], at most {@link bootstrapMaxN} of them: the percentile bootstrap of the mean,
+ *   {@link bootstrapResamples} resamples drawn by a PRNG with the fixed seed {@link bootstrapSeed}
+ *   (deterministic; its bounds are means of resampled scores, so they stay within [min, max] ⊆ [0, 1]);
+ * - scores within [0, 1], more of them: `mean ± 1.96 · s / √n` clamped to [0, 1] (at that size the mean's
+ *   distribution is normal to well within the interval's precision, and only the clamp matters);
+ * - any score outside [0, 1] (a custom scale): Student's t interval, as {@link ci95}.
+ *
+ * Fewer than 2 values give `NaN` bounds, except that proportions have Wilson's from 1 value on.
+ */
+export class ScoreStats {
+  readonly #running = new RunningStats();
+  #ones = 0;
+  #binary = true;
+  #unit = true;
+  /** Counts of distinct values while `n <= bootstrapMaxN`; dropped (undefined) above. */
+  #counts: Map<number, number> | undefined = new Map();
+
+  /** Adds one finite value. */
+  add(value: number): void {
+    this.#running.add(value);
+    if (value === 1) this.#ones++;
+    else if (value !== 0) this.#binary = false;
+    if (!(value >= 0 && value <= 1)) this.#unit = false;
+    if (this.#counts !== undefined) {
+      if (this.#running.n > bootstrapMaxN) this.#counts = undefined;
+      else this.#counts.set(value, (this.#counts.get(value) ?? 0) + 1);
+    }
+  }
+
+  /** How many values were added. */
+  get n(): number {
+    return this.#running.n;
+  }
+
+  /** The mean with its 95% interval (see the class). */
+  ci95(): ConfidenceInterval {
+    const n = this.#running.n;
+    const m = this.#running.mean;
+    if (n > 0 && this.#binary) return { ...wilsonInterval(this.#ones, n), mean: m };
+    if (n < 2) return { mean: m, low: Number.NaN, high: Number.NaN, n };
+    if (!this.#unit) return this.#running.ci95();
+    if (this.#counts !== undefined) return { ...bootstrap(this.#counts, n), mean: m, n };
+    const half = (z95 * this.#running.stdev) / Math.sqrt(n);
+    return { mean: m, low: Math.max(0, m - half), high: Math.min(1, m + half), n };
+  }
+}
+
+/** The interval {@link ScoreStats} gives for `values` (a convenience over arrays). */
+export function scoreInterval(values: readonly number[]): ConfidenceInterval {
+  const stats = new ScoreStats();
+  for (const v of values) stats.add(v);
+  return stats.ci95();
+}
+
+/** Percentile bootstrap (2.5 %, 97.5 %) of the mean of the multiset `counts` of `n` values. */
+function bootstrap(counts: ReadonlyMap<number, number>, n: number): { low: number; high: number } {
+  const values = [...counts.keys()].sort((a, b) => a - b);
+  const cumulative: number[] = [];
+  let running = 0;
+  for (const v of values) cumulative.push((running += counts.get(v) ?? 0));
+  const random = mulberry32(bootstrapSeed);
+  const means = new Float64Array(bootstrapResamples);
+  for (let b = 0; b < bootstrapResamples; b++) {
+    let sum = 0;
+    for (let i = 0; i < n; i++) {
+      const u = Math.floor(random() * n); // a draw of one of the n values, as an index into the multiset
+      let lo = 0;
+      let hi = values.length - 1;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if ((cumulative[mid] as number) > u) hi = mid;
+        else lo = mid + 1;
+      }
+      sum += values[lo] as number;
+    }
+    means[b] = sum / n;
+  }
+  means.sort();
+  const at = (q: number): number => percentile(Array.from(means), q);
+  return { low: Math.max(0, at(2.5)), high: Math.min(1, at(97.5)) };
+}
+
+/** A small seeded PRNG (mulberry32): uniform in [0, 1). */
+function mulberry32(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
 }
 
 /**

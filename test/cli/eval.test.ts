@@ -88,7 +88,9 @@ describe.concurrent('symphonizer eval, runs and compare', slow, () => {
     ]);
     expect(first.code).toBe(0);
     // The chain module's `scorers` export is used; the table has a column per scorer.
-    expect(first.stdout).toMatch(/^Variant +Rows +Pass +Fail +Error +Pass rate +correct \(mean, 95% CI\)/m);
+    expect(first.stdout).toMatch(
+      /^Variant +Rows +Pass +Fail +Error +Pass rate \(95% CI\) +correct \(mean, 95% CI\)/m,
+    );
     expect(first.stdout).toContain('labelled (mean, 95% CI)');
     expect(first.stdout).toMatch(/^default +6 /m);
     // r4 was read but fails the input schema: an invalid row, not one that could not be read (exit 0).

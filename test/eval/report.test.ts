@@ -169,7 +169,7 @@ describe('renderHtmlReport', () => {
       'Pass',
       'Fail',
       'Error',
-      'Pass rate',
+      'Pass rate (95% CI)',
       'em (mean, 95% CI)',
       'sim (mean, 95% CI)',
       'p50 latency',
@@ -177,10 +177,11 @@ describe('renderHtmlReport', () => {
       'Tokens',
       'Cost',
     ]);
-    expect(base?.slice(0, 6)).toEqual(['baseline &lt;b&gt;', '10', '8', '1', '1', '88.9%']);
-    expect(base?.[6]).toMatch(/^0\.889 \[0\.\d{3}, 1\.\d{3}\]$/);
+    // Wilson intervals of 8/9 (pass rate, and the mean of 0/1 em scores): [0.565, 0.980], inside [0, 1].
+    expect(base?.slice(0, 6)).toEqual(['baseline &lt;b&gt;', '10', '8', '1', '1', '88.9% [56.5, 98.0]']);
+    expect(base?.[6]).toBe('0.889 [0.565, 0.980]');
     expect(base?.slice(8)).toEqual(['50 ms', '86 ms', '940', '$0.0095']);
-    expect(cand?.slice(0, 6)).toEqual(['candidate', '10', '1', '9', '0', '10.0%']);
+    expect(cand?.slice(0, 6)).toEqual(['candidate', '10', '1', '9', '0', '10.0% [1.8, 40.4]']);
   });
 
   it('has a bar chart with CI whiskers per scorer, and the comparison, failures and errors tables', () => {
@@ -235,8 +236,10 @@ describe('renderMarkdownReport and renderTextTable', () => {
 
   it('renders Markdown tables with escaped cells', () => {
     const md = renderMarkdownReport(summary, [comparison]);
-    expect(md).toContain('| Variant | Rows | Pass | Fail | Error | Pass rate | em (mean, 95% CI) |');
-    expect(md).toContain('| baseline &lt;b&gt; | 10 | 8 | 1 | 1 | 88.9% |');
+    expect(md).toContain('| Variant | Rows | Pass | Fail | Error | Pass rate (95% CI) | em (mean, 95% CI) |');
+    expect(md).toContain(
+      '| baseline &lt;b&gt; | 10 | 8 | 1 | 1 | 88.9% [56.5, 98.0] | 0.889 [0.565, 0.980] |',
+    );
     expect(md).toContain('## Comparisons');
     expect(md).toContain('| 9 | 8 | 0 | 1 | +0.889 | 0.0078 | sign (exact) |');
     expect(md).toContain('Model said &lt;img src=x onerror=alert(1)&gt; \\| oops');
@@ -246,7 +249,9 @@ describe('renderMarkdownReport and renderTextTable', () => {
   it('renders aligned plain-text tables for the terminal', () => {
     const text = renderTextTable(summary, [comparison]);
     const lines = text.split('\n');
-    expect(lines[0]).toMatch(/^Variant\s+Rows\s+Pass\s+Fail\s+Error\s+Pass rate\s+em \(mean, 95% CI\)/);
+    expect(lines[0]).toMatch(
+      /^Variant\s+Rows\s+Pass\s+Fail\s+Error\s+Pass rate \(95% CI\)\s+em \(mean, 95% CI\)/,
+    );
     expect(lines[1]).toMatch(/^-+( +-+)+$/);
     expect(lines[2]).toMatch(/^baseline <b>\s+10\s+8\s+1\s+1\s+88\.9%/);
     // Columns line up: every table line of the summary is as wide as its rule.

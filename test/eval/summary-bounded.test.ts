@@ -9,7 +9,7 @@ import {
   summarize,
   summarizeRun,
 } from '../../src/eval/report.ts';
-import { ci95, percentile, RunningStats } from '../../src/eval/stats.ts';
+import { ci95, percentile, RunningStats, scoreInterval } from '../../src/eval/stats.ts';
 import { RunStore } from '../../src/eval/store.ts';
 import type { RowRecord, RowStatus } from '../../src/eval/types.ts';
 import { InvalidOptionError } from '../../src/index.ts';
@@ -114,7 +114,7 @@ describe('summarizeRun (a stored run, bounded memory)', () => {
     expect(a.latencyMs).toEqual({ p50: percentile(ran, 50), p95: percentile(ran, 95), n: ran.length });
     expect(a.latencyMs).toEqual(b.latencyMs);
     const sims = all.filter((r) => r.status !== 'error').map((r) => r.scores['sim']!.score);
-    const exact = ci95(sims);
+    const exact = scoreInterval(sims);
     for (const key of ['mean', 'low', 'high'] as const) {
       expect(a.scores['sim']![key]).toBeCloseTo(exact[key], 12);
     }

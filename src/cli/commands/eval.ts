@@ -21,7 +21,9 @@ import {
   type EvalSummary,
   type VariantComparison,
 } from '../../eval/report.ts';
+import { collectMatrix, type ResultsMatrix } from '../../eval/report-matrix.ts';
 import { exactMatch } from '../../eval/scorers.ts';
+import { rowKey, type RunSummary } from '../../eval/store.ts';
 import type { EvalQueue } from '../../eval/queue.ts';
 import { isPostgresUrl, openEvalStore, type EvalRunStore } from '../../eval/run-store.ts';
 import type { Scorer, SummaryRecord, Variant } from '../../eval/types.ts';
@@ -159,7 +161,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
   const loaded = await loadChain(specifier, io.cwd, values.export);
   const chain = evaluable(loaded.raw, loaded.chain.name, loaded.path);
   const { scorers, source } = await findScorers(values.scorers, loaded, chain, dataset, io.cwd);
-  const variants = await findVariants(values.variants, values.model, io.cwd);
+  let variants = await findVariants(values.variants, values.model, io.cwd);
   const runName = values.run ?? chain.name;
   const store = storePath(values.store, io.cwd);
   const reportPath = values.report === undefined ? undefined : resolve(io.cwd, values.report);
@@ -192,10 +194,28 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
   let queue: (EvalQueue & { close(): Promise<void> }) | undefined;
   let result: EvalResult;
   let comparisons: VariantComparison[];
-  let errorsThisTime = 0;
+  let matrix: ResultsMatrix | undefined;
   const progress = createEvalProgress(err, { live: err.isTTY === true });
   try {
     const previous = await runStore.run(runName);
+    if (previous !== undefined && variants === undefined) {
+      // Re-running a stored run without --variants runs its stored variants, not a new `default` one.
+      variants = storedVariants(previous, runName);
+      if (variants !== undefined) {
+        preflight({
+          chain,
+          runs: variants.map((v) => ({ label: `variant "${v.name}"`, model: v.model })),
+          registry,
+          env: io.env,
+          envKeys: own === undefined,
+          keys: cacheMode !== 'read-only' && queueUrl === undefined,
+        });
+        err.write(
+          `note: run "${runName}" goes on with its stored variants ${variants.map((v) => v.name).join(', ')} ` +
+            `(give --variants or --model to run others)\n`,
+        );
+      }
+    }
     await runStore.beginRun({
       run: runName,
       chain: chain.name,
@@ -204,9 +224,9 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       config: config(scorers, variants, values),
     });
     if (previous !== undefined) {
-      const { total, error } = previous.counts;
-      const retry = values['retry-errors'] && error > 0 ? ` (${error} ERROR rows will be retried)` : '';
-      err.write(`resuming run "${runName}": ${formatCount(total)} rows already done${retry}\n`);
+      err.write(
+        `${await resumeLine(runStore, runName, variants ?? [{ name: 'default' }], values['retry-errors'])}\n`,
+      );
       const before = storedScorers(previous.config);
       const now = scorers.map((s) => s.name);
       if (before !== undefined && before.join('\0') !== now.join('\0')) {
@@ -249,7 +269,6 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       maxCostUsd,
       retryErrors: values['retry-errors'],
       onProgress: (p) => {
-        errorsThisTime = p.errors;
         progress.update(p);
       },
       signal: io.signal,
@@ -265,6 +284,12 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
     });
     progress.finish();
     comparisons = await variantComparisons(runStore, runName, result.summary);
+    if (reportPath !== undefined) {
+      matrix = await collectMatrix(runStore, runName, {
+        scorers: result.summary.scorers,
+        models: variantModels(chain, variants ?? [{ name: 'default' }]),
+      });
+    }
   } finally {
     progress.finish();
     await cache?.dispose();
@@ -279,8 +304,8 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
     const title = `Eval report: ${runName} (${chain.name})`;
     const text =
       reportFormat === 'html'
-        ? renderHtmlReport(result.summary, comparisons, { title })
-        : renderMarkdownReport(result.summary, comparisons, { title });
+        ? renderHtmlReport(result.summary, comparisons, { title, matrix })
+        : renderMarkdownReport(result.summary, comparisons, { title, matrix });
     await mkdir(dirname(reportPath), { recursive: true });
     await writeFile(reportPath, text);
   }
@@ -313,7 +338,9 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
     err.write(`stored in ${storeShown}\n`);
   }
 
-  if (result.stopped !== undefined) printError(err, stoppedError(result, maxCostUsd, args, errorsThisTime));
+  // The ERROR rows --retry-errors would redo are those the table lists: every stored one, not only this time's.
+  const storedErrors = result.summary.variants.reduce((n, v) => n + v.error, 0);
+  if (result.stopped !== undefined) printError(err, stoppedError(result, maxCostUsd, args, storedErrors));
   if (result.unreadRows > 0) printError(err, unreadError(result, dataset));
   // Exit 1 whenever some rows were not evaluated: stopped early, or rows the dataset reader could not read.
   return result.stopped === undefined && result.unreadRows === 0 ? 0 : 1;
@@ -421,6 +448,91 @@ function config(
     })),
     ...(values['max-cost'] === undefined ? {} : { maxCost: values['max-cost'] }),
   };
+}
+
+/**
+ * The variants a stored run was run with, from its config, to run again when `--variants` and `--model` are
+ * not given; undefined when it had only the `default` one.
+ * @throws {CliError} `invalid_argument` when a stored variant overrides nodes (its overrides live in the
+ *   variants module, which must be given again).
+ */
+function storedVariants(run: RunSummary, name: string): Variant[] | undefined {
+  const config = run.config;
+  const listed =
+    typeof config === 'object' && config !== null && !Array.isArray(config) && Array.isArray(config.variants)
+      ? config.variants
+      : undefined;
+  const entries: readonly Json[] = listed ?? run.variants;
+  const stored = entries.flatMap((v): { name: string; model?: string; nodes?: Json[] }[] => {
+    if (typeof v === 'string') return [{ name: v }];
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || typeof v.name !== 'string') return [];
+    return [
+      {
+        name: v.name,
+        ...(typeof v.model === 'string' ? { model: v.model } : {}),
+        ...(Array.isArray(v.nodes) ? { nodes: v.nodes } : {}),
+      },
+    ];
+  });
+  if (
+    stored.length === 0 ||
+    (stored.length === 1 && stored[0]?.name === 'default' && stored[0].model === undefined)
+  ) {
+    return undefined;
+  }
+  const withNodes = stored.filter((v) => v.nodes !== undefined && v.nodes.length > 0);
+  if (withNodes.length > 0 || listed === undefined) {
+    throw new CliError(
+      'invalid_argument',
+      `Run "${name}" was run with the variants ${stored.map((v) => v.name).join(', ')}` +
+        (withNodes.length > 0 ? ', whose node overrides are not stored' : '') +
+        ': give them again.',
+      { hint: `add --variants <the module that exports them>, or --run <another name> for a new run` },
+    );
+  }
+  return stored.map((v) => (v.model === undefined ? { name: v.name } : { name: v.name, model: v.model }));
+}
+
+/**
+ * `resuming run …: N rows already done`, counting only the rows of this invocation's variants (what the
+ * final line's "already done" counts too); with `--retry-errors` the stored ERROR rows apart.
+ */
+async function resumeLine(
+  store: EvalRunStore,
+  run: string,
+  variants: readonly Variant[],
+  retryErrors: boolean,
+): Promise<string> {
+  const names = variants.map((v) => v.name);
+  const finished = await store.finishedKeys(run);
+  const errors = retryErrors ? await store.errorKeys(run) : new Set<string>();
+  let done = 0;
+  let retried = 0;
+  for (const key of finished) {
+    if (!names.some((n) => key.startsWith(rowKey(n, '')))) continue;
+    if (errors.has(key)) retried++;
+    else done++;
+  }
+  const per = names.length > 1 ? ` over ${names.length} variants` : '';
+  const retry = retried > 0 ? `, ${formatCount(retried)} ERROR rows will be retried` : '';
+  return `resuming run "${run}": ${formatCount(done)} rows already done${per}${retry}`;
+}
+
+/** The `provider:model` ids each variant's nodes call, by variant (for the report's matrix). */
+function variantModels(chain: unknown, variants: readonly Variant[]): Record<string, string[]> {
+  const models = (chain as { models?: unknown } | null)?.models;
+  const out: Record<string, string[]> = {};
+  for (const v of variants) {
+    if (typeof models !== 'function') {
+      out[v.name] = v.model === undefined ? [] : [v.model];
+      continue;
+    }
+    const byNode = models.call(chain, { model: v.model, overrides: v.overrides }) as Readonly<
+      Record<string, string>
+    >;
+    out[v.name] = [...new Set(Object.values(byNode))];
+  }
+  return out;
 }
 
 /** The scorer names an earlier invocation recorded in the run's config, if it did. */
