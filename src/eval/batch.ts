@@ -30,6 +30,14 @@ import { summarizeStoredRun, type EvalSummary } from './report.ts';
 import { DEFAULT_LEASE_STALE_MS, RunLeasedError, RunStore, type LeaseInfo } from './store.ts';
 import type { DatasetItem, DatasetRow, RowRecord, RowStatus, ScoreResult, Scorer, Variant } from './types.ts';
 import { callHook } from '../core/hooks.ts';
+import {
+  BatchCoordinator,
+  batchPrices,
+  isBatchStateStore,
+  resolveBatchOptions,
+  type BatchInfo,
+  type BatchOptions,
+} from './batch-mode.ts';
 
 /** Progress of a batch, reported after every finished row. */
 export interface EvalProgress {
@@ -49,6 +57,8 @@ export interface EvalProgress {
   readonly rate: number;
   /** Estimated milliseconds left, when `total` is known. */
   readonly etaMs: number | undefined;
+  /** In batch mode: every batch of the run with its state (reported again whenever one changes). */
+  readonly batches?: readonly BatchInfo[] | undefined;
 }
 
 /**
@@ -132,6 +142,14 @@ export interface EvaluateOptions<S extends z.ZodType, O extends Record<string, u
   readonly signal?: AbortSignal | undefined;
   /** How the run is leased while the batch runs (see {@link EvalLeaseOptions}). */
   readonly lease?: EvalLeaseOptions | undefined;
+  /**
+   * Batch mode: the model calls go through the providers' Batch APIs (half price, answered within a day),
+   * layer by layer of the chain (see {@link BatchOptions}); their cost is counted at batch rates
+   * ({@link batchPrices}). Batch ids and item states are kept in the run store, so a resumed run polls the
+   * same batches and never submits an item twice. Not combinable with `queue` or `client`; `concurrency`
+   * then defaults to 10000 (the units waiting for a batch cost no provider request). @default false
+   */
+  readonly batch?: boolean | BatchOptions | undefined;
 }
 
 /** The result of {@link evaluate}. */
@@ -200,12 +218,23 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
       }
     }
   }
+  const batchMode =
+    options.batch === undefined || options.batch === false ? undefined : resolveBatchOptions(options.batch);
+  if (batchMode !== undefined) {
+    for (const name of ['queue', 'client'] as const) {
+      if (options[name] !== undefined) {
+        throw new InvalidOptionError(name, `a ${name}`, 'left out when `batch` is given', {
+          hint: 'batch mode builds its own client over `registry` (and `cache`)',
+        });
+      }
+    }
+  }
   if (options.client !== undefined && options.cache !== undefined) {
     throw new InvalidOptionError('cache', 'a ResponseCache', 'left out when `client` is given', {
       hint: 'give `registry` (the cache wraps it) instead of `client`',
     });
   }
-  const concurrency = options.concurrency ?? 16;
+  const concurrency = options.concurrency ?? (batchMode === undefined ? 16 : 10_000);
   if (!(Number.isInteger(concurrency) && concurrency >= 1)) {
     throw new InvalidOptionError('concurrency', concurrency, 'an integer >= 1');
   }
@@ -260,11 +289,40 @@ export async function evaluate<S extends z.ZodType, O extends Record<string, unk
         ? without(await store.finishedKeys(run), await store.errorKeys(run))
         : await store.finishedKeys(run);
 
-    const client = options.queue === undefined ? batchClient(options) : undefined;
+    let coordinator: BatchCoordinator | undefined;
+    const progress: { report: () => void } = { report: () => undefined };
+    if (batchMode !== undefined) {
+      if (!isBatchStateStore(store)) {
+        throw new InvalidOptionError(
+          'store',
+          'a store without batch state',
+          'a RunStore or PostgresRunStore',
+          {
+            hint: 'batch mode keeps its batch ids in the run store',
+          },
+        );
+      }
+      coordinator = new BatchCoordinator(run, store, batchMode, () => {
+        progress.report();
+      });
+    }
+    const client =
+      coordinator !== undefined
+        ? await batchModeClient(options, coordinator)
+        : options.queue === undefined
+          ? batchClient(options)
+          : undefined;
 
     const total = typeof options.dataset === 'string' ? await countUnits(options, variants, skip) : undefined;
-    const batch = new Batch(options, run, store, client, variants, skip, total, concurrency);
-    await batch.run();
+    const batch = new Batch(options, run, store, client, variants, skip, total, concurrency, coordinator);
+    progress.report = () => {
+      batch.report();
+    };
+    try {
+      await batch.run();
+    } finally {
+      coordinator?.close();
+    }
     return {
       run,
       summary: await summarizeStoredRun(store, run, { scorers: options.scorers.map((s) => s.name) }),
@@ -407,6 +465,29 @@ function batchClient<S extends z.ZodType, O extends Record<string, unknown>>(
   });
 }
 
+/**
+ * The client of batch mode: the registry (`options.registry`, else the chain client's, else the default)
+ * wrapped so that calls go through batches, under the cache when there is one (a cached answer is never
+ * sent), priced at batch rates.
+ */
+async function batchModeClient<S extends z.ZodType, O extends Record<string, unknown>>(
+  options: EvaluateOptions<S, O>,
+  coordinator: BatchCoordinator,
+): Promise<ModelClient> {
+  const own = chainClient(options.chain);
+  const registry = options.registry ?? own?.registry ?? createDefaultRegistry();
+  await coordinator.start(registry);
+  const batched = coordinator.wrapRegistry(registry);
+  const maxCost = options.maxCostUsd;
+  const prices = batchPrices(options.prices);
+  return new ModelClient({
+    registry: options.cache === undefined ? batched : options.cache.wrapRegistry(batched),
+    budget: maxCost === undefined ? undefined : { maxUsd: maxCost },
+    prices,
+    meter: new UsageMeter({ prices, perComposition: false }),
+  });
+}
+
 /** The chain's own client, if it has one (`undefined` for a chain of an older copy without the getter). */
 function chainClient(chain: unknown): ModelClient | undefined {
   const client = (chain as { readonly client?: unknown }).client;
@@ -433,6 +514,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
   readonly #total: number | undefined;
   readonly #perform: Perform | undefined;
   readonly #concurrency: number;
+  readonly #coordinator: BatchCoordinator | undefined;
   readonly #controller = new AbortController();
   readonly #startedAt = performance.now();
   #inFlight = 0;
@@ -448,7 +530,9 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
     skip: ReadonlySet<string>,
     total: number | undefined,
     concurrency: number,
+    coordinator?: BatchCoordinator,
   ) {
+    this.#coordinator = coordinator;
     this.#options = options;
     this.#run = run;
     this.#store = store;
@@ -725,6 +809,11 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
     this.#report();
   }
 
+  /** Reports progress now (batch mode calls it when a batch changes state). */
+  report(): void {
+    this.#report();
+  }
+
   #report(): void {
     const elapsed = performance.now() - this.#startedAt;
     const rate = elapsed > 0 ? (this.done / elapsed) * 1000 : 0;
@@ -743,6 +832,7 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
       costUsd: this.usage.costUsd,
       rate,
       etaMs: left === undefined || rate === 0 ? undefined : (left / rate) * 1000,
+      ...(this.#coordinator === undefined ? {} : { batches: this.#coordinator.batches }),
     });
   }
 

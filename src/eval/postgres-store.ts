@@ -32,6 +32,8 @@ import {
   type RunSummary,
 } from './store.ts';
 import type { RowRecord, RowStatus, ScoreResult, SummaryRecord } from './types.ts';
+import type { BatchInfo, BatchItemRecord } from './batch-mode.ts';
+import type { BatchStatus } from '../providers/batch.ts';
 
 /** Options of {@link PostgresRunStore.open}. */
 export interface PostgresRunStoreOptions {
@@ -206,6 +208,8 @@ export class PostgresRunStore implements EvalRunStore {
   readonly #runs: string;
   readonly #rows: string;
   readonly #leases: string;
+  readonly #batches: string;
+  readonly #batchItems: string;
   #closed: Promise<void> | undefined;
 
   private constructor(pool: PgPool, url: string, schema: string) {
@@ -215,6 +219,8 @@ export class PostgresRunStore implements EvalRunStore {
     this.#runs = `${schema}.symphonizer_runs`;
     this.#rows = `${schema}.symphonizer_rows`;
     this.#leases = `${schema}.symphonizer_leases`;
+    this.#batches = `${schema}.symphonizer_batches`;
+    this.#batchItems = `${schema}.symphonizer_batch_items`;
   }
 
   /**
@@ -275,6 +281,29 @@ export class PostgresRunStore implements EvalRunStore {
             pid          INTEGER NOT NULL,
             acquired_at  BIGINT NOT NULL,
             heartbeat_at BIGINT NOT NULL
+          )`);
+        // Batch mode (see batch-mode.ts): the batches a run submitted, and each item's state and answer.
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${store.#batches} (
+            run          TEXT NOT NULL,
+            id           TEXT NOT NULL,
+            provider     TEXT NOT NULL,
+            model        TEXT NOT NULL,
+            status       TEXT NOT NULL,
+            items        INTEGER NOT NULL,
+            completed    INTEGER,
+            submitted_at BIGINT NOT NULL,
+            PRIMARY KEY (run, id)
+          )`);
+        await client.query(`
+          CREATE TABLE IF NOT EXISTS ${store.#batchItems} (
+            run       TEXT NOT NULL,
+            custom_id TEXT NOT NULL,
+            batch_id  TEXT NOT NULL,
+            state     TEXT NOT NULL CHECK (state IN ('submitted', 'done', 'failed')),
+            response  TEXT,
+            error     TEXT,
+            PRIMARY KEY (run, custom_id)
           )`);
       }, 'open');
     } catch (error) {
@@ -519,6 +548,95 @@ export class PostgresRunStore implements EvalRunStore {
     const result = await this.#query(`SELECT * FROM ${this.#leases} WHERE run = $1`, [run]);
     const row = result.rows[0];
     return row === undefined ? undefined : toLease(row);
+  }
+
+  /** Records a submitted batch of `run` and its items (state `submitted`), in one transaction (batch mode). */
+  putBatch(run: string, batch: BatchInfo, customIds: readonly string[]): Promise<void> {
+    return this.#transaction(async (client) => {
+      await client.query(
+        `INSERT INTO ${this.#batches} (run, id, provider, model, status, items, completed, submitted_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (run, id) DO UPDATE SET status = EXCLUDED.status, completed = EXCLUDED.completed`,
+        [
+          run,
+          batch.id,
+          batch.provider,
+          batch.model,
+          batch.status,
+          batch.items,
+          batch.completed ?? null,
+          batch.submittedAt,
+        ],
+      );
+      // One statement for every item: unnest the ids.
+      await client.query(
+        `INSERT INTO ${this.#batchItems} (run, custom_id, batch_id, state)
+         SELECT $1, id, $2, 'submitted' FROM unnest($3::text[]) AS id
+         ON CONFLICT (run, custom_id) DO UPDATE SET batch_id = EXCLUDED.batch_id, state = 'submitted'`,
+        [run, batch.id, [...customIds]],
+      );
+    });
+  }
+
+  /** Updates a batch's status and completed count (batch mode). */
+  async updateBatch(
+    run: string,
+    id: string,
+    status: BatchStatus,
+    completed: number | undefined,
+  ): Promise<void> {
+    await this.#query(
+      `UPDATE ${this.#batches} SET status = $1, completed = COALESCE($2, completed) WHERE run = $3 AND id = $4`,
+      [status, completed ?? null, run, id],
+    );
+  }
+
+  /** Records batch items' outcomes, in one statement (batch mode). */
+  async settleBatchItems(run: string, items: readonly BatchItemRecord[]): Promise<void> {
+    if (items.length === 0) return;
+    await this.#query(
+      `INSERT INTO ${this.#batchItems} (run, custom_id, batch_id, state, response, error)
+       SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+       ON CONFLICT (run, custom_id) DO UPDATE SET
+         batch_id = EXCLUDED.batch_id, state = EXCLUDED.state, response = EXCLUDED.response, error = EXCLUDED.error`,
+      [
+        run,
+        items.map((item) => item.customId),
+        items.map((item) => item.batchId),
+        items.map((item) => item.state),
+        items.map((item) => (item.response === undefined ? null : JSON.stringify(item.response))),
+        items.map((item) => item.error ?? null),
+      ],
+    );
+  }
+
+  /** Every batch `run` submitted, oldest first (batch mode). */
+  async batches(run: string): Promise<readonly BatchInfo[]> {
+    const result = await this.#query(
+      `SELECT * FROM ${this.#batches} WHERE run = $1 ORDER BY submitted_at, id`,
+      [run],
+    );
+    return result.rows.map((row) => ({
+      id: String(row['id']),
+      provider: String(row['provider']),
+      model: String(row['model']),
+      status: String(row['status']) as BatchStatus,
+      items: Number(row['items']),
+      completed: row['completed'] === null ? undefined : Number(row['completed']),
+      submittedAt: Number(row['submitted_at']),
+    }));
+  }
+
+  /** Every batch item of `run` (batch mode). */
+  async batchItems(run: string): Promise<readonly BatchItemRecord[]> {
+    const result = await this.#query(`SELECT * FROM ${this.#batchItems} WHERE run = $1`, [run]);
+    return result.rows.map((row) => ({
+      customId: String(row['custom_id']),
+      batchId: String(row['batch_id']),
+      state: String(row['state']) as BatchItemRecord['state'],
+      response: row['response'] === null ? undefined : (JSON.parse(row['response'] as string) as Json),
+      error: row['error'] === null ? undefined : (row['error'] as string),
+    }));
   }
 
   /** End the pool's connections. The store cannot be used afterwards; closing twice does nothing. */

@@ -5,6 +5,8 @@
  */
 import { PostgresRunStore, type PostgresRunStoreOptions } from './postgres-store.ts';
 import type { RowRecord, SummaryRecord } from './types.ts';
+import type { BatchInfo, BatchItemRecord } from './batch-mode.ts';
+import type { BatchStatus } from '../providers/batch.ts';
 import {
   RunStore,
   type AcquireLeaseOptions,
@@ -162,6 +164,27 @@ class SqliteEvalRunStore implements EvalRunStore {
   }
   lease(run: string): Promise<LeaseInfo | undefined> {
     return attempt(() => this.#store.lease(run));
+  }
+  putBatch(run: string, batch: BatchInfo, customIds: readonly string[]): Promise<void> {
+    return attempt(() => {
+      this.#store.putBatch(run, batch, customIds);
+    });
+  }
+  updateBatch(run: string, id: string, status: BatchStatus, completed: number | undefined): Promise<void> {
+    return attempt(() => {
+      this.#store.updateBatch(run, id, status, completed);
+    });
+  }
+  settleBatchItems(run: string, items: readonly BatchItemRecord[]): Promise<void> {
+    return attempt(() => {
+      this.#store.settleBatchItems(run, items);
+    });
+  }
+  batches(run: string): Promise<readonly BatchInfo[]> {
+    return attempt(() => this.#store.batches(run));
+  }
+  batchItems(run: string): Promise<readonly BatchItemRecord[]> {
+    return attempt(() => this.#store.batchItems(run));
   }
   close(): Promise<void> {
     return attempt(() => {

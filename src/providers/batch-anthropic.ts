@@ -1,0 +1,294 @@
+/**
+ * Anthropic's Message Batches over the official SDK: `messages.batches.create` with one `params` per
+ * request, `messages.batches.retrieve` to poll, `messages.batches.results` for the JSONL of outcomes, each
+ * named by its `custom_id`.
+ */
+import { anthropicUsage, withCacheBreakpoints, type AnthropicWireUsage } from './anthropic/anthropic-sdk.ts';
+import { mapAnthropicError } from './anthropic/map-anthropic-error.ts';
+import { resolveAnthropicAccess } from './anthropic/anthropic-provider.ts';
+import {
+  ANTHROPIC_BATCH_LIMITS,
+  type BatchClient,
+  type BatchItemResult,
+  type BatchLimits,
+  type BatchRequestItem,
+  type BatchState,
+} from './batch.ts';
+import type { FinishReason, ModelRequest, ModelResponse, ToolCall } from './types.ts';
+
+/** Settings of {@link createAnthropicBatchClient}. */
+export interface AnthropicBatchClientSettings {
+  /** The registry name of the provider whose calls it sends. @default 'anthropic' */
+  readonly name?: string | undefined;
+  /** @default process.env.ANTHROPIC_API_KEY */
+  readonly apiKey?: string | undefined;
+  /** @default process.env.ANTHROPIC_BASE_URL, else the Anthropic API */
+  readonly baseURL?: string | undefined;
+  /** `max_tokens` of a request that sets none (the API requires one). @default 1024 */
+  readonly defaultMaxTokens?: number | undefined;
+  /** Overrides the documented limits. @default {@link ANTHROPIC_BATCH_LIMITS} */
+  readonly limits?: BatchLimits | undefined;
+}
+
+type AnthropicClient = import('@anthropic-ai/sdk').Anthropic;
+
+/**
+ * A {@link BatchClient} for Anthropic's Message Batches. The SDK is loaded on the first request; its own
+ * retries are off.
+ *
+ * @throws {MissingApiKeyError} at the first request when the Anthropic host is used and no key is set.
+ */
+export function createAnthropicBatchClient(settings: AnthropicBatchClientSettings = {}): BatchClient {
+  return new AnthropicBatchClient(settings);
+}
+
+class AnthropicBatchClient implements BatchClient {
+  readonly provider: string;
+  readonly limits: BatchLimits;
+  readonly #settings: AnthropicBatchClientSettings;
+  #client: Promise<{ client: AnthropicClient; secrets: string[] }> | undefined;
+
+  constructor(settings: AnthropicBatchClientSettings) {
+    this.provider = settings.name ?? 'anthropic';
+    this.limits = settings.limits ?? ANTHROPIC_BATCH_LIMITS;
+    this.#settings = settings;
+  }
+
+  sizeOf(item: BatchRequestItem): number {
+    return Buffer.byteLength(JSON.stringify(this.#entry(item))) + 1;
+  }
+
+  async submit(items: readonly BatchRequestItem[]): Promise<string> {
+    const { client, secrets } = await this.#sdk();
+    try {
+      const batch = await client.messages.batches.create({
+        requests: items.map((item) => this.#entry(item)) as never,
+      });
+      return batch.id;
+    } catch (error) {
+      throw mapAnthropicError(error, {
+        provider: this.provider,
+        model: items[0]?.request.model,
+        secrets,
+      });
+    }
+  }
+
+  async retrieve(id: string): Promise<BatchState> {
+    const { client, secrets } = await this.#sdk();
+    try {
+      const batch = await client.messages.batches.retrieve(id);
+      const c = batch.request_counts;
+      const done = c.succeeded + c.errored + c.canceled + c.expired;
+      return {
+        id,
+        status: batch.processing_status === 'ended' ? 'ended' : 'in_progress',
+        completed: done,
+        total: done + c.processing,
+      };
+    } catch (error) {
+      throw mapAnthropicError(error, { provider: this.provider, model: undefined, secrets });
+    }
+  }
+
+  async results(id: string): Promise<readonly BatchItemResult[]> {
+    const { client, secrets } = await this.#sdk();
+    try {
+      const out: BatchItemResult[] = [];
+      for await (const entry of await client.messages.batches.results(id)) {
+        const result = entry.result;
+        if (result.type === 'succeeded') {
+          out.push({
+            customId: entry.custom_id,
+            ok: true,
+            response: anthropicBatchResponse(this.provider, result.message),
+          });
+        } else if (result.type === 'errored') {
+          const type = result.error.error.type;
+          out.push({
+            customId: entry.custom_id,
+            ok: false,
+            message: result.error.error.message,
+            retryable: type !== 'invalid_request_error' && type !== 'not_found_error',
+          });
+        } else {
+          out.push({
+            customId: entry.custom_id,
+            ok: false,
+            message: `The batch item was ${result.type}.`,
+            retryable: true,
+          });
+        }
+      }
+      return out;
+    } catch (error) {
+      throw mapAnthropicError(error, { provider: this.provider, model: undefined, secrets });
+    }
+  }
+
+  async cancel(id: string): Promise<void> {
+    const { client, secrets } = await this.#sdk();
+    try {
+      await client.messages.batches.cancel(id);
+    } catch (error) {
+      throw mapAnthropicError(error, { provider: this.provider, model: undefined, secrets });
+    }
+  }
+
+  #entry(item: BatchRequestItem): { custom_id: string; params: Record<string, unknown> } {
+    return {
+      custom_id: item.customId,
+      params: anthropicBatchParams(item.request, this.#settings.defaultMaxTokens ?? 1024),
+    };
+  }
+
+  #sdk(): Promise<{ client: AnthropicClient; secrets: string[] }> {
+    this.#client ??= (async () => {
+      const { baseURL, configuredKey } = resolveAnthropicAccess(this.#settings, this.provider);
+      const { Anthropic } = await import('@anthropic-ai/sdk');
+      const client = new Anthropic({
+        apiKey: configuredKey ?? 'no-key-required',
+        baseURL: baseURL ?? null,
+        maxRetries: 0,
+      });
+      return { client, secrets: configuredKey === undefined ? [] : [configuredKey] };
+    })();
+    return this.#client;
+  }
+}
+
+/**
+ * The Messages API params of a request, as the online adapter sends them: the system text, the turns,
+ * structured output as a forced tool named after the output, prompt-cache breakpoints, and
+ * `providerOptions.anthropic` merged last.
+ */
+export function anthropicBatchParams(
+  request: ModelRequest,
+  defaultMaxTokens: number,
+): Record<string, unknown> {
+  const system = [
+    request.system ?? '',
+    ...request.messages.flatMap((m) => (m.role === 'system' ? [m.content] : [])),
+  ]
+    .filter((part) => part !== '')
+    .join('\n\n');
+  type Block = Record<string, unknown>;
+  const turns: { role: 'user' | 'assistant'; content: Block[] }[] = [];
+  const push = (role: 'user' | 'assistant', blocks: Block[]): void => {
+    if (blocks.length === 0) return;
+    const last = turns.at(-1);
+    if (last?.role === role) last.content.push(...blocks);
+    else turns.push({ role, content: blocks });
+  };
+  for (const message of request.messages) {
+    if (message.role === 'user' && message.content !== '')
+      push('user', [{ type: 'text', text: message.content }]);
+    else if (message.role === 'assistant') {
+      const blocks: Block[] = message.content === '' ? [] : [{ type: 'text', text: message.content }];
+      for (const call of message.toolCalls ?? [])
+        blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: call.arguments ?? {} });
+      push('assistant', blocks);
+    } else if (message.role === 'tool') {
+      push('user', [
+        {
+          type: 'tool_result',
+          tool_use_id: message.toolCallId,
+          content: message.content,
+          ...(message.isError === true ? { is_error: true } : {}),
+        },
+      ]);
+    }
+  }
+  if (turns[0]?.role === 'assistant')
+    turns.unshift({ role: 'user', content: [{ type: 'text', text: '(The conversation begins.)' }] });
+  const messages = turns.map((turn) => {
+    const only = turn.content[0];
+    return turn.content.length === 1 && only?.type === 'text'
+      ? { role: turn.role, content: only.text as string }
+      : { role: turn.role, content: turn.content };
+  });
+  const body: Record<string, unknown> = {
+    model: request.model,
+    max_tokens: request.maxTokens ?? defaultMaxTokens,
+    messages,
+  };
+  if (system !== '') body.system = system;
+  if (request.temperature !== undefined) body.temperature = request.temperature;
+  if (request.stop !== undefined && request.stop.length > 0) body.stop_sequences = [...request.stop];
+  const tools: Block[] = (request.tools ?? []).map((tool) => ({
+    name: tool.name,
+    ...(tool.description === undefined ? {} : { description: tool.description }),
+    input_schema: { type: 'object', ...tool.parameters },
+  }));
+  if (request.output !== undefined) {
+    tools.push({
+      name: request.output.name,
+      description:
+        request.output.description ??
+        'Respond with your final answer as this JSON object. Call this tool exactly once.',
+      input_schema: { type: 'object', ...request.output.schema },
+    });
+    body.tool_choice = { type: 'tool', name: request.output.name };
+  }
+  if (tools.length > 0) body.tools = tools;
+  const cached = withCacheBreakpoints(body as never, request.cache ?? 'auto') as Record<string, unknown>;
+  const own = request.providerOptions?.anthropic;
+  if (own !== undefined) {
+    const { model: _m, messages: _ms, stream: _s, ...rest } = own;
+    Object.assign(cached, rest);
+  }
+  return cached;
+}
+
+interface AnthropicWireMessage {
+  readonly id: string;
+  readonly model: string;
+  readonly content: readonly (
+    | { readonly type: 'text'; readonly text: string }
+    | { readonly type: 'tool_use'; readonly id: string; readonly name: string; readonly input: unknown }
+    | { readonly type: string }
+  )[];
+  readonly stop_reason: string | null;
+  readonly usage: AnthropicWireUsage;
+}
+
+/**
+ * The response of a succeeded item. A `tool_use` block is the structured output when it is the only tool
+ * call and the stop reason is `tool_use` (the forced output tool); the caller drops `json` for a request
+ * without output and re-reads it as a tool call when the request had tools of its own.
+ */
+function anthropicBatchResponse(provider: string, message: AnthropicWireMessage): ModelResponse {
+  let text = '';
+  const toolCalls: ToolCall[] = [];
+  for (const block of message.content) {
+    if (block.type === 'text' && 'text' in block) text += block.text;
+    else if (block.type === 'tool_use' && 'input' in block)
+      toolCalls.push({ id: block.id, name: block.name, arguments: block.input });
+  }
+  return {
+    provider,
+    model: message.model,
+    text,
+    toolCalls,
+    finishReason: stopReason(message.stop_reason),
+    usage: anthropicUsage(message.usage),
+    requestId: message.id,
+  };
+}
+
+function stopReason(reason: string | null): FinishReason {
+  switch (reason) {
+    case 'end_turn':
+    case 'stop_sequence':
+      return 'stop';
+    case 'max_tokens':
+    case 'model_context_window_exceeded':
+      return 'length';
+    case 'tool_use':
+      return 'tool_calls';
+    case 'refusal':
+      return 'content_filter';
+    default:
+      return 'other';
+  }
+}

@@ -1,0 +1,120 @@
+import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { ModelClient, PriceTable, chain, createDefaultRegistry } from '../../src/index.ts';
+import { evaluate, type EvalProgress } from '../../src/eval/batch.ts';
+import { batchPrices } from '../../src/eval/batch-mode.ts';
+import type { Scorer } from '../../src/eval/types.ts';
+import { RunStore } from '../../src/eval/store.ts';
+import { chunkBatchItems } from '../../src/providers/batch.ts';
+
+/** A 3-node chain (outline → draft → title) on the simulated model. */
+function simChain() {
+  const registry = createDefaultRegistry();
+  return chain({
+    name: 'three',
+    input: z.object({ topic: z.string() }),
+    model: 'sim:default',
+    client: new ModelClient({ registry }),
+  })
+    .prompt('outline', {
+      template: 'Outline {{input.topic}}.',
+      output: z.object({ title: z.string(), points: z.array(z.string()) }),
+    })
+    .prompt('draft', { after: ['outline'], prompt: ({ outline }) => `Draft: ${outline.title}` })
+    .prompt('title', { after: ['draft'], prompt: ({ draft }) => `Title for: ${draft.slice(0, 40)}` })
+    .build();
+}
+
+const nonEmpty: Scorer<{ topic: string }, Record<string, unknown>> = {
+  name: 'nonEmpty',
+  node: 'title',
+  score: ({ output }) => ({ score: typeof output === 'string' && output !== '' ? 1 : 0 }),
+};
+
+describe('evaluate({ batch }) on the simulated model', () => {
+  it('sends each layer of a 3-node chain over 200 rows as one batch, offline', async () => {
+    const store = RunStore.open(':memory:');
+    const rows = Array.from({ length: 200 }, (_, i) => ({ id: `r${i}`, topic: `topic ${i}` }));
+    const seen: EvalProgress[] = [];
+    const result = await evaluate({
+      chain: simChain(),
+      dataset: rows,
+      scorers: [nonEmpty],
+      store,
+      runName: 'sim-batch',
+      batch: { pollMs: 5, collectMs: 30 },
+      onProgress: (p) => seen.push(p),
+    });
+    expect(result.done).toBe(200);
+    expect(result.summary.variants[0]?.error).toBe(0);
+    expect(result.summary.variants[0]?.pass).toBe(200);
+    const batches = store.batches('sim-batch');
+    // One batch per layer: every row's outline, then every draft, then every title.
+    expect(batches.map((b) => b.items)).toEqual([200, 200, 200]);
+    expect(batches.every((b) => b.status === 'ended')).toBe(true);
+    const items = store.batchItems('sim-batch');
+    expect(items).toHaveLength(600);
+    expect(items.every((item) => item.state === 'done')).toBe(true);
+    expect(seen.at(-1)?.batches?.map((b) => b.status)).toEqual(['ended', 'ended', 'ended']);
+    store.close();
+  });
+
+  it('a resumed run answers from the stored items and submits nothing again', async () => {
+    const store = RunStore.open(':memory:');
+    const rows = Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, topic: `t${i}` }));
+    const options = {
+      chain: simChain(),
+      dataset: rows,
+      scorers: [nonEmpty],
+      store,
+      runName: 'again',
+      batch: { pollMs: 5, collectMs: 20 },
+    };
+    await evaluate(options);
+    const before = store.batches('again').length;
+    // Forget the rows (as if the process died after the batches ended, before the rows were written).
+    store.deleteRun('again');
+    const second = await evaluate(options);
+    expect(second.done).toBe(20);
+    expect(store.batches('again')).toHaveLength(before);
+    store.close();
+  });
+
+  it('refuses batch with a client or queue, and bad batch options, naming the field', async () => {
+    const base = { chain: simChain(), dataset: [{ topic: 'x' }], scorers: [nonEmpty] };
+    await expect(evaluate({ ...base, batch: true, client: new ModelClient() })).rejects.toThrow(/client/);
+    await expect(evaluate({ ...base, batch: { pollMs: -1 } })).rejects.toThrow(/batch\.pollMs/);
+    await expect(evaluate({ ...base, batch: { maxItemsPerBatch: 0 } })).rejects.toThrow(
+      /batch\.maxItemsPerBatch/,
+    );
+  });
+});
+
+describe('batchPrices()', () => {
+  it('prices every model at its batch rates, and leaves models without them unpriced', () => {
+    const table = PriceTable.default;
+    const id = 'openai:gpt-4.1-mini';
+    const online = table.priceOf(id);
+    const batch = batchPrices(table).priceOf(id);
+    expect(online?.batchInputPerMillion).toBeDefined();
+    expect(batch?.inputPerMillion).toBe(online?.batchInputPerMillion);
+    expect(batch?.outputPerMillion).toBe(online?.batchOutputPerMillion);
+    const custom = new PriceTable({ 'x:y': { inputPerMillion: 1, outputPerMillion: 2 } });
+    expect(batchPrices(custom).priceOf('x:y')).toBeUndefined();
+  });
+});
+
+describe('chunkBatchItems()', () => {
+  it('splits by request count and by bytes, in order', () => {
+    const items = Array.from({ length: 10 }, (_, i) => i);
+    expect(chunkBatchItems(items, { maxRequests: 4, maxBytes: 1000 }, () => 1)).toEqual([
+      [0, 1, 2, 3],
+      [4, 5, 6, 7],
+      [8, 9],
+    ]);
+    expect(chunkBatchItems(items, { maxRequests: 100, maxBytes: 25 }, () => 10).map((c) => c.length)).toEqual(
+      [2, 2, 2, 2, 2],
+    );
+    expect(chunkBatchItems(items, { maxRequests: 100, maxBytes: 1000 }, () => 1, 3)).toHaveLength(4);
+  });
+});
