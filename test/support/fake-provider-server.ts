@@ -1466,8 +1466,8 @@ function responsesEvents(request: FakeRequest, reply: FakeReply, usage: FakeUsag
   output.forEach((item, outputIndex) => {
     const id = item['id'];
     if (item['type'] === 'message') {
-      const part = (item['content'] as JsonObject[])[0]?.['text'];
-      const text = typeof part === 'string' ? part : '';
+      const written = (item['content'] as JsonObject[])[0]?.['text'];
+      const text = typeof written === 'string' ? written : '';
       emit('response.output_item.added', {
         output_index: outputIndex,
         item: { ...item, status: 'in_progress', content: [] },
