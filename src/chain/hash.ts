@@ -63,7 +63,7 @@ export function chainDefinitionHash(
     tools: node.tools.map((t) => ({
       name: t.name,
       description: t.description,
-      input: schemaJson(t.input),
+      input: t.parameters ?? schemaJson(t.input),
       // The tool's code, read as text (never called here).
       // eslint-disable-next-line @typescript-eslint/unbound-method -- only its source is read
       run: String(t.run),

@@ -445,6 +445,31 @@ describe('mcpTools() faults (test/support/mcp-fault-server.ts)', () => {
     expect(alive()).toBe(false);
   });
 
+  it('renames tools whose names providers refuse, and validates what it can of a schema zod cannot read', async () => {
+    const set = faults({ include: ['dotted.name', 'refs'] });
+    const tools = await set.tools();
+    expect(tools.map((t) => t.name)).toEqual(['dotted_name', 'refs']);
+    const refs = tools[1];
+    // Sent to the provider as the server wrote it, $ref and all.
+    expect(refs?.parameters).toMatchObject({ definitions: { word: { type: 'string' } } });
+    expect(refs?.input.safeParse({ x: 'w' }).success).toBe(true);
+    expect(refs?.input.safeParse('not an object').success).toBe(false);
+    const { client } = clientWith((request) =>
+      request.messages.at(-1)?.role === 'tool'
+        ? toolResults(request).join(' / ')
+        : {
+            toolCalls: [
+              { name: 'dotted_name', arguments: {} },
+              { name: 'refs', arguments: { x: 'word' } },
+            ],
+          },
+    );
+    const agent = chain({ input: z.object({}), model: 'fake:m', client })
+      .agent('a', { prompt: () => 'go', tools: [set] })
+      .build();
+    expect((await agent.run({})).outputs.a).toBe('dotted here / x is "word"');
+  });
+
   it('passes env to a stdio server, and never shows env or header values in errors', async () => {
     const secret = 'sekret-value-4711';
     const set = faults({}, { FAULT_TOKEN: secret });

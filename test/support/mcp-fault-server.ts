@@ -7,6 +7,8 @@
 //   fail {}           answers a result flagged isError
 //   weather { city }  answers structured content
 //   env { name }      answers the value of an environment variable
+//   dotted.name {}    a name providers refuse (the agent sees dotted_name)
+//   refs { x }        a schema with draft-07 `definitions` and `$ref`
 //   pid {}            answers the server's process id
 //   grow {}           adds the tool `late` and sends notifications/tools/list_changed
 // Started by the tests as `node test/support/mcp-fault-server.ts`; each start prints `started <pid>` on
@@ -48,6 +50,15 @@ const tools = [
     inputSchema: object({ name: { type: 'string' } }, ['name']),
   },
   { name: 'pid', description: "Answers the server's process id.", inputSchema: object({}) },
+  { name: 'dotted.name', description: 'Has a dot in its name.', inputSchema: object({}) },
+  {
+    name: 'refs',
+    description: 'Answers x, whose schema is a $ref.',
+    inputSchema: {
+      ...object({ x: { $ref: '#/definitions/word' } }, ['x']),
+      definitions: { word: { type: 'string' } },
+    },
+  },
   { name: 'grow', description: 'Adds the tool "late".', inputSchema: object({}) },
 ];
 
@@ -97,6 +108,10 @@ server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       };
     case 'env':
       return text(process.env[String(args['name'])] ?? '(unset)');
+    case 'dotted.name':
+      return text('dotted here');
+    case 'refs':
+      return text(`x is ${JSON.stringify(args['x'])}`);
     case 'pid':
       return text(String(process.pid));
     case 'grow':
