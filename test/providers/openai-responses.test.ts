@@ -6,7 +6,9 @@
  */
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { InvalidOptionError } from '../../src/core/errors.ts';
+import { ModelClient } from '../../src/providers/model-client.ts';
 import {
   AbortedError,
   AuthenticationError,
@@ -15,6 +17,7 @@ import {
   InternalServerError,
   ProviderError,
   RateLimitError,
+  RequestTimeoutError,
 } from '../../src/providers/errors.ts';
 import { createOpenAIProvider } from '../../src/providers/openai/index.ts';
 import type { OpenAIApi } from '../../src/providers/openai/index.ts';
@@ -319,6 +322,27 @@ describe.each(['chat', 'responses'] as const satisfies readonly OpenAIApi[])('op
     expect(error.isRetryable).toBe(true);
   });
 
+  it('times out a hung request, and a stream that stalls after its headers, as retryable', async () => {
+    server.failNth(1, 'hang');
+    const hurried = createOpenAIProvider({ apiKey: KEY, baseURL: server.openaiBaseURL, api, timeoutMs: 30 });
+    const hung = await failure(hurried.complete(ask('x')));
+    expect(hung).toBeInstanceOf(RequestTimeoutError);
+    expect(hung.isRetryable).toBe(true);
+
+    server.failNth(1, { stallAfter: 3 });
+    const stalled = await failure(collect(openai.stream(ask('a b c d e f', { streamIdleTimeoutMs: 30 }))));
+    expect(stalled).toBeInstanceOf(RequestTimeoutError);
+    expect(stalled.isRetryable).toBe(true);
+    await server.waitForAborted(2);
+  });
+
+  it('maps malformed SSE JSON to a retryable api_error', async () => {
+    server.failNth(1, 'malformed-json');
+    const error = await failure(collect(openai.stream(ask('one two three four five six'))));
+    expect(error.code).toBe('api_error');
+    expect(error.isRetryable).toBe(true);
+  });
+
   it('aborting mid-request reaches the socket', async () => {
     server.failNth(1, 'hang');
     const controller = new AbortController();
@@ -440,5 +464,46 @@ describe('openai over api responses only', () => {
 
   it('refuses an unknown api at creation', () => {
     expect(() => createOpenAIProvider({ api: 'assistants' as OpenAIApi })).toThrow(InvalidOptionError);
+  });
+});
+
+describe('ModelClient over the Responses API', () => {
+  const colour = z.object({ colour: z.string(), shade: z.number() });
+  const clientFor = (): ModelClient =>
+    new ModelClient({
+      registry: createDefaultRegistry({
+        openai: { apiKey: KEY, baseURL: server.openaiBaseURL, api: 'responses' },
+      }),
+      retry: { baseDelayMs: 1, maxRetries: 2 },
+    });
+
+  it('retries a 500, then re-asks after a schema violation with the issues, over /v1/responses', async () => {
+    server.failNth(1, 500);
+    server.options.respond = (request) => (request.index === 2 ? { json: { colour: 'red' } } : {});
+    const client = clientFor();
+    const result = await client.call({ model: 'openai:gpt-5-mini', prompt: 'Name a colour', schema: colour });
+    expect(colour.parse(result.output)).toEqual(result.output);
+    expect(server.requests).toBe(3);
+    expect(server.log.map((r) => r.path)).toEqual(['/v1/responses', '/v1/responses', '/v1/responses']);
+    expect(server.lastRequest?.jsonMode).toBe('text_format');
+    const third = server.log[2]?.messages ?? [];
+    expect(third.map((m) => m.role)).toEqual(['user', 'assistant', 'user']);
+    expect(JSON.parse(third[1]?.content ?? '')).toEqual({ colour: 'red' });
+    expect(third[2]?.content).toMatch(/- shade: /);
+    expect(client.usage.total.calls).toBe(2);
+  });
+
+  it('streams through the client and records the usage', async () => {
+    const client = clientFor();
+    const deltas: string[] = [];
+    let finished: string | undefined;
+    for await (const event of client.stream({ model: 'openai:gpt-5-mini', prompt: 'count one two three' })) {
+      if (event.type === 'text-delta') deltas.push(event.text);
+      if (event.type === 'finish') finished = event.response.text;
+    }
+    expect(deltas.join('')).toBe('echo: count one two three');
+    expect(finished).toBe('echo: count one two three');
+    expect(client.usage.total).toMatchObject({ calls: 1 });
+    expect(client.usage.total.inputTokens).toBeGreaterThan(0);
   });
 });
