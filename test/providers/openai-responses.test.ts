@@ -405,6 +405,36 @@ describe('openai over api responses only', () => {
     expect(names).toContain('response.output_item.done');
   });
 
+  it('reads text and tool calls from the events when the terminal response lists no output', async () => {
+    // A compatible server's bare `response.completed`: the same stream with the final output list emptied.
+    const bareCompleted: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const events = (await response.text()).split('\n\n').map((event) =>
+        event.replace(/^data: (.*)$/m, (_line, json: string) => {
+          const data = JSON.parse(json) as { type: string; response?: { output: unknown[] } };
+          if (data.type === 'response.completed' && data.response) data.response.output = [];
+          return `data: ${JSON.stringify(data)}`;
+        }),
+      );
+      return new Response(events.join('\n\n'), { status: response.status, headers: response.headers });
+    };
+    const bare = createOpenAIProvider({
+      apiKey: KEY,
+      baseURL: server.openaiBaseURL,
+      api: 'responses',
+      fetch: bareCompleted,
+    });
+    const text = finishOf(await collect(bare.stream(ask('plain words here'))));
+    expect(text).toMatchObject({ text: 'echo: plain words here', finishReason: 'stop' });
+
+    const calls = [{ id: 'call_q', name: 'lookup', arguments: { query: 'a query long enough for pieces' } }];
+    server.options.respond = () => ({ toolCalls: calls });
+    const tools = [{ name: 'lookup', parameters: { type: 'object', properties: {} } }];
+    const events = await collect(bare.stream(ask('x', { tools })));
+    expect(events.filter((e) => e.type === 'tool-call').map((e) => e.toolCall)).toEqual(calls);
+    expect(finishOf(events)).toMatchObject({ toolCalls: calls, finishReason: 'tool_calls' });
+  });
+
   it('maps a response.failed event to the error it carries', async () => {
     server.failNth(1, {
       streamErrorAfter: 4,

@@ -93,6 +93,8 @@ export class OpenAIResponsesProvider implements Provider {
     let rateLimit: RateLimitInfo | undefined;
     // The response of the terminal event (`response.completed` or `response.incomplete`).
     let final: ResponsesResponse | undefined;
+    // What the events said, for a terminal event whose response lists no output (some compatible servers).
+    const streamed: StreamedOutput = { text: '', refused: false, calls: new Map() };
     const guard = new AttemptGuard(request.signal);
     try {
       guard.arm(timeoutMs, () => requestTimeout(this.name, request.model, secrets, timeoutMs));
@@ -110,14 +112,25 @@ export class OpenAIResponsesProvider implements Provider {
         // Events the SDK had already buffered keep coming after an abort; stop at once instead.
         if (isAborted(request.signal)) break;
         if (event.type === 'response.output_text.delta') {
+          streamed.text += event.delta;
           if (event.delta !== '') yield { type: 'text-delta', text: event.delta };
+        } else if (event.type === 'response.output_item.added' && event.item.type === 'function_call') {
+          const { call_id: id, name, arguments: args } = event.item;
+          streamed.calls.set(event.output_index, { id, name, args });
+        } else if (event.type === 'response.function_call_arguments.delta') {
+          const call = streamed.calls.get(event.output_index);
+          if (call !== undefined) call.args += event.delta;
+        } else if (event.type === 'response.function_call_arguments.done') {
+          const call = streamed.calls.get(event.output_index);
+          if (call !== undefined) call.args = event.arguments;
+        } else if (event.type === 'response.refusal.delta') {
+          streamed.refused = true;
         } else if (event.type === 'response.completed' || event.type === 'response.incomplete') {
           final = event.response;
         } else if (event.type === 'response.failed') {
           throw failedResponse(event.response, { ...context, requestId });
         }
-        // Tool-call arguments arrive as `response.function_call_arguments.delta` events; the terminal
-        // event carries each call whole, so they are read from it (no partial call is ever reported).
+        // Tool calls are reported once whole, after the terminal event, never piece by piece.
       }
     } catch (error) {
       throw mapOpenAIError(error, { ...context, requestId });
@@ -130,7 +143,7 @@ export class OpenAIResponsesProvider implements Provider {
     if (final === undefined) {
       throw new ConnectionError({ ...errorInit, message: 'The stream ended before the model finished.' });
     }
-    const response = fromResponse(this.name, request, final, requestId, rateLimit);
+    const response = fromResponse(this.name, request, final, requestId, rateLimit, streamed);
     for (const toolCall of response.toolCalls) yield { type: 'tool-call', toolCall };
     yield { type: 'finish', response };
   }
@@ -231,16 +244,36 @@ function toInput(request: ModelRequest): ResponseInputItem[] {
   return input;
 }
 
+/** The output a stream's events carried, by output index for the calls. */
+interface StreamedOutput {
+  text: string;
+  refused: boolean;
+  readonly calls: Map<number, { id: string; name: string; args: string }>;
+}
+
+/**
+ * The provider-neutral response of a finished `Response`: its output items, or, when it lists none, what the
+ * stream's events carried (`streamed`).
+ */
 function fromResponse(
   provider: string,
   request: ModelRequest,
   data: ResponsesResponse,
   requestId: string | undefined,
   rateLimit: RateLimitInfo | undefined,
+  streamed?: StreamedOutput,
 ): ModelResponse {
   let text = '';
   let refused = false;
-  const toolCalls: ToolCall[] = [];
+  let toolCalls: ToolCall[] = [];
+  const listed = data.output.some((item) => item.type === 'message' || item.type === 'function_call');
+  if (!listed && streamed !== undefined) {
+    text = streamed.text;
+    refused = streamed.refused;
+    toolCalls = [...streamed.calls.entries()]
+      .sort(([a], [b]) => a - b)
+      .map(([, call]) => ({ id: call.id, name: call.name, arguments: parseArguments(call.args) }));
+  }
   for (const item of data.output) {
     if (item.type === 'message') {
       for (const part of item.content) {
