@@ -229,7 +229,7 @@ export class ScoreStats {
   ci95(): ConfidenceInterval {
     const n = this.#running.n;
     const m = this.#running.mean;
-    if (n > 0 && this.#binary) return { ...wilsonInterval(this.#ones, n), mean: m };
+    if (n > 0 && this.#binary) return wilsonInterval(this.#ones, n);
     if (n < 2) return { mean: m, low: Number.NaN, high: Number.NaN, n };
     if (!this.#unit) return this.#running.ci95();
     if (this.#counts !== undefined) return { ...bootstrap(this.#counts, n), mean: m, n };
