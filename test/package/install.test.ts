@@ -131,7 +131,8 @@ describe('the packed tarball installed into a fresh app', () => {
         (error as { stdout?: string }).stdout ?? (error instanceof Error ? error.message : 'tsc failed'),
     }));
     expect(result.stdout).toBe('');
-  });
+    // tsc over the app and every declaration it reaches: seconds on a quiet machine, more on a loaded one.
+  }, 60_000);
 
   it('runs a typed fan-out/fan-in chain with ready agents on the simulated model', async () => {
     const { stdout } = await run(node, ['chain.ts', 'main'], { cwd: app, env: cleanEnv() });

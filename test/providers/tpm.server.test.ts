@@ -117,5 +117,5 @@ describe.each([
     // More than a window's tokens went through, so the pacing spanned several windows.
     expect(counted).toBeGreaterThan(3 * TOKENS_PER_WINDOW);
     expect(Date.now() - startedAt).toBeGreaterThan(2 * WINDOW_MS);
-  });
+  }, 30_000);
 });
