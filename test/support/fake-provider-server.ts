@@ -23,6 +23,7 @@ import {
 } from '../../src/providers/simulated/json-schema-sample.ts';
 import type { Random } from '../../src/providers/simulated/json-schema-sample.ts';
 import type { JsonSchema } from '../../src/providers/types.ts';
+import { createFakeBatchApi, type FakeBatchApi } from './fake-batch-api.ts';
 
 /** Which API a request was made to. */
 export type FakeApi = 'openai' | 'anthropic';
@@ -252,6 +253,11 @@ export interface FakeProviderServer {
   waitForIdle(): Promise<void>;
   /** Clear counters, log, scripted faults and rate-limit state; options are kept. */
   reset(): void;
+  /**
+   * The Batch API endpoints of both wire formats (see fake-batch-api.ts): their options (turnaround, failing
+   * items) and counters (files, batches, polls, submissions per custom id). `reset()` leaves them alone.
+   */
+  readonly batch: FakeBatchApi;
   /** Stop listening and destroy open connections. */
   close(): Promise<void>;
 }
@@ -305,6 +311,32 @@ export async function startFakeProviderServer(
           waiters.push({ ready, resolve });
         });
 
+  // Batch endpoints: each item answered as the same request would be online (reply, usage, cache tokens).
+  let baseUrl = '';
+  const batchApi = createFakeBatchApi(
+    () => baseUrl,
+    (api, body) => answerBatchItem(api, body),
+  );
+  async function answerBatchItem(api: FakeApi, body: JsonObject): Promise<JsonObject> {
+    const pseudo = {
+      headers: {},
+      method: 'POST',
+      url: api === 'openai' ? '/v1/chat/completions' : '/v1/messages',
+    };
+    const request = normalise(api, pseudo, body, 0);
+    const reply = await produceReply(request);
+    const tokens = estimateTokens(JSON.stringify(body), options.charsPerToken);
+    const cache = options.cacheTokens?.(request);
+    const cacheRead = Math.min(tokens, Math.max(0, Math.floor(cache?.read ?? 0)));
+    const cacheWrite =
+      api === 'anthropic' ? Math.min(tokens - cacheRead, Math.max(0, Math.floor(cache?.write ?? 0))) : 0;
+    const output = estimateTokens(JSON.stringify(reply), options.charsPerToken);
+    const usage: FakeUsage = { input: tokens, output, cacheRead, cacheWrite, reasoning: 0 };
+    return api === 'openai'
+      ? openaiCompletion(request, reply, usage)
+      : anthropicMessage(request, reply, usage);
+  }
+
   const server = createServer((req, res) => {
     void handle(req, res);
   });
@@ -348,6 +380,11 @@ export async function startFakeProviderServer(
         : Promise.race([new Promise<void>((resolve) => setTimeout(resolve, ms)), closedByClient]);
 
     const raw = await readBody(req);
+    if (batchApi.matches(req.method, req.url)) {
+      finished = true;
+      await batchApi.handle(req, raw, res);
+      return;
+    }
     const api: FakeApi | undefined =
       req.url === '/v1/chat/completions' || req.url === RESPONSES_PATH
         ? 'openai'
@@ -708,8 +745,10 @@ export async function startFakeProviderServer(
   });
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
+  baseUrl = url;
 
   return {
+    batch: batchApi,
     url,
     openaiBaseURL: `${url}/v1`,
     anthropicBaseURL: url,
@@ -776,7 +815,12 @@ export async function startFakeProviderServer(
 // ---------------------------------------------------------------------------------------------------------
 // Request normalisation
 
-function normalise(api: FakeApi, req: IncomingMessage, body: unknown, index: number): FakeRequest {
+function normalise(
+  api: FakeApi,
+  req: Pick<IncomingMessage, 'headers' | 'method' | 'url'>,
+  body: unknown,
+  index: number,
+): FakeRequest {
   const headers: Record<string, string> = {};
   for (const [name, value] of Object.entries(req.headers)) {
     if (value !== undefined) headers[name.toLowerCase()] = Array.isArray(value) ? value.join(', ') : value;
