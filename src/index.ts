@@ -210,6 +210,10 @@ export {
   type McpToolFailure,
   type McpToolInfo,
   type McpToolsOptions,
+  type ChainTelemetry,
+  type ChainTelemetryOptions,
+  type TelemetrySpan,
+  type TelemetryTracer,
 } from './chain/index.ts';
 export {
   CacheMissError,

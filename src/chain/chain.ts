@@ -21,6 +21,7 @@ import { chainDefinitionHash } from './hash.ts';
 import { chainNode, nodeSettings, type ChainNode, type NodeEntry } from './node-settings.ts';
 import { nodeRunner } from './node-runners.ts';
 import { RunState, recordOf } from './run-state.ts';
+import { telemetryOf, type ChainTelemetry } from './otel.ts';
 import type { ChainEvent, ChainResult, NodeOverride } from './types.ts';
 import type { UsageTotals } from '../providers/usage.ts';
 
@@ -69,6 +70,11 @@ export interface ChainOptions<S extends z.ZodType> {
    * @default SYMPHONIZER_PROMPTS, then ./prompts (when it exists), then the package's prompts/ folder
    */
   readonly templates?: string | TemplateLoader | undefined;
+  /**
+   * OpenTelemetry spans of the chain's runs (GenAI semantic conventions; see {@link ChainTelemetry}).
+   * @default on when a tracer provider is registered with `@opentelemetry/api`, else off (nothing loaded)
+   */
+  readonly telemetry?: ChainTelemetry | undefined;
 }
 
 /** Per-run options of a chain. */
@@ -111,6 +117,8 @@ export interface ChainRunOptions<O = Record<string, unknown>> {
    * {@link ChainCheckpoint}); the workers of `symphonizer/distributed` keep them in Redis.
    */
   readonly checkpoint?: ChainCheckpoint | undefined;
+  /** OpenTelemetry spans of this run; overrides the chain's `telemetry` option. */
+  readonly telemetry?: ChainTelemetry | undefined;
 }
 
 /** The outputs type of a chain: `ChainOutputs<typeof report>['outline']`. */
@@ -164,6 +172,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
   /** Most model calls one node may make in a run: 1, or an agent's `maxSteps` + 1 (its final answer). */
   readonly #callsPerNode: number;
   readonly #input: S;
+  readonly #telemetry: ChainTelemetry | undefined;
   #hash: string | undefined;
 
   /** @internal Use {@link ChainBuilder.build}. */
@@ -174,6 +183,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     this.nodes = Object.freeze(entries.map((e) => e.name));
     const model = options.model ?? (process.env.SYMPHONIZER_MODEL?.trim() || 'sim:default');
     this.#client = options.client;
+    this.#telemetry = options.telemetry;
     this.#templates = templateLoaderOf(options.templates);
     // One graph of notes for every run (per-run state lives in each Composition). A note's payload is its
     // node's settings, and the runner reads them back from it.
@@ -289,6 +299,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     this.#checkOverrides(options.overrides);
     const client = options.client ?? this.#client ?? defaultModelClient();
     const state = new RunState<O>(this.name, options.onEvent);
+    const telemetry = telemetryOf(options.telemetry === undefined ? this.#telemetry : options.telemetry);
     // Tokens no one has seen (no onEvent) only go into the result, so a drop after some of them is retried.
     const retryAfterText = options.retryAfterText ?? options.onEvent === undefined;
     let ended!: (status: string) => void;
@@ -305,6 +316,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
       configureNodeRunner: (note) => {
         if (!state.started) {
           state.started = true;
+          state.telemetry = telemetry?.(this.name, composition.instanceId);
           if (state.observed)
             state.emit({
               type: 'chain-start',
@@ -329,6 +341,12 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
         });
       },
       onNodeDone: (node, status, error) => {
+        state.telemetry?.nodeDone(
+          node.name,
+          status,
+          error,
+          (composition.results.get(node.key) as CallResult | undefined)?.text,
+        );
         const save = options.checkpoint?.save;
         if (
           save !== undefined &&
@@ -357,6 +375,7 @@ export class Chain<S extends z.ZodType, O extends Record<string, unknown>> {
     });
     const runId = composition.instanceId;
     const settle = (status: string): ChainResult<O> => {
+      state.telemetry?.runDone(status, status === 'completed' ? undefined : composition.error);
       const outputs = recordOf<unknown>([]);
       for (const [key, value] of composition.results) outputs[key] = (value as CallResult).output;
       const trace = composition.trace();

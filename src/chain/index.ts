@@ -61,6 +61,7 @@ export {
   type McpToolsOptions,
 } from './mcp-tools.ts';
 export { McpToolError, McpUnavailableError, type McpToolFailure } from './mcp-errors.ts';
+export type { ChainTelemetry, ChainTelemetryOptions, TelemetrySpan, TelemetryTracer } from './otel.ts';
 export type {
   AgentSpec,
   AgentStep,

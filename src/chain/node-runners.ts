@@ -44,6 +44,7 @@ export function nodeRunner<O>(run: NodeRunInput<O>): NodeRunner {
   const onEvent = state.onCallEvent;
   const build = (context: RunContext): CallSpec => {
     const spec = callSpecOf(node, run.input, context.inputs, run.override, run.templates);
+    state.telemetry?.nodeAttempt(name, node.settings.kind, spec);
     if (state.observed) {
       state.emit({ type: 'node-start', node: name, attempt: context.attempt, model: spec.model });
     }
@@ -63,9 +64,11 @@ export function nodeRunner<O>(run: NodeRunInput<O>): NodeRunner {
       onEvent,
       stream,
       onStep: (step) => {
+        state.telemetry?.agentStep(name, step);
         state.emit({ type: 'agent-step', node: name, step });
       },
       onToolCall: (step, call) => {
+        state.telemetry?.toolStart(name, call);
         state.emit({
           type: 'tool-call',
           node: name,
@@ -76,6 +79,7 @@ export function nodeRunner<O>(run: NodeRunInput<O>): NodeRunner {
         });
       },
       onToolResult: (step, call) => {
+        state.telemetry?.toolEnd(name, call);
         state.emit({
           type: 'tool-result',
           node: name,
@@ -93,7 +97,10 @@ export function nodeRunner<O>(run: NodeRunInput<O>): NodeRunner {
       executor: (_params, context) => {
         state.steps.set(name, agent.steps);
         if (spec === undefined) spec = build(context);
-        else state.emit({ type: 'node-start', node: name, attempt: context.attempt, model: spec.model });
+        else {
+          state.telemetry?.nodeAttempt(name, 'agent', spec);
+          state.emit({ type: 'node-start', node: name, attempt: context.attempt, model: spec.model });
+        }
         const base = spec;
         return agent.run(() => base, context);
       },

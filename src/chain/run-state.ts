@@ -6,6 +6,7 @@ import type { CallEvent, CallEventSink } from '../providers/call-events.ts';
 import { addCallToTotals, addUsageTotals, emptyUsage, type UsageTotals } from '../providers/usage.ts';
 import type { AgentStep, ChainEvent } from './types.ts';
 import { callHook } from '../core/hooks.ts';
+import type { RunTelemetry } from './otel.ts';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
@@ -16,6 +17,8 @@ export class RunState<O> {
   simulated = false;
   cachedCalls = 0;
   started = false;
+  /** The run's OpenTelemetry spans, when it has telemetry on. */
+  telemetry: RunTelemetry | undefined;
   readonly #chain: string;
   readonly #onEvent: ((event: ChainEvent<O>) => void) | undefined;
 
@@ -49,6 +52,7 @@ export class RunState<O> {
 
   #onCall(event: CallEvent): void {
     const node = event.nodeKey ?? this.#chain;
+    this.telemetry?.onCall(event, node);
     switch (event.type) {
       case 'call': {
         if (event.simulated) this.simulated = true;

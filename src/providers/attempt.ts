@@ -9,6 +9,7 @@ import type { CallOutput, CallResult, CallSpec } from './call.ts';
 import type { CallEventSink, ClientEvents } from './call-events.ts';
 import { defaultOutputTokens, type InFlightBudget } from './budget.ts';
 import { AbortedError, ConnectionError } from './errors.ts';
+import { SymphonizerError } from '../core/errors.ts';
 import { failureRelease, type RateLimiterRegistry, type RateLimitPermit } from './rate-limiter.ts';
 import type { ProviderRegistry } from './registry.ts';
 import { toModelRequest } from './request.ts';
@@ -251,6 +252,7 @@ export class Attempts {
         delayMs: retry.delayMs,
         reason: retry.reason,
         ...(retry.discardText === true ? { discardText: true as const } : {}),
+        errorCode: errorCodeOf(retry.error),
       },
       sink,
     );
@@ -268,6 +270,8 @@ export class Attempts {
       simulated: response.simulated === true,
       estimated: false,
       cached: response.cached === true,
+      responseModel: response.model,
+      finishReason: response.finishReason,
     });
   }
 
@@ -297,7 +301,14 @@ export class Attempts {
     usage: Usage,
     labels: UsageLabels | undefined,
     sink: CallEventSink | undefined,
-    what: { requestId: string | undefined; simulated: boolean; estimated: boolean; cached: boolean },
+    what: {
+      requestId: string | undefined;
+      simulated: boolean;
+      estimated: boolean;
+      cached: boolean;
+      responseModel?: string;
+      finishReason?: string;
+    },
   ): number | undefined {
     const { costUsd } = this.#deps.meter.record(modelId, usage, labels);
     this.#deps.budget?.record({ ...usage, costUsd });
@@ -365,6 +376,12 @@ export class Attempts {
     }
     return parsed.value as CallOutput<S>;
   }
+}
+
+/** The `code` of an error (its class name when it has none). */
+function errorCodeOf(error: unknown): string {
+  if (error instanceof SymphonizerError) return (error as SymphonizerError).code;
+  return error instanceof Error ? error.name : 'error';
 }
 
 function noop(): void {

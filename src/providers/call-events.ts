@@ -33,6 +33,8 @@ export type CallEvent =
        * `StreamOptions.retryAfterText`): what it streamed is void and the next attempt starts over.
        */
       readonly discardText?: true | undefined;
+      /** The `code` of the failed attempt's error (its class name when it has none). */
+      readonly errorCode?: string | undefined;
     }
   | {
       readonly type: 'call';
@@ -48,6 +50,10 @@ export type CallEvent =
       readonly estimated: boolean;
       /** True when a response cache answered. */
       readonly cached: boolean;
+      /** The model that answered, as the provider named it (absent for an estimated call). */
+      readonly responseModel?: string | undefined;
+      /** Why the model stopped (absent for an estimated call). */
+      readonly finishReason?: string | undefined;
     };
 
 /** A receiver of {@link CallEvent}s; must not throw. */

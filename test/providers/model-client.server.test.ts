@@ -109,6 +109,8 @@ describe.each(models)('ModelClient through the $provider SDK', ({ provider, mode
         simulated: false,
         estimated: false,
         cached: false,
+        responseModel: result.response.model,
+        finishReason: 'stop',
       },
     ]);
     expect(client.usage.total).toMatchObject({ calls: 1, inputTokens: result.usage.inputTokens });
