@@ -435,6 +435,39 @@ describe('openai over api responses only', () => {
     expect(finishOf(events)).toMatchObject({ toolCalls: calls, finishReason: 'tool_calls' });
   });
 
+  it('maps a failed response to its error, and a refusal to content_filter', async () => {
+    type Wire = { status: string; error: unknown; output: { type: string; content?: unknown[] }[] };
+    let rewrite: (data: Wire) => void = () => undefined;
+    const rewriting: typeof fetch = async (input, init) => {
+      const response = await fetch(input, init);
+      const data = (await response.json()) as Wire;
+      rewrite(data);
+      return new Response(JSON.stringify(data), { status: response.status, headers: response.headers });
+    };
+    const provider = createOpenAIProvider({
+      apiKey: KEY,
+      baseURL: server.openaiBaseURL,
+      api: 'responses',
+      fetch: rewriting,
+    });
+    rewrite = (data) => {
+      data.status = 'failed';
+      data.error = { code: 'server_error', message: 'The model failed.' };
+    };
+    const failed = await failure(provider.complete(ask('x')));
+    expect(failed).toBeInstanceOf(InternalServerError);
+    expect(failed.isRetryable).toBe(true);
+    expect(failed.message).toContain('The model failed.');
+    expect(failed.requestId).toMatch(/^req_/);
+
+    rewrite = (data) => {
+      const message = data.output.find((item) => item.type === 'message');
+      if (message !== undefined) message.content = [{ type: 'refusal', refusal: 'I cannot help.' }];
+    };
+    const refused = await provider.complete(ask('x'));
+    expect(refused).toMatchObject({ text: '', finishReason: 'content_filter' });
+  });
+
   it('maps a response.failed event to the error it carries', async () => {
     server.failNth(1, {
       streamErrorAfter: 4,
