@@ -41,7 +41,9 @@ describe('batch mode after kill -9', () => {
       },
     );
     const exited = new Promise<NodeJS.Signals | null>((resolve) =>
-      child.on('exit', (_code, signal) => resolve(signal)),
+      child.on('exit', (_code, signal) => {
+        resolve(signal);
+      }),
     );
     try {
       await until(
