@@ -3,7 +3,7 @@
  * final line and the table, a re-run without `--variants` goes on with the stored variants (no silent
  * `default`), and an interrupted run's hint counts the ERROR rows the table lists.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -82,6 +82,56 @@ describe('eval counts', { timeout: 60_000 }, () => {
     const retriedJson = JSON.parse(retried.stdout) as EvalJson;
     expect([retriedJson.done, retriedJson.skipped]).toEqual([2, 10]);
     expect(retriedJson.summary.variants.map((v) => v.variant)).toEqual(['alpha', 'beta']);
+  });
+
+  it('keeps every variant the run was given, over several invocations, and refuses to guess overrides', async () => {
+    const store = storeFile();
+    expect((await cli([...base, '--variants', variantsModule, '--store', store])).code).toBe(0);
+    expect((await cli([...base, '--model', 'sim:gamma', '--store', store])).code).toBe(0);
+    const all = await cli([...base, '--store', store, '--json']);
+    expect(all.stderr).toContain('goes on with its stored variants alpha, beta, sim:gamma');
+    expect(all.stderr).toContain('resuming run "spam": 18 rows already done over 3 variants\n');
+    const json = JSON.parse(all.stdout) as EvalJson;
+    expect([json.done, json.skipped]).toEqual([0, 18]);
+
+    // The eval example's variants override a node's template: not stored, so they must be given again.
+    const example = ['eval', 'examples/eval-report.ts', '--dataset', 'examples/data/tickets.jsonl'];
+    const other = storeFile();
+    expect([0, 1]).toContain(
+      (await cli([...example, '--variants', 'examples/eval-report.ts', '--store', other])).code,
+    );
+    const refused = await cli([...example, '--store', other]);
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toMatch(/cannot be rebuilt from the store \(node overrides are not stored\)/);
+    expect(refused.stderr).toContain('hint: add --variants <the module that exports them>');
+  });
+
+  it('--report writes the results matrix: every row and variant, with the models', async () => {
+    const store = storeFile();
+    const html = join(store, '..', 'report.html');
+    const md = join(store, '..', 'report.md');
+    expect(
+      (await cli([...base, '--variants', variantsModule, '--store', store, '--report', html])).code,
+    ).toBe(0);
+    const data = /<script type="application\/json" id="m-data">([\s\S]*?)<\/script>/.exec(
+      readFileSync(html, 'utf8'),
+    );
+    const matrix = JSON.parse(data?.[1] ?? 'null') as {
+      variants: { name: string; models: string[]; simulated: boolean }[];
+      rows: { rowId: string; cells: Record<string, { status: string }> }[];
+    };
+    expect(matrix.variants).toEqual([
+      { name: 'alpha', models: ['sim:alpha'], simulated: true },
+      { name: 'beta', models: ['sim:beta'], simulated: true },
+    ]);
+    expect(matrix.rows.map((r) => r.rowId)).toEqual(['r1', 'r2', 'r3', 'r4', 'r5', 'r6']);
+    expect(matrix.rows[3]?.cells['alpha']?.status).toBe('error'); // r4 fails the input schema
+    expect((await cli([...base, '--store', store, '--report', md])).code).toBe(0);
+    const text = readFileSync(md, 'utf8');
+    expect(text).toContain(
+      '| Row | Line | Input | Expected | alpha (sim:alpha) · simulated | beta (sim:beta) · simulated |',
+    );
+    expect(text).toMatch(/\| r4 \| 4 \|.*ERROR \(invalid_row\): line 4: /);
   });
 
   it('a resume with one variant of a stored run counts only that variant', async () => {

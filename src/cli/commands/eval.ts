@@ -11,6 +11,7 @@ import type { Json } from '../../core/json.ts';
 import type { Chain } from '../../chain/chain.ts';
 import { createDefaultRegistry } from '../../providers/registry.ts';
 import { evaluate, type EvalResult } from '../../eval/batch.ts';
+import { formatBatchLine } from '../../eval/batch-mode.ts';
 import { ResponseCache, type CacheMode, type CacheStats } from '../../eval/cache.ts';
 import { readDataset } from '../../eval/dataset.ts';
 import {
@@ -76,6 +77,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       'max-cost': { type: 'string' },
       'retry-errors': { type: 'boolean', default: false },
       wait: { type: 'boolean', default: false },
+      batch: { type: 'boolean', default: false },
       cache: { type: 'string' },
       'cache-mode': { type: 'string' },
       queue: { type: 'string' },
@@ -138,6 +140,11 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
         hint: "the workers make the model calls: a cache belongs to the workers' clients",
       });
     }
+    if (values.batch) {
+      throw new CliError('invalid_argument', '--queue and --batch cannot be combined.', {
+        hint: "batch mode sends this process's calls to the providers' Batch APIs; the workers call online",
+      });
+    }
   } else if (values['queue-name'] !== undefined) {
     throw new CliError('invalid_argument', '--queue-name needs --queue <redis url>.');
   }
@@ -196,6 +203,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
   let comparisons: VariantComparison[];
   let matrix: ResultsMatrix | undefined;
   const progress = createEvalProgress(err, { live: err.isTTY === true });
+  const batchLines = new Map<string, string>();
   try {
     const previous = await runStore.run(runName);
     if (previous !== undefined && variants === undefined) {
@@ -221,7 +229,7 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       chain: chain.name,
       variants: variants?.map((v) => v.name) ?? ['default'],
       dataset,
-      config: config(scorers, variants, values),
+      config: config(scorers, variants, values, previous?.config),
     });
     if (previous !== undefined) {
       err.write(
@@ -268,7 +276,15 @@ export async function evalCommand(args: readonly string[], io: CliIO): Promise<n
       concurrency,
       maxCostUsd,
       retryErrors: values['retry-errors'],
+      // Batch mode: the calls go to the providers' Batch APIs, each batch's state on its own line.
+      batch: values.batch ? true : undefined,
       onProgress: (p) => {
+        for (const batch of p.batches ?? []) {
+          const line = formatBatchLine(batch);
+          if (batchLines.get(batch.id) === line) continue;
+          batchLines.set(batch.id, line);
+          err.write(`${line}\n`);
+        }
         progress.update(p);
       },
       signal: io.signal,
@@ -438,14 +454,24 @@ function config(
   scorers: readonly Scorer[],
   variants: readonly Variant[] | undefined,
   values: { readonly model?: string | undefined; readonly 'max-cost'?: string | undefined },
+  previous: Json | undefined,
 ): Json {
-  return {
-    scorers: scorers.map((s) => s.name),
-    variants: (variants ?? [{ name: 'default' }]).map((v) => ({
+  const now = (variants ?? [{ name: 'default' }]).map((v) => ({
+    name: v.name,
+    ...(v.model === undefined ? {} : { model: v.model }),
+    ...(v.overrides === undefined ? {} : { nodes: Object.keys(v.overrides) }),
+  }));
+  // The variants of earlier invocations stay described, so a re-run without --variants can run them all.
+  const earlier = storedVariantEntries(previous)
+    .filter((v) => !now.some((n) => n.name === v.name))
+    .map((v) => ({
       name: v.name,
       ...(v.model === undefined ? {} : { model: v.model }),
-      ...(v.overrides === undefined ? {} : { nodes: Object.keys(v.overrides) }),
-    })),
+      ...(v.nodes === undefined ? {} : { nodes: previousNodes(previous, v.name) }),
+    }));
+  return {
+    scorers: scorers.map((s) => s.name),
+    variants: [...earlier, ...now],
     ...(values['max-cost'] === undefined ? {} : { maxCost: values['max-cost'] }),
   };
 }
@@ -457,40 +483,49 @@ function config(
  *   variants module, which must be given again).
  */
 function storedVariants(run: RunSummary, name: string): Variant[] | undefined {
-  const config = run.config;
-  const listed =
-    typeof config === 'object' && config !== null && !Array.isArray(config) && Array.isArray(config.variants)
-      ? config.variants
-      : undefined;
-  const entries: readonly Json[] = listed ?? run.variants;
-  const stored = entries.flatMap((v): { name: string; model?: string; nodes?: Json[] }[] => {
-    if (typeof v === 'string') return [{ name: v }];
-    if (typeof v !== 'object' || v === null || Array.isArray(v) || typeof v.name !== 'string') return [];
-    return [
-      {
-        name: v.name,
-        ...(typeof v.model === 'string' ? { model: v.model } : {}),
-        ...(Array.isArray(v.nodes) ? { nodes: v.nodes } : {}),
-      },
-    ];
-  });
-  if (
-    stored.length === 0 ||
-    (stored.length === 1 && stored[0]?.name === 'default' && stored[0].model === undefined)
-  ) {
+  const known = new Map(storedVariantEntries(run.config).map((v) => [v.name, v]));
+  // Every variant the run has rows of, in the run's order, as its last invocation that ran it described it.
+  const stored = run.variants.map((v) => known.get(v) ?? { name: v, unknown: v !== 'default' });
+  if (stored.length === 0 || (stored.length === 1 && stored[0]?.name === 'default' && !stored[0].model)) {
     return undefined;
   }
-  const withNodes = stored.filter((v) => v.nodes !== undefined && v.nodes.length > 0);
-  if (withNodes.length > 0 || listed === undefined) {
+  const lost = stored.filter((v) => v.unknown === true || (v.nodes ?? 0) > 0);
+  if (lost.length > 0) {
     throw new CliError(
       'invalid_argument',
-      `Run "${name}" was run with the variants ${stored.map((v) => v.name).join(', ')}` +
-        (withNodes.length > 0 ? ', whose node overrides are not stored' : '') +
-        ': give them again.',
+      `Run "${name}" was run with the variants ${stored.map((v) => v.name).join(', ')}; ` +
+        `${lost.map((v) => `"${v.name}"`).join(', ')} cannot be rebuilt from the store ` +
+        '(node overrides are not stored): give the variants again.',
       { hint: `add --variants <the module that exports them>, or --run <another name> for a new run` },
     );
   }
   return stored.map((v) => (v.model === undefined ? { name: v.name } : { name: v.name, model: v.model }));
+}
+
+interface StoredVariant {
+  readonly name: string;
+  readonly model?: string | undefined;
+  /** How many nodes it overrides. */
+  readonly nodes?: number | undefined;
+  /** True when no invocation described it (a run begun by evaluate() itself). */
+  readonly unknown?: boolean | undefined;
+}
+
+/** The variants described in a run's stored config (see {@link config}). */
+function storedVariantEntries(config: Json | undefined): StoredVariant[] {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return [];
+  const listed = config.variants;
+  if (!Array.isArray(listed)) return [];
+  return listed.flatMap((v): StoredVariant[] => {
+    if (typeof v !== 'object' || v === null || Array.isArray(v) || typeof v.name !== 'string') return [];
+    return [
+      {
+        name: v.name,
+        model: typeof v.model === 'string' ? v.model : undefined,
+        nodes: Array.isArray(v.nodes) ? v.nodes.length : undefined,
+      },
+    ];
+  });
 }
 
 /**
@@ -533,6 +568,24 @@ function variantModels(chain: unknown, variants: readonly Variant[]): Record<str
     out[v.name] = [...new Set(Object.values(byNode))];
   }
   return out;
+}
+
+/** The node names a stored variant description overrides. */
+function previousNodes(config: Json | undefined, name: string): Json[] {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) return [];
+  const listed = Array.isArray(config.variants) ? config.variants : [];
+  for (const v of listed) {
+    if (
+      typeof v === 'object' &&
+      v !== null &&
+      !Array.isArray(v) &&
+      v.name === name &&
+      Array.isArray(v.nodes)
+    ) {
+      return v.nodes;
+    }
+  }
+  return [];
 }
 
 /** The scorer names an earlier invocation recorded in the run's config, if it did. */
