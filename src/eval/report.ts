@@ -176,8 +176,9 @@ export function summarize(records: Iterable<SummaryRecord>, options: SummarizeOp
 /**
  * Summarizes the stored rows of `run` per variant (variants in the run's order), as {@link summarize} would
  * the same rows, in memory bounded by the number of variants and scorers and by `maxListed`, not by the rows:
- * the rows are streamed from the store once without their inputs and outputs, means and CIs are accumulated
- * as they pass (Welford's update: equal to the two-pass values within floating-point rounding), latency
+ * the rows are streamed from the store once without their inputs and outputs, means and intervals are
+ * accumulated as they pass ({@link ScoreStats}: Welford's update, and the counts of at most 2,000 distinct
+ * scores per scorer for the bootstrap), latency
  * percentiles are exact, computed by SQLite over the stored latencies, and at most `maxListed` error rows and
  * as many failed rows are kept per variant (the first by line; every row is counted). The store holds one
  * row per (variant, row id), so there is nothing to deduplicate.

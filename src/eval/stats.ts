@@ -247,30 +247,21 @@ export function scoreInterval(values: readonly number[]): ConfidenceInterval {
 
 /** Percentile bootstrap (2.5 %, 97.5 %) of the mean of the multiset `counts` of `n` values. */
 function bootstrap(counts: ReadonlyMap<number, number>, n: number): { low: number; high: number } {
-  const values = [...counts.keys()].sort((a, b) => a - b);
-  const cumulative: number[] = [];
-  let running = 0;
-  for (const v of values) cumulative.push((running += counts.get(v) ?? 0));
+  // The n values laid out in ascending order: a draw is one uniform index into them.
+  const values = new Float64Array(n);
+  let at = 0;
+  for (const v of [...counts.keys()].sort((a, b) => a - b)) {
+    values.fill(v, at, at + (counts.get(v) ?? 0));
+    at += counts.get(v) ?? 0;
+  }
   const random = mulberry32(bootstrapSeed);
-  const means = new Float64Array(bootstrapResamples);
+  const means: number[] = [];
   for (let b = 0; b < bootstrapResamples; b++) {
     let sum = 0;
-    for (let i = 0; i < n; i++) {
-      const u = Math.floor(random() * n); // a draw of one of the n values, as an index into the multiset
-      let lo = 0;
-      let hi = values.length - 1;
-      while (lo < hi) {
-        const mid = (lo + hi) >>> 1;
-        if ((cumulative[mid] as number) > u) hi = mid;
-        else lo = mid + 1;
-      }
-      sum += values[lo] as number;
-    }
-    means[b] = sum / n;
+    for (let i = 0; i < n; i++) sum += values[Math.floor(random() * n)] as number;
+    means.push(sum / n);
   }
-  means.sort();
-  const at = (q: number): number => percentile(Array.from(means), q);
-  return { low: Math.max(0, at(2.5)), high: Math.min(1, at(97.5)) };
+  return { low: Math.max(0, percentile(means, 2.5)), high: Math.min(1, percentile(means, 97.5)) };
 }
 
 /** A small seeded PRNG (mulberry32): uniform in [0, 1). */
