@@ -99,6 +99,9 @@ Options:
   --concurrency <n>       rows running at once (default: 16)
   --max-cost <usd>        cost ceiling: stop cleanly before the batch would cost more (resume after raising it)
   --retry-errors          run again the rows stored as ERROR
+  --batch                 send the model calls through the providers' Batch APIs (half price, answered within
+                          a day), layer by layer of the chain; batch ids are kept in the run store, so a
+                          re-run polls the same batches
   --wait                  if another process is running this run, wait for it to finish (then run what is
                           left) instead of exiting 1
   --cache <file>          replay model answers from a response cache, and record new ones

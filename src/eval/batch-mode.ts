@@ -33,7 +33,10 @@ import { PriceTable, type ModelPrice } from '../providers/usage.ts';
 
 /** Options of batch mode (`evaluate({ batch })`). */
 export interface BatchOptions {
-  /** First wait before polling a submitted batch, in ms; later waits grow by half up to `maxPollMs`. @default 5000 */
+  /**
+   * First wait before polling a submitted batch, in ms; later waits grow by half up to `maxPollMs`.
+   * @default 1000 (the simulated client: its turnaround, between 10 and 1000)
+   */
   readonly pollMs?: number | undefined;
   /** Longest wait between two polls of a batch, in ms. @default 60000 */
   readonly maxPollMs?: number | undefined;
@@ -97,6 +100,15 @@ export interface BatchStateStore {
   batches(run: string): Promise<readonly BatchInfo[]>;
   /** Every item of the run. */
   batchItems(run: string): Promise<readonly BatchItemRecord[]>;
+}
+
+/**
+ * One line of a batch's state, for logs and the command's progress:
+ * `batch batch_12 openai:gpt-4.1-mini: in_progress 120/200`.
+ */
+export function formatBatchLine(batch: BatchInfo): string {
+  const done = batch.completed === undefined ? '' : ` ${batch.completed}/${batch.items}`;
+  return `batch ${batch.id} ${batch.provider}:${batch.model}: ${batch.status}${done || ` (${batch.items} items)`}`;
 }
 
 /** True when `store` keeps batch state (see {@link BatchStateStore}). */
@@ -201,7 +213,7 @@ export class BatchCoordinator {
       if (batch.status !== 'in_progress') continue;
       const client = this.#client(batch.provider, registry);
       if (client === undefined) continue;
-      this.#poll(client, batch.id, Date.now(), this.#options.pollMs ?? 5000, true);
+      this.#poll(client, batch.id, Date.now(), this.#pollMs(client), true);
     }
   }
 
@@ -382,7 +394,7 @@ export class BatchCoordinator {
       items.map((item) => item.customId),
     );
     this.#changed();
-    this.#poll(client, id, info.submittedAt, this.#options.pollMs ?? 5000, false);
+    this.#poll(client, id, info.submittedAt, this.#pollMs(client), false);
   }
 
   /** Polls a batch after `waitMs` (at once when `now`), with backoff, until it ends or `maxWaitMs` passes. */
@@ -494,6 +506,10 @@ export class BatchCoordinator {
         } else this.#answer(waiter, settled);
       }
     }
+  }
+
+  #pollMs(client: BatchClient): number {
+    return this.#options.pollMs ?? client.pollMs ?? 1000;
   }
 
   /** A method, not a field read, so TypeScript does not narrow it across awaits. */

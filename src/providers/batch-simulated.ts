@@ -51,6 +51,7 @@ export function createSimulatedBatchClient(
   return {
     provider: provider.name,
     limits: options.limits ?? { maxRequests: 100_000, maxBytes: 256 * 1024 * 1024 },
+    pollMs: Math.max(10, Math.min(1000, turnaroundMs)),
     sizeOf: (item) => Buffer.byteLength(JSON.stringify(item.request)) + 1,
     submit(items): Promise<string> {
       const id = `simbatch_${randomUUID()}`;

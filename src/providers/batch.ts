@@ -52,6 +52,8 @@ export interface BatchClient {
   /** The registry name of the provider it sends to, e.g. `openai`. */
   readonly provider: string;
   readonly limits: BatchLimits;
+  /** The first wait before polling a new batch, in ms, when the caller sets none (the simulated client's is short). */
+  readonly pollMs?: number | undefined;
   /** The bytes one item takes in a batch (its JSONL line or JSON entry), for chunking by `maxBytes`. */
   sizeOf(item: BatchRequestItem): number;
   /** Submits the items (within {@link BatchClient.limits}) as one batch and returns its id. */
