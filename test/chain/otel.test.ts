@@ -19,6 +19,7 @@ import {
   ChainRunError,
   InvalidOptionError,
   ModelClient,
+  type ModelClientOptions,
   ProviderRegistry,
   chain,
   createOpenAIProvider,
@@ -51,11 +52,11 @@ beforeEach(() => {
       : { text: `answer to: ${request.lastUserText.slice(0, 24)}` };
 });
 
-function client(): ModelClient {
+function client(limits?: ModelClientOptions['limits']): ModelClient {
   const registry = new ProviderRegistry().register(
     createOpenAIProvider({ baseURL: server.openaiBaseURL, apiKey: KEY }),
   );
-  return new ModelClient({ registry, retry: { baseDelayMs: 2, maxRetries: 2 } });
+  return new ModelClient({ registry, retry: { baseDelayMs: 2, maxRetries: 2 }, limits });
 }
 
 const lookup = tool({
@@ -225,6 +226,27 @@ describe('chain telemetry', () => {
     expect(run.attributes['symphonizer.run.status']).toBe('error');
     expect(named(spans, 'node facts')).toHaveLength(0);
     expect(JSON.stringify(spans.map((s) => [s.attributes, s.status]))).not.toContain('S3CRETotel');
+  });
+
+  it('a streamed run under a concurrency limit: the waiting call span holds a rate_limit_wait event', async () => {
+    server.options.latencyMs = 20; // so the two branches overlap and one waits for the other's slot
+    const report = fanChain(client({ openai: { maxConcurrency: 1 } }), { tracer });
+    const seen: string[] = [];
+    const run = report.stream({ topic: 'limits' });
+    for await (const event of run) seen.push(event.type);
+    await run.result;
+    expect(seen).toContain('token');
+    const spans = exporter.getFinishedSpans();
+    const calls = named(spans, 'chat gpt-4.1-mini');
+    expect(calls).toHaveLength(5);
+    const waits = calls.flatMap((s) => s.events.filter((e) => e.name === 'rate_limit_wait'));
+    expect(waits.length).toBeGreaterThan(0);
+    expect(waits[0]?.attributes?.['symphonizer.reason']).toEqual(expect.any(String));
+    // Streamed calls report usage and finish reasons like the others.
+    for (const call of calls) {
+      expect(call.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
+      expect(call.attributes['gen_ai.response.finish_reasons']).toHaveLength(1);
+    }
   });
 
   it('telemetry: false emits nothing; a bad option is a typed error', async () => {
