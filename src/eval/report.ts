@@ -24,7 +24,8 @@ import {
 import { sqliteEvalStore, type EvalRunStore } from './run-store.ts';
 import { RunStore } from './store.ts';
 import type { ScoreResult, SummaryRecord } from './types.ts';
-import { matrixCss, matrixMarkdown, matrixSection, type ResultsMatrix } from './report-matrix.ts';
+import { matrixMarkdown, type ResultsMatrix } from './report-matrix.ts';
+import { matrixCss, matrixSection } from './report-matrix-page.ts';
 
 /**
  * Most rows a summary lists per variant in `errors`, and as many in `failures`, by default: the rest are
