@@ -568,4 +568,9 @@ if (args.child !== undefined) {
     spawnSync(process.execPath, [fileURLToPath(new URL('distributed.bench.ts', import.meta.url))], {
       stdio: 'inherit',
     });
+  // Batch mode: 10,000 rows × 2 calls through the fake server's Batch API against the same rows online.
+  if (args.only === undefined && !args.json)
+    spawnSync(process.execPath, [fileURLToPath(new URL('batch.bench.ts', import.meta.url))], {
+      stdio: 'inherit',
+    });
 }
