@@ -5,6 +5,7 @@
  * the global tracer provider picked up by default; and nothing of OpenTelemetry loaded without it.
  */
 import { execFileSync } from 'node:child_process';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { trace } from '@opentelemetry/api';
 import {
@@ -23,6 +24,7 @@ import {
   ProviderRegistry,
   chain,
   createOpenAIProvider,
+  mcpTools,
   tool,
 } from '../../src/index.ts';
 import { startFakeProviderServer, type FakeProviderServer } from '../support/fake-provider-server.ts';
@@ -247,6 +249,46 @@ describe('chain telemetry', () => {
       expect(call.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0);
       expect(call.attributes['gen_ai.response.finish_reasons']).toHaveLength(1);
     }
+  });
+
+  it('an MCP tool call (server-everything over stdio) is an execute_tool span of its agent', async () => {
+    const root = resolve(import.meta.dirname, '../..');
+    const everything = mcpTools(
+      {
+        command: process.execPath,
+        args: [resolve(root, 'node_modules/@modelcontextprotocol/server-everything/dist/index.js'), 'stdio'],
+        stderr: 'ignore',
+      },
+      { name: 'everything', include: ['echo'] },
+    );
+    server.options.respond = (request) =>
+      request.lastIsToolResult
+        ? { text: `done: ${request.lastUserText}` }
+        : { toolCalls: [{ id: 'call_echo_1', name: 'echo', arguments: { message: 'traced' } }] };
+    try {
+      const helper = chain({
+        name: 'helper',
+        input: z.object({ q: z.string() }),
+        model: MODEL,
+        client: client(),
+        telemetry: { tracer, recordContent: true },
+      })
+        .agent('ask', { prompt: ({ input }) => input.q, tools: [everything], maxSteps: 2 })
+        .build();
+      await helper.run({ q: 'echo something' });
+    } finally {
+      await everything.close();
+    }
+    const spans = exporter.getFinishedSpans();
+    const call = one(spans, 'execute_tool echo');
+    expect(parentOf(call)).toBe(spanId(one(spans, 'invoke_agent ask')));
+    expect(call.attributes).toMatchObject({
+      'gen_ai.tool.name': 'echo',
+      'gen_ai.tool.call.id': 'call_echo_1',
+      'gen_ai.tool.call.arguments': '{"message":"traced"}',
+    });
+    expect(String(call.attributes['gen_ai.tool.call.result'])).toContain('traced');
+    expect(call.attributes['error.type']).toBeUndefined();
   });
 
   it('telemetry: false emits nothing; a bad option is a typed error', async () => {
