@@ -99,7 +99,7 @@ export function telemetryOf(setting: ChainTelemetry | undefined): StartRunTeleme
   return (chainName, runId) => {
     // The global provider's tracer is looked up per run: a provider registered later is used.
     const tracer = (options.tracer ?? api.trace.getTracer('symphonizer')) as Otel.Tracer;
-    return new RunTelemetry(api, tracer, content, chainName, runId);
+    return new OtelRunTelemetry(api, tracer, content, chainName, runId);
   };
 }
 
@@ -124,8 +124,29 @@ interface NodeSpans {
   readonly answered: { readonly span: Otel.Span; readonly end: number }[];
 }
 
-/** @internal The spans of one chain run. Every method is a no-op for a node it has not seen start. */
-export class RunTelemetry {
+/**
+ * @internal The spans of one chain run, as the run reports to them. Every method is a no-op for a node whose
+ * span has not opened. (Declared apart from its class so no signature here names an OpenTelemetry type.)
+ */
+export interface RunTelemetry {
+  /** An attempt of node `name` starts (its first one opens the node's span). */
+  nodeAttempt(name: string, kind: string, spec: CallSpec): void;
+  /** A model call event of the run, of node `nodeName`. */
+  onCall(event: CallEvent, nodeName: string): void;
+  /** The model asked node `name` for a tool call. */
+  toolStart(name: string, call: ToolCall): void;
+  /** The tool call's outcome is known. */
+  toolEnd(name: string, call: AgentToolCall): void;
+  /** An agent's turn ended. */
+  agentStep(name: string, step: AgentStep): void;
+  /** A try of node `name` ended with `status`; `text` is its answer when it completed. */
+  nodeDone(name: string, status: string, error: unknown, text: string | undefined): void;
+  /** The run ended. */
+  runDone(status: string, error: unknown): void;
+}
+
+/** The spans of one chain run, made with `@opentelemetry/api`. */
+class OtelRunTelemetry implements RunTelemetry {
   readonly #api: Api;
   readonly #tracer: Otel.Tracer;
   readonly #content: boolean;
