@@ -242,6 +242,8 @@ export {
   type CacheMode,
   type DatasetItem,
   type DatasetRow,
+  batchPrices,
+  type BatchOptions,
   type EvalLeaseOptions,
   type EvalProgress,
   type EvalResult,

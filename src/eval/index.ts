@@ -13,6 +13,16 @@ export {
   type EvaluateOptions,
 } from './batch.ts';
 export {
+  BatchCoordinator,
+  batchPrices,
+  formatBatchLine,
+  isBatchStateStore,
+  type BatchInfo,
+  type BatchItemRecord,
+  type BatchOptions,
+  type BatchStateStore,
+} from './batch-mode.ts';
+export {
   CacheClosedError,
   CacheMissError,
   ResponseCache,

@@ -3,8 +3,7 @@
  * request, `messages.batches.retrieve` to poll, `messages.batches.results` for the JSONL of outcomes, each
  * named by its `custom_id`.
  */
-import { anthropicUsage, withCacheBreakpoints, type AnthropicWireUsage } from './anthropic/anthropic-sdk.ts';
-import { mapAnthropicError } from './anthropic/map-anthropic-error.ts';
+import type { AnthropicWireUsage } from './anthropic/anthropic-sdk.ts';
 import { resolveAnthropicAccess } from './anthropic/anthropic-provider.ts';
 import {
   ANTHROPIC_BATCH_LIMITS,
@@ -32,6 +31,15 @@ export interface AnthropicBatchClientSettings {
 
 type AnthropicClient = import('@anthropic-ai/sdk').Anthropic;
 
+/** What the client loads on its first request (the SDK and the adapter's mappings), never at import. */
+interface LoadedSdk {
+  readonly client: AnthropicClient;
+  readonly secrets: string[];
+  readonly mapError: typeof import('./anthropic/map-anthropic-error.ts').mapAnthropicError;
+  readonly usage: typeof import('./anthropic/anthropic-sdk.ts').anthropicUsage;
+  readonly breakpoints: typeof import('./anthropic/anthropic-sdk.ts').withCacheBreakpoints;
+}
+
 /**
  * A {@link BatchClient} for Anthropic's Message Batches. The SDK is loaded on the first request; its own
  * retries are off.
@@ -46,7 +54,7 @@ class AnthropicBatchClient implements BatchClient {
   readonly provider: string;
   readonly limits: BatchLimits;
   readonly #settings: AnthropicBatchClientSettings;
-  #client: Promise<{ client: AnthropicClient; secrets: string[] }> | undefined;
+  #client: Promise<LoadedSdk> | undefined;
 
   constructor(settings: AnthropicBatchClientSettings) {
     this.provider = settings.name ?? 'anthropic';
@@ -55,18 +63,26 @@ class AnthropicBatchClient implements BatchClient {
   }
 
   sizeOf(item: BatchRequestItem): number {
-    return Buffer.byteLength(JSON.stringify(this.#entry(item))) + 1;
+    // Without its prompt-cache breakpoints (at most two `cache_control` objects): a margin covers them.
+    const entry = { custom_id: item.customId, params: anthropicBatchParams(item.request, this.#maxTokens()) };
+    return Buffer.byteLength(JSON.stringify(entry)) + 128;
+  }
+
+  #maxTokens(): number {
+    return this.#settings.defaultMaxTokens ?? 1024;
   }
 
   async submit(items: readonly BatchRequestItem[]): Promise<string> {
-    const { client, secrets } = await this.#sdk();
+    const { client, secrets, mapError, breakpoints } = await this.#sdk();
     try {
-      const batch = await client.messages.batches.create({
-        requests: items.map((item) => this.#entry(item)) as never,
-      });
+      const requests = items.map((item) => ({
+        custom_id: item.customId,
+        params: anthropicBatchParams(item.request, this.#maxTokens(), breakpoints),
+      }));
+      const batch = await client.messages.batches.create({ requests: requests as never });
       return batch.id;
     } catch (error) {
-      throw mapAnthropicError(error, {
+      throw mapError(error, {
         provider: this.provider,
         model: items[0]?.request.model,
         secrets,
@@ -75,7 +91,7 @@ class AnthropicBatchClient implements BatchClient {
   }
 
   async retrieve(id: string): Promise<BatchState> {
-    const { client, secrets } = await this.#sdk();
+    const { client, secrets, mapError } = await this.#sdk();
     try {
       const batch = await client.messages.batches.retrieve(id);
       const c = batch.request_counts;
@@ -87,12 +103,12 @@ class AnthropicBatchClient implements BatchClient {
         total: done + c.processing,
       };
     } catch (error) {
-      throw mapAnthropicError(error, { provider: this.provider, model: undefined, secrets });
+      throw mapError(error, { provider: this.provider, model: undefined, secrets });
     }
   }
 
   async results(id: string): Promise<readonly BatchItemResult[]> {
-    const { client, secrets } = await this.#sdk();
+    const { client, secrets, mapError, usage } = await this.#sdk();
     try {
       const out: BatchItemResult[] = [];
       for await (const entry of await client.messages.batches.results(id)) {
@@ -101,7 +117,7 @@ class AnthropicBatchClient implements BatchClient {
           out.push({
             customId: entry.custom_id,
             ok: true,
-            response: anthropicBatchResponse(this.provider, result.message),
+            response: anthropicBatchResponse(this.provider, result.message, usage),
           });
         } else if (result.type === 'errored') {
           const type = result.error.error.type;
@@ -122,36 +138,40 @@ class AnthropicBatchClient implements BatchClient {
       }
       return out;
     } catch (error) {
-      throw mapAnthropicError(error, { provider: this.provider, model: undefined, secrets });
+      throw mapError(error, { provider: this.provider, model: undefined, secrets });
     }
   }
 
   async cancel(id: string): Promise<void> {
-    const { client, secrets } = await this.#sdk();
+    const { client, secrets, mapError } = await this.#sdk();
     try {
       await client.messages.batches.cancel(id);
     } catch (error) {
-      throw mapAnthropicError(error, { provider: this.provider, model: undefined, secrets });
+      throw mapError(error, { provider: this.provider, model: undefined, secrets });
     }
   }
 
-  #entry(item: BatchRequestItem): { custom_id: string; params: Record<string, unknown> } {
-    return {
-      custom_id: item.customId,
-      params: anthropicBatchParams(item.request, this.#settings.defaultMaxTokens ?? 1024),
-    };
-  }
-
-  #sdk(): Promise<{ client: AnthropicClient; secrets: string[] }> {
+  #sdk(): Promise<LoadedSdk> {
     this.#client ??= (async () => {
       const { baseURL, configuredKey } = resolveAnthropicAccess(this.#settings, this.provider);
-      const { Anthropic } = await import('@anthropic-ai/sdk');
+      const [{ Anthropic }, { mapAnthropicError }, { anthropicUsage, withCacheBreakpoints }] =
+        await Promise.all([
+          import('@anthropic-ai/sdk'),
+          import('./anthropic/map-anthropic-error.ts'),
+          import('./anthropic/anthropic-sdk.ts'),
+        ]);
       const client = new Anthropic({
         apiKey: configuredKey ?? 'no-key-required',
         baseURL: baseURL ?? null,
         maxRetries: 0,
       });
-      return { client, secrets: configuredKey === undefined ? [] : [configuredKey] };
+      return {
+        client,
+        secrets: configuredKey === undefined ? [] : [configuredKey],
+        mapError: mapAnthropicError,
+        usage: anthropicUsage,
+        breakpoints: withCacheBreakpoints,
+      };
     })();
     return this.#client;
   }
@@ -165,6 +185,7 @@ class AnthropicBatchClient implements BatchClient {
 export function anthropicBatchParams(
   request: ModelRequest,
   defaultMaxTokens: number,
+  breakpoints?: LoadedSdk['breakpoints'],
 ): Record<string, unknown> {
   const system = [
     request.system ?? '',
@@ -231,7 +252,13 @@ export function anthropicBatchParams(
     body.tool_choice = { type: 'tool', name: request.output.name };
   }
   if (tools.length > 0) body.tools = tools;
-  const cached = withCacheBreakpoints(body as never, request.cache ?? 'auto') as Record<string, unknown>;
+  const cached =
+    breakpoints === undefined
+      ? body
+      : (breakpoints(
+          body as unknown as Parameters<LoadedSdk['breakpoints']>[0],
+          request.cache ?? 'auto',
+        ) as unknown as Record<string, unknown>);
   const own = request.providerOptions?.anthropic;
   if (own !== undefined) {
     const { model: _m, messages: _ms, stream: _s, ...rest } = own;
@@ -257,7 +284,11 @@ interface AnthropicWireMessage {
  * call and the stop reason is `tool_use` (the forced output tool); the caller drops `json` for a request
  * without output and re-reads it as a tool call when the request had tools of its own.
  */
-function anthropicBatchResponse(provider: string, message: AnthropicWireMessage): ModelResponse {
+function anthropicBatchResponse(
+  provider: string,
+  message: AnthropicWireMessage,
+  anthropicUsage: LoadedSdk['usage'],
+): ModelResponse {
   let text = '';
   const toolCalls: ToolCall[] = [];
   for (const block of message.content) {

@@ -4,9 +4,8 @@
  * (`batches.retrieve`), and come back as the output and error files' JSONL (`files.content`), each line named
  * by its `custom_id`.
  */
-import { mapOpenAIError } from './openai/map-openai-error.ts';
 import { resolveOpenAIAccess } from './openai/openai-provider.ts';
-import { openaiUsage, type OpenAIWireUsage } from './openai/openai-sdk.ts';
+import type { OpenAIWireUsage } from './openai/openai-sdk.ts';
 import {
   OPENAI_BATCH_LIMITS,
   type BatchClient,
@@ -34,6 +33,15 @@ export interface OpenAIBatchClientSettings {
 
 type OpenAIClient = import('openai').OpenAI;
 
+/** What the client loads on its first request (the SDK and the adapter's mappings), never at import. */
+interface LoadedSdk {
+  readonly client: OpenAIClient;
+  readonly secrets: string[];
+  readonly toFile: typeof import('openai').toFile;
+  readonly mapError: typeof import('./openai/map-openai-error.ts').mapOpenAIError;
+  readonly usage: typeof import('./openai/openai-sdk.ts').openaiUsage;
+}
+
 /**
  * A {@link BatchClient} for OpenAI (or a server with the same Batch API). The SDK is loaded on the first
  * request; its own retries are off (a failed submit or poll is retried by the caller's next poll).
@@ -48,7 +56,7 @@ class OpenAIBatchClient implements BatchClient {
   readonly provider: string;
   readonly limits: BatchLimits;
   readonly #settings: OpenAIBatchClientSettings;
-  #client: Promise<{ client: OpenAIClient; secrets: string[] }> | undefined;
+  #client: Promise<LoadedSdk> | undefined;
 
   constructor(settings: OpenAIBatchClientSettings) {
     this.provider = settings.name ?? 'openai';
@@ -61,10 +69,9 @@ class OpenAIBatchClient implements BatchClient {
   }
 
   async submit(items: readonly BatchRequestItem[]): Promise<string> {
-    const { client, secrets } = await this.#sdk();
+    const { client, secrets, toFile, mapError } = await this.#sdk();
     const model = items[0]?.request.model;
     try {
-      const { toFile } = await import('openai');
       const jsonl = items.map((item) => this.#line(item)).join('\n') + '\n';
       const file = await client.files.create({
         file: await toFile(Buffer.from(jsonl), 'batch.jsonl', { type: 'application/jsonl' }),
@@ -77,12 +84,12 @@ class OpenAIBatchClient implements BatchClient {
       });
       return batch.id;
     } catch (error) {
-      throw mapOpenAIError(error, { provider: this.provider, model, secrets });
+      throw mapError(error, { provider: this.provider, model, secrets });
     }
   }
 
   async retrieve(id: string): Promise<BatchState> {
-    const { client, secrets } = await this.#sdk();
+    const { client, secrets, mapError } = await this.#sdk();
     try {
       const batch = await client.batches.retrieve(id);
       const counts = batch.request_counts;
@@ -93,12 +100,12 @@ class OpenAIBatchClient implements BatchClient {
         total: counts?.total,
       };
     } catch (error) {
-      throw mapOpenAIError(error, { provider: this.provider, model: undefined, secrets });
+      throw mapError(error, { provider: this.provider, model: undefined, secrets });
     }
   }
 
   async results(id: string): Promise<readonly BatchItemResult[]> {
-    const { client, secrets } = await this.#sdk();
+    const { client, secrets, mapError, usage } = await this.#sdk();
     try {
       const batch = await client.batches.retrieve(id);
       const out: BatchItemResult[] = [];
@@ -107,21 +114,21 @@ class OpenAIBatchClient implements BatchClient {
         const text = await (await client.files.content(fileId)).text();
         for (const line of text.split('\n')) {
           if (line.trim() === '') continue;
-          out.push(this.#result(JSON.parse(line) as OpenAIBatchLine));
+          out.push(this.#result(JSON.parse(line) as OpenAIBatchLine, usage));
         }
       }
       return out;
     } catch (error) {
-      throw mapOpenAIError(error, { provider: this.provider, model: undefined, secrets });
+      throw mapError(error, { provider: this.provider, model: undefined, secrets });
     }
   }
 
   async cancel(id: string): Promise<void> {
-    const { client, secrets } = await this.#sdk();
+    const { client, secrets, mapError } = await this.#sdk();
     try {
       await client.batches.cancel(id);
     } catch (error) {
-      throw mapOpenAIError(error, { provider: this.provider, model: undefined, secrets });
+      throw mapError(error, { provider: this.provider, model: undefined, secrets });
     }
   }
 
@@ -134,7 +141,7 @@ class OpenAIBatchClient implements BatchClient {
     });
   }
 
-  #result(line: OpenAIBatchLine): BatchItemResult {
+  #result(line: OpenAIBatchLine, usage: LoadedSdk['usage']): BatchItemResult {
     const customId = line.custom_id;
     const status = line.response?.status_code;
     const body = line.response?.body;
@@ -146,19 +153,29 @@ class OpenAIBatchClient implements BatchClient {
         status === undefined || status >= 500 || status === 408 || status === 409 || status === 429;
       return { customId, ok: false, message, retryable };
     }
-    return { customId, ok: true, response: openaiBatchResponse(this.provider, body, line.model) };
+    return { customId, ok: true, response: openaiBatchResponse(this.provider, body, line.model, usage) };
   }
 
-  #sdk(): Promise<{ client: OpenAIClient; secrets: string[] }> {
+  #sdk(): Promise<LoadedSdk> {
     this.#client ??= (async () => {
       const { baseURL, configuredKey } = resolveOpenAIAccess(this.#settings, this.provider);
-      const { OpenAI } = await import('openai');
+      const [{ OpenAI, toFile }, { mapOpenAIError }, { openaiUsage }] = await Promise.all([
+        import('openai'),
+        import('./openai/map-openai-error.ts'),
+        import('./openai/openai-sdk.ts'),
+      ]);
       const client = new OpenAI({
         apiKey: configuredKey ?? 'no-key-required',
         baseURL: baseURL ?? null,
         maxRetries: 0,
       });
-      return { client, secrets: configuredKey === undefined ? [] : [configuredKey] };
+      return {
+        client,
+        secrets: configuredKey === undefined ? [] : [configuredKey],
+        toFile,
+        mapError: mapOpenAIError,
+        usage: openaiUsage,
+      };
     })();
     return this.#client;
   }
@@ -272,6 +289,7 @@ function openaiBatchResponse(
   provider: string,
   body: OpenAIWireCompletion,
   model: string | undefined,
+  openaiUsage: LoadedSdk['usage'],
 ): ModelResponse {
   const choice = body.choices?.[0];
   const message = choice?.message;

@@ -130,6 +130,21 @@ export {
   type SimulatedScriptEntry,
 } from './simulated/index.ts';
 export { ModelClient, type ModelClientOptions } from './model-client.ts';
+export {
+  ANTHROPIC_BATCH_LIMITS,
+  OPENAI_BATCH_LIMITS,
+  chunkBatchItems,
+  finishBatchResponse,
+  type BatchClient,
+  type BatchItemResult,
+  type BatchLimits,
+  type BatchRequestItem,
+  type BatchState,
+  type BatchStatus,
+} from './batch.ts';
+export { createOpenAIBatchClient, type OpenAIBatchClientSettings } from './batch-openai.ts';
+export { createAnthropicBatchClient, type AnthropicBatchClientSettings } from './batch-anthropic.ts';
+export { createSimulatedBatchClient, type SimulatedBatchOptions } from './batch-simulated.ts';
 export type {
   AttemptOptions,
   CallOptions,
