@@ -479,10 +479,12 @@ export class PostgresRunStore implements EvalRunStore {
     return row === undefined ? undefined : toSummary(row);
   }
 
-  /** Delete a run and all its rows. Resolves false when there was no such run. */
+  /** Delete a run, all its rows and its batch-mode state. Resolves false when there was no such run. */
   deleteRun(name: string): Promise<boolean> {
     return this.#transaction(async (client) => {
       await client.query(`DELETE FROM ${this.#rows} WHERE run = $1`, [name]);
+      await client.query(`DELETE FROM ${this.#batchItems} WHERE run = $1`, [name]);
+      await client.query(`DELETE FROM ${this.#batches} WHERE run = $1`, [name]);
       const deleted = await client.query(`DELETE FROM ${this.#runs} WHERE name = $1`, [name]);
       return (deleted.rowCount ?? 0) > 0;
     });

@@ -536,10 +536,12 @@ export class RunStore {
     return row === undefined ? undefined : toSummary(row);
   }
 
-  /** Delete a run and all its rows. Returns false when there was no such run. */
+  /** Delete a run, all its rows and its batch-mode state. Returns false when there was no such run. */
   deleteRun(name: string): boolean {
     return this.#transaction(() => {
       this.#stmt('DELETE FROM rows WHERE run = ?').run(name);
+      this.#stmt('DELETE FROM batch_items WHERE run = ?').run(name);
+      this.#stmt('DELETE FROM batches WHERE run = ?').run(name);
       return Number(this.#stmt('DELETE FROM runs WHERE name = ?').run(name).changes) > 0;
     });
   }

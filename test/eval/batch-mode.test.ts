@@ -1,3 +1,7 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { ModelClient, PriceTable, chain, createDefaultRegistry } from '../../src/index.ts';
@@ -59,25 +63,40 @@ describe('evaluate({ batch }) on the simulated model', () => {
     store.close();
   });
 
-  it('a resumed run answers from the stored items and submits nothing again', async () => {
-    const store = RunStore.open(':memory:');
-    const rows = Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, topic: `t${i}` }));
-    const options = {
-      chain: simChain(),
-      dataset: rows,
-      scorers: [nonEmpty],
-      store,
-      runName: 'again',
-      batch: { pollMs: 5, collectMs: 20 },
-    };
-    await evaluate(options);
-    const before = store.batches('again').length;
-    // Forget the rows (as if the process died after the batches ended, before the rows were written).
-    store.deleteRun('again');
-    const second = await evaluate(options);
-    expect(second.done).toBe(20);
-    expect(store.batches('again')).toHaveLength(before);
-    store.close();
+  it('a resumed run answers from the stored items and submits nothing again; deleting the run forgets them', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'symphonizer-batch-mode-'));
+    const path = join(dir, 'runs.sqlite');
+    try {
+      const rows = Array.from({ length: 20 }, (_, i) => ({ id: `r${i}`, topic: `t${i}` }));
+      const options = {
+        chain: simChain(),
+        dataset: rows,
+        scorers: [nonEmpty],
+        store: path,
+        runName: 'again',
+        batch: { pollMs: 5, collectMs: 20 },
+      };
+      await evaluate(options);
+      // Forget the rows only (as if the process died after the batches ended, before the rows were written).
+      const raw = new DatabaseSync(path);
+      raw.exec("DELETE FROM rows WHERE run = 'again'");
+      raw.close();
+      const second = await evaluate(options);
+      expect(second.done).toBe(20);
+      let store = RunStore.open(path);
+      expect(store.batches('again')).toHaveLength(3);
+      // Deleting the run deletes its batch state: the next run submits its own batches.
+      store.deleteRun('again');
+      expect(store.batches('again')).toHaveLength(0);
+      expect(store.batchItems('again')).toHaveLength(0);
+      store.close();
+      await evaluate(options);
+      store = RunStore.open(path);
+      expect(store.batches('again')).toHaveLength(3);
+      store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses batch with a client or queue, and bad batch options, naming the field', async () => {
