@@ -75,7 +75,7 @@ function providerRegistered(): boolean {
 }
 
 /** @internal Opens the spans of one run (its chain span first), for {@link telemetryOf}. */
-export type StartRunTelemetry = (chainName: string, runId: string) => RunTelemetry;
+export type StartRunTelemetry = (chainName: string, runId: string) => RunTelemetry | undefined;
 
 /**
  * @internal What a run with this setting needs to open its spans, or `undefined` when it has none (left unset and no
@@ -99,7 +99,15 @@ export function telemetryOf(setting: ChainTelemetry | undefined): StartRunTeleme
   return (chainName, runId) => {
     // The global provider's tracer is looked up per run: a provider registered later is used.
     const tracer = (options.tracer ?? api.trace.getTracer('symphonizer')) as Otel.Tracer;
-    return new OtelRunTelemetry(api, tracer, content, chainName, runId);
+    try {
+      return new OtelRunTelemetry(api, tracer, content, chainName, runId);
+    } catch (error) {
+      // A tracer that cannot open the run's span: the run goes on without spans.
+      process.emitWarning(
+        `symphonizer: chain telemetry failed, this run has no spans: ${errorMessage(error)}`,
+      );
+      return undefined;
+    }
   };
 }
 
@@ -118,8 +126,9 @@ interface NodeSpans {
   /** Attempts of the node so far. */
   attempts: number;
   /**
-   * With content recorded: the node's answered model call spans, in order, kept open until their answer
-   * is known (an agent's step, the node's result), each with the time it ended.
+   * The node's answered model call spans kept open, each with the time it ended: the last one until the
+   * node's next step shows whether its answer stood (a re-ask after an invalid output marks it failed); with
+   * content recorded, all of them, until their answer is known (an agent's step, the node's result).
    */
   readonly answered: { readonly span: Otel.Span; readonly end: number }[];
 }
@@ -153,6 +162,7 @@ class OtelRunTelemetry implements RunTelemetry {
   readonly #run: Otel.Span;
   readonly #context: Otel.Context;
   readonly #nodes = new Map<string, NodeSpans>();
+  #warned = false;
 
   constructor(api: Api, tracer: Otel.Tracer, recordContent: boolean, chainName: string, runId: string) {
     this.#api = api;
@@ -170,8 +180,74 @@ class OtelRunTelemetry implements RunTelemetry {
     this.#context = api.trace.setSpan(parent, this.#run);
   }
 
-  /** An attempt of node `name` starts (its first one opens the node's span). */
+  // Each hook guards its work: a failure in the spans (a tracer's bug) must not fail the run.
   nodeAttempt(name: string, kind: string, spec: CallSpec): void {
+    try {
+      this.#nodeAttempt(name, kind, spec);
+    } catch (error) {
+      this.#broken(error);
+    }
+  }
+
+  onCall(event: CallEvent, nodeName: string): void {
+    try {
+      this.#onCall(event, nodeName);
+    } catch (error) {
+      this.#broken(error);
+    }
+  }
+
+  toolStart(name: string, call: ToolCall): void {
+    try {
+      this.#toolStart(name, call);
+    } catch (error) {
+      this.#broken(error);
+    }
+  }
+
+  toolEnd(name: string, call: AgentToolCall): void {
+    try {
+      this.#toolEnd(name, call);
+    } catch (error) {
+      this.#broken(error);
+    }
+  }
+
+  agentStep(name: string, step: AgentStep): void {
+    try {
+      this.#agentStep(name, step);
+    } catch (error) {
+      this.#broken(error);
+    }
+  }
+
+  nodeDone(name: string, status: string, error: unknown, text: string | undefined): void {
+    try {
+      this.#nodeDone(name, status, error, text);
+    } catch (error) {
+      this.#broken(error);
+    }
+  }
+
+  runDone(status: string, error: unknown): void {
+    try {
+      this.#runDone(status, error);
+    } catch (error) {
+      this.#broken(error);
+    }
+  }
+
+  /** Reports the first failure of this run's spans as a process warning; the run goes on. */
+  #broken(error: unknown): void {
+    if (this.#warned) return;
+    this.#warned = true;
+    process.emitWarning(
+      `symphonizer: chain telemetry failed, spans of this run may be missing: ${errorMessage(error)}`,
+    );
+  }
+
+  /** An attempt of node `name` starts (its first one opens the node's span). */
+  #nodeAttempt(name: string, kind: string, spec: CallSpec): void {
     const now = Date.now();
     let node = this.#nodes.get(name);
     if (node === undefined) {
@@ -199,6 +275,7 @@ class OtelRunTelemetry implements RunTelemetry {
       };
       this.#nodes.set(name, node);
     }
+    if (!this.#content) this.#endAnswered(node);
     node.mark = now;
     node.model = spec.model;
     node.attempts += 1;
@@ -207,7 +284,7 @@ class OtelRunTelemetry implements RunTelemetry {
   }
 
   /** A model call event of the run (the run's sink hands every one here). */
-  onCall(event: CallEvent, nodeName: string): void {
+  #onCall(event: CallEvent, nodeName: string): void {
     const node = this.#nodes.get(nodeName);
     if (node === undefined) return;
     const now = Date.now();
@@ -222,7 +299,7 @@ class OtelRunTelemetry implements RunTelemetry {
         // The failed attempt's model call, then the delay before the next one, as an event of the node.
         if (event.kind === 'transport')
           this.#chatSpan(node, event.modelId, now, undefined, event.errorCode ?? 'error');
-        else this.#closeLast(node, undefined); // a re-asked answer: it is not the node's
+        else this.#closeLast(node, undefined, event.errorCode ?? 'output_validation'); // a re-asked answer
         node.span.addEvent(
           'retry',
           {
@@ -248,9 +325,10 @@ class OtelRunTelemetry implements RunTelemetry {
   }
 
   /** The model asked node `name` for a tool call: its `execute_tool` span opens. */
-  toolStart(name: string, call: ToolCall): void {
+  #toolStart(name: string, call: ToolCall): void {
     const node = this.#nodes.get(name);
     if (node === undefined) return;
+    if (!this.#content) this.#endAnswered(node);
     const span = this.#tracer.startSpan(
       `execute_tool ${call.name}`,
       {
@@ -270,7 +348,7 @@ class OtelRunTelemetry implements RunTelemetry {
   }
 
   /** The tool call's outcome is known: its span ends (a failed call with `error.type` `tool_error`). */
-  toolEnd(name: string, call: AgentToolCall): void {
+  #toolEnd(name: string, call: AgentToolCall): void {
     const node = this.#nodes.get(name);
     const span = node?.tools.get(call.id);
     if (node === undefined || span === undefined) return;
@@ -285,9 +363,9 @@ class OtelRunTelemetry implements RunTelemetry {
   }
 
   /** An agent's turn `step` ended: with content recorded, its model call span gets the turn's answer. */
-  agentStep(name: string, step: AgentStep): void {
+  #agentStep(name: string, step: AgentStep): void {
     const node = this.#nodes.get(name);
-    const entry = node?.answered[step.step - 1];
+    const entry = this.#content ? node?.answered[step.step - 1] : undefined;
     if (entry === undefined) return;
     const parts: unknown[] = step.text === '' ? [] : [{ type: 'text', content: step.text }];
     for (const call of step.toolCalls) {
@@ -300,24 +378,28 @@ class OtelRunTelemetry implements RunTelemetry {
    * A try of node `name` ended; unless it is retried, a model call it failed in gets its span, then the
    * node's span ends. `text` is the node's answer (recorded on its last model call span with content on).
    */
-  nodeDone(name: string, status: string, error: unknown, text: string | undefined): void {
+  #nodeDone(name: string, status: string, error: unknown, text: string | undefined): void {
     const node = this.#nodes.get(name);
     if (node === undefined || status === 'retrying') return;
     const now = Date.now();
-    if (node.answered.length > 0) {
-      this.#closeLast(node, status === 'completed' ? text : undefined);
-      for (const entry of node.answered) entry.span.end(entry.end);
-      node.answered.length = 0;
-    }
     const cause = causeOf(error);
     const code = codeOf(cause);
+    if (node.answered.length > 0) {
+      // An output that failed validation for good is the last answer's failure.
+      if (code === 'output_validation') this.#closeLast(node, undefined, code);
+      else this.#closeLast(node, status === 'completed' ? text : undefined, undefined);
+      this.#endAnswered(node);
+    }
     for (const span of node.tools.values()) {
       if (code !== undefined) span.setAttribute('error.type', code);
       span.end(now);
     }
     // A failure outside any tool, of a model-call error, is the last model call's.
-    if (node.tools.size === 0 && code !== undefined && isCallFailure(cause)) {
-      this.#chatSpan(node, node.model, now, undefined, code);
+    if (node.tools.size === 0 && code !== undefined) {
+      // The attempt that gave up: its own error (a `retries_exhausted` holds it as its cause).
+      const last =
+        cause instanceof SymphonizerError && cause.code === 'retries_exhausted' ? cause.cause : cause;
+      if (isCallFailure(last)) this.#chatSpan(node, node.model, now, undefined, codeOf(last) ?? code);
     }
     node.tools.clear();
     this.#finish(node.span, status, cause, code);
@@ -325,7 +407,7 @@ class OtelRunTelemetry implements RunTelemetry {
   }
 
   /** The run ended with `status` (and `error` unless it completed): its span ends. */
-  runDone(status: string, error: unknown): void {
+  #runDone(status: string, error: unknown): void {
     const cause = causeOf(error);
     const code = codeOf(cause);
     this.#run.setAttribute('symphonizer.run.status', status);
@@ -333,11 +415,24 @@ class OtelRunTelemetry implements RunTelemetry {
     this.#run.end();
   }
 
-  /** Ends the node's last answered span kept open, with `text` as its answer when given. */
-  #closeLast(node: NodeSpans, text: string | undefined): void {
+  /** Ends the answered spans the node kept open. */
+  #endAnswered(node: NodeSpans): void {
+    for (const entry of node.answered) entry.span.end(entry.end);
+    node.answered.length = 0;
+  }
+
+  /**
+   * Ends the node's last answered span kept open, with `text` as its answer when given and content is
+   * recorded, or as failed with `errorType`.
+   */
+  #closeLast(node: NodeSpans, text: string | undefined, errorType: string | undefined): void {
     const last = node.answered.pop();
     if (last === undefined) return;
-    if (text !== undefined) {
+    if (errorType !== undefined) {
+      last.span.setAttribute('error.type', errorType);
+      last.span.setStatus({ code: this.#api.SpanStatusCode.ERROR });
+    }
+    if (text !== undefined && this.#content) {
       const message = { role: 'assistant', parts: [{ type: 'text', content: text }] };
       last.span.setAttribute('gen_ai.output.messages', JSON.stringify([message]));
     }
@@ -389,9 +484,13 @@ class OtelRunTelemetry implements RunTelemetry {
     for (const wait of node.waits) span.addEvent('rate_limit_wait', wait.attributes, wait.time);
     node.waits = [];
     if (errorType !== undefined) span.setStatus({ code: this.#api.SpanStatusCode.ERROR });
-    // Its answer is known later (the agent's step, the node's result): keep it open until then.
-    if (this.#content && errorType === undefined) node.answered.push({ span, end });
-    else span.end(end);
+    if (errorType !== undefined) {
+      span.end(end);
+      return;
+    }
+    // Whether its answer stands (and, with content, what it was) is known later: keep it open until then.
+    if (!this.#content) this.#endAnswered(node);
+    node.answered.push({ span, end });
   }
 }
 
@@ -423,10 +522,10 @@ function codeOf(error: unknown): string | undefined {
   return error instanceof SymphonizerError ? (error as SymphonizerError).code : 'error';
 }
 
-/** True for the errors a model call fails with (the providers layer's). */
+/**
+ * True for the errors a model call's request fails with (the providers' `ProviderError` family, which names
+ * its provider). An invalid output is not one: its call answered, and has its span already.
+ */
 function isCallFailure(error: unknown): boolean {
-  if (!(error instanceof SymphonizerError)) return false;
-  return (
-    'provider' in error || error.name === 'OutputValidationError' || error.name === 'RetriesExhaustedError'
-  );
+  return error instanceof SymphonizerError && 'provider' in error;
 }

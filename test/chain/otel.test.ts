@@ -291,6 +291,74 @@ describe('chain telemetry', () => {
     expect(call.attributes['error.type']).toBeUndefined();
   });
 
+  it('retries that run out: one failed chat span per attempt with its own code, the node retries_exhausted', async () => {
+    server.failRate(1, [500]);
+    await expect(fanChain(client(), { tracer }).run({ topic: 'x' })).rejects.toBeInstanceOf(ChainRunError);
+    const spans = exporter.getFinishedSpans();
+    const plan = one(spans, 'node plan');
+    const calls = childrenOf(spans, plan);
+    expect(calls).toHaveLength(3); // maxRetries 2
+    expect(calls.map((s) => s.attributes['error.type'])).toEqual([
+      'server_error',
+      'server_error',
+      'server_error',
+    ]);
+    expect(plan.events.filter((e) => e.name === 'retry')).toHaveLength(2);
+    expect(plan.attributes['error.type']).toBe('retries_exhausted');
+  });
+
+  it('an invalid structured output re-asked: its call span failed with output_validation, then the answer', async () => {
+    server.options.respond = (request) =>
+      request.index === 1 ? { json: { shade: 'red' } } : { json: { colour: 'red' } };
+    const picker = chain({ name: 'pick', input: z.object({ q: z.string() }), model: MODEL, client: client() })
+      .prompt('pick', { output: z.object({ colour: z.string() }), prompt: ({ input }) => input.q })
+      .build();
+    const result = await picker.run({ q: 'a colour' }, { telemetry: { tracer } });
+    expect(result.outputs.pick).toEqual({ colour: 'red' });
+    const spans = exporter.getFinishedSpans();
+    const node = one(spans, 'node pick');
+    const calls = childrenOf(spans, node).sort((a, b) => ms(a.startTime) - ms(b.startTime));
+    expect(calls.map((s) => s.attributes['error.type'])).toEqual(['output_validation', undefined]);
+    expect(calls[0]?.attributes['gen_ai.usage.output_tokens']).toBeGreaterThan(0); // it answered
+    expect(node.events.find((e) => e.name === 'retry')?.attributes).toMatchObject({
+      'symphonizer.retry.kind': 'repair',
+    });
+    expect(node.attributes['error.type']).toBeUndefined();
+  });
+
+  it('a tracer that throws does not fail the run: a warning says the spans may be missing', async () => {
+    const warnings: string[] = [];
+    const onWarning = (warning: Error): void => {
+      warnings.push(warning.message);
+    };
+    process.on('warning', onWarning);
+    try {
+      let calls = 0;
+      const flaky = {
+        startSpan: (...args: Parameters<typeof tracer.startSpan>) => {
+          calls += 1;
+          if (calls === 3) throw new Error('exporter queue broke');
+          return tracer.startSpan(...args);
+        },
+      };
+      const result = await fanChain(client(), { tracer: flaky }).run({ topic: 'x' });
+      expect(result.outputs.merge).toEqual(expect.any(String));
+      const broken = {
+        startSpan: () => {
+          throw new Error('no spans today');
+        },
+      };
+      await fanChain(client(), { tracer: broken }).run({ topic: 'x' });
+      await new Promise((resolve) => setImmediate(resolve));
+    } finally {
+      process.off('warning', onWarning);
+    }
+    expect(warnings).toEqual([
+      expect.stringContaining('spans of this run may be missing: exporter queue broke') as string,
+      expect.stringContaining('this run has no spans: no spans today') as string,
+    ]);
+  });
+
   it('telemetry: false emits nothing; a bad option is a typed error', async () => {
     await fanChain(client(), false).run({ topic: 'x' });
     expect(exporter.getFinishedSpans()).toHaveLength(0);
