@@ -4,9 +4,24 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { ModelClient, PriceTable, chain, createDefaultRegistry } from '../../src/index.ts';
+import {
+  ModelClient,
+  PriceTable,
+  ProviderRegistry,
+  chain,
+  createDefaultRegistry,
+  createSimulatedProvider,
+} from '../../src/index.ts';
 import { evaluate, type EvalProgress } from '../../src/eval/batch.ts';
-import { batchPrices } from '../../src/eval/batch-mode.ts';
+import {
+  BatchCoordinator,
+  batchPrices,
+  type BatchOptions,
+  type BatchStateStore,
+} from '../../src/eval/batch-mode.ts';
+import { sqliteEvalStore } from '../../src/eval/run-store.ts';
+import { createSimulatedBatchClient } from '../../src/providers/batch-simulated.ts';
+import { AbortedError, RequestTimeoutError } from '../../src/providers/errors.ts';
 import type { Scorer } from '../../src/eval/types.ts';
 import { RunStore } from '../../src/eval/store.ts';
 import { chunkBatchItems } from '../../src/providers/batch.ts';
@@ -135,5 +150,69 @@ describe('chunkBatchItems()', () => {
       [2, 2, 2, 2, 2],
     );
     expect(chunkBatchItems(items, { maxRequests: 100, maxBytes: 1000 }, () => 1, 3)).toHaveLength(4);
+  });
+});
+
+describe('BatchCoordinator', () => {
+  function setup(options: Omit<BatchOptions, 'clients'>, turnaroundPolls: number) {
+    const store = sqliteEvalStore(RunStore.open(':memory:'));
+    const sim = createSimulatedProvider();
+    const registry = new ProviderRegistry().register(sim);
+    const client = createSimulatedBatchClient(sim, { turnaroundPolls });
+    const coordinator = new BatchCoordinator('unit', store as unknown as BatchStateStore, {
+      ...options,
+      clients: { sim: client },
+    });
+    return { store, registry, coordinator };
+  }
+
+  it('a batch not done within maxWaitMs is given up: its calls fail as retryable timeouts, the batch is expired', async () => {
+    const { store, registry, coordinator } = setup(
+      { pollMs: 5, maxPollMs: 5, maxWaitMs: 40, collectMs: 1 },
+      1e9,
+    );
+    await coordinator.start(registry);
+    const provider = coordinator.wrapRegistry(registry).get('sim');
+    const error: unknown = await provider
+      .complete({ model: 'default', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RequestTimeoutError);
+    expect((error as RequestTimeoutError).isRetryable).toBe(true);
+    expect((error as Error).message).toMatch(/maxWaitMs \(40 ms\)/);
+    expect(coordinator.batches.map((b) => b.status)).toEqual(['expired']);
+    const stored = await (store as unknown as BatchStateStore).batchItems('unit');
+    expect(stored.map((i) => i.state)).toEqual(['failed']);
+    coordinator.close();
+    await store.close();
+  });
+
+  it('an aborted call rejects at once with AbortedError; its item stays in the batch', async () => {
+    const { store, registry, coordinator } = setup({ pollMs: 5, collectMs: 1 }, 3);
+    await coordinator.start(registry);
+    const provider = coordinator.wrapRegistry(registry).get('sim');
+    const controller = new AbortController();
+    const call = provider.complete({
+      model: 'default',
+      messages: [{ role: 'user', content: 'hi' }],
+      signal: controller.signal,
+    });
+    controller.abort();
+    await expect(call).rejects.toBeInstanceOf(AbortedError);
+    coordinator.close();
+    await store.close();
+  });
+
+  it('identical calls get distinct custom ids, each answered once', async () => {
+    const { store, registry, coordinator } = setup({ pollMs: 5, collectMs: 5 }, 1);
+    await coordinator.start(registry);
+    const provider = coordinator.wrapRegistry(registry).get('sim');
+    const request = { model: 'default', messages: [{ role: 'user' as const, content: 'same' }] };
+    const [a, b] = await Promise.all([provider.complete(request), provider.complete(request)]);
+    expect(a.text).toBe(b.text);
+    const items = await (store as unknown as BatchStateStore).batchItems('unit');
+    expect(new Set(items.map((i) => i.customId)).size).toBe(2);
+    expect(coordinator.batches).toHaveLength(1);
+    coordinator.close();
+    await store.close();
   });
 });
