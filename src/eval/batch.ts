@@ -147,7 +147,9 @@ export interface EvaluateOptions<S extends z.ZodType, O extends Record<string, u
    * layer by layer of the chain (see {@link BatchOptions}); their cost is counted at batch rates
    * ({@link batchPrices}). Batch ids and item states are kept in the run store, so a resumed run polls the
    * same batches and never submits an item twice. Not combinable with `queue` or `client`; `concurrency`
-   * then defaults to 10000 (the units waiting for a batch cost no provider request). @default false
+   * then defaults to 10000 (the units waiting for a batch cost no provider request). With `maxCostUsd` the
+   * pilot (one row per variant) goes first in batches of its own, so the estimate costs a turnaround per
+   * chain layer before the other rows are sent. @default false
    */
   readonly batch?: boolean | BatchOptions | undefined;
 }

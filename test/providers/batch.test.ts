@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import {
@@ -147,6 +150,37 @@ describe.each(setups)('batch mode through the $provider SDK against the fake ser
     } finally {
       server.batch.options.failItem = undefined;
       store.close();
+    }
+  });
+
+  it('with maxCostUsd, the pilot row goes in batches of its own, then the estimate stops the run', async () => {
+    server.batch.reset();
+    const store = RunStore.open(':memory:');
+    // A file: its rows are counted first, which the estimate needs.
+    const dir = mkdtempSync(join(tmpdir(), 'symphonizer-batch-ceiling-'));
+    const dataset = join(dir, 'rows.jsonl');
+    writeFileSync(
+      dataset,
+      Array.from({ length: 200 }, (_, i) => JSON.stringify({ id: `r${i}`, topic: `topic ${i}` })).join('\n'),
+    );
+    try {
+      const result = await evaluate({
+        chain: threeNodes(setup),
+        dataset,
+        scorers: [answered],
+        store,
+        runName: 'ceiling',
+        maxCostUsd: 0.01,
+        batch: { pollMs: 5, collectMs: 20, clients: { [setup.provider]: setup.client() } },
+      });
+      expect(result.stopped).toBe('estimate');
+      expect(result.done).toBe(1);
+      // 200 rows at the pilot's batch cost.
+      expect(result.estimatedCostUsd).toBeCloseTo(result.usage.costUsd * 200, 10);
+      expect(store.batches('ceiling').map((b) => b.items)).toEqual([1, 1, 1]);
+    } finally {
+      store.close();
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 
