@@ -277,7 +277,8 @@ export class BatchCoordinator {
   /** One call: answered from a settled item, attached to a pending one, or queued for the next batch. */
   #call(provider: string, request: ModelRequest): Promise<ModelResponse> {
     const { signal } = request;
-    if (signal?.aborted === true) return Promise.reject(new AbortedError({ provider, model: request.model }));
+    if (signal?.aborted === true || this.#closed)
+      return Promise.reject(new AbortedError({ provider, model: request.model }));
     const key = requestKey(this.#run, provider, request);
     let occurrence = this.#occurrences.get(key) ?? 0;
     let customId = `${key}-${occurrence}`;
