@@ -727,6 +727,8 @@ class Batch<S extends z.ZodType, O extends Record<string, unknown>> {
       latencyMs,
       attempts: result.trace.length,
       cached: result.usage.calls > 0 && result.cachedCalls === result.usage.calls,
+      // Batch mode: the calls that were not cache hits went through a Batch API.
+      ...(this.#coordinator !== undefined && result.usage.calls > result.cachedCalls ? { batch: true } : {}),
       finishedAt: Date.now(),
     };
   }

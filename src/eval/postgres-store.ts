@@ -271,8 +271,13 @@ export class PostgresRunStore implements EvalRunStore {
             attempts    INTEGER NOT NULL,
             cached      BOOLEAN NOT NULL,
             finished_at BIGINT NOT NULL,
+            batch       BOOLEAN NOT NULL DEFAULT false,
             PRIMARY KEY (run, variant, row_id)
           )`);
+        // Tables made before batch mode: the column is added (existing rows are not batch rows).
+        await client.query(
+          `ALTER TABLE ${store.#rows} ADD COLUMN IF NOT EXISTS batch BOOLEAN NOT NULL DEFAULT false`,
+        );
         await client.query(`
           CREATE TABLE IF NOT EXISTS ${store.#leases} (
             run          TEXT PRIMARY KEY,
@@ -380,8 +385,8 @@ export class PostgresRunStore implements EvalRunStore {
          WHERE name = $1 RETURNING name
        ), w AS (
          INSERT INTO ${this.#rows} (run, variant, row_id, line, status, input, expected, outputs, scores, usage, error,
-           latency_ms, cost_usd, tokens, attempts, cached, finished_at)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17 FROM r
+           latency_ms, cost_usd, tokens, attempts, cached, finished_at, batch)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18 FROM r
          ON CONFLICT (run, variant, row_id) ${conflict}
          RETURNING 1
        )
@@ -404,6 +409,7 @@ export class PostgresRunStore implements EvalRunStore {
         Math.round(record.attempts),
         record.cached,
         Math.round(record.finishedAt),
+        record.batch === true,
       ],
     );
     const row = result.rows[0];
@@ -415,7 +421,7 @@ export class PostgresRunStore implements EvalRunStore {
   async *rows(run: string, options: RowsOptions = {}): AsyncIterableIterator<RowRecord> {
     for await (const row of this.#ordered(
       `r.run, r.variant, r.row_id, r.line, r.status, r.input, r.expected, r.outputs, r.scores, r.usage, r.error,
-       r.latency_ms, r.attempts, r.cached, r.finished_at`,
+       r.latency_ms, r.attempts, r.cached, r.finished_at, r.batch`,
       run,
       options,
     ))
@@ -796,6 +802,7 @@ const rowUpdates = [
   'attempts',
   'cached',
   'finished_at',
+  'batch',
 ]
   .map((column) => `${column} = excluded.${column}`)
   .join(', ');
@@ -854,6 +861,7 @@ function toRecord(row: DbRow): RowRecord {
     attempts: Number(row['attempts']),
     ...(error === undefined ? {} : { error }),
     cached: row['cached'] === true,
+    ...(row['batch'] === true ? { batch: true } : {}),
     finishedAt: Number(row['finished_at']),
   };
 }

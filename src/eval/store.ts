@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS rows (
   attempts    INTEGER NOT NULL,
   cached      INTEGER NOT NULL,
   finished_at INTEGER NOT NULL,      -- epoch ms
+  batch       INTEGER NOT NULL DEFAULT 0, -- 1 when the calls went through a Batch API
   PRIMARY KEY (run, variant, row_id)
 ) STRICT;
 CREATE INDEX IF NOT EXISTS rows_by_status ON rows (run, status);
@@ -316,6 +317,10 @@ export class RunStore {
       db.exec('BEGIN IMMEDIATE');
       try {
         db.exec(schema);
+        // Files made before batch mode: the column is added (existing rows are not batch rows).
+        const columns = db.prepare('PRAGMA table_info(rows)').all();
+        if (!columns.some((column) => column['name'] === 'batch'))
+          db.exec('ALTER TABLE rows ADD COLUMN batch INTEGER NOT NULL DEFAULT 0');
         db.exec(`PRAGMA user_version = ${SCHEMA_VERSION}`);
         db.exec('COMMIT');
       } catch (err) {
@@ -435,10 +440,11 @@ export class RunStore {
         Math.round(record.attempts),
         record.cached ? 1 : 0,
         Math.round(record.finishedAt),
+        record.batch === true ? 1 : 0,
       ];
       const columns = `rows (run, variant, row_id, line, status, input, expected, outputs, scores,
-           usage, error, latency_ms, cost_usd, tokens, attempts, cached, finished_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
+           usage, error, latency_ms, cost_usd, tokens, attempts, cached, finished_at, batch)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`;
       const sql =
         replace === 'replace'
           ? `INSERT OR REPLACE INTO ${columns}`
@@ -754,6 +760,7 @@ const rowUpdates = [
   'attempts',
   'cached',
   'finished_at',
+  'batch',
 ]
   .map((column) => `${column} = excluded.${column}`)
   .join(', ');
@@ -867,6 +874,7 @@ function toRecord(row: DbRow): RowRecord {
     attempts: Number(row['attempts']),
     ...(error === undefined ? {} : { error }),
     cached: Number(row['cached']) === 1,
+    ...(Number(row['batch']) === 1 ? { batch: true } : {}),
     finishedAt: Number(row['finished_at']),
   };
 }

@@ -95,6 +95,8 @@ export interface RowRecord {
     | undefined;
   /** True when every model answer came from the response cache. */
   readonly cached: boolean;
+  /** True when the row's model calls went through a provider Batch API (`evaluate({ batch })`). @default false */
+  readonly batch?: boolean | undefined;
   /** Epoch milliseconds. */
   readonly finishedAt: number;
 }

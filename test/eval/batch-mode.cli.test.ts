@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,13 +65,16 @@ describe('symphonizer eval --batch', () => {
     slow,
     async () => {
       const store = join(dir, 'sim.sqlite');
-      const first = await cli([...example, '--run', 'sim', '--store', store]);
+      const report = join(dir, 'sim.html');
+      const first = await cli([...example, '--run', 'sim', '--store', store, '--report', report]);
       // Exit 1: the example's dataset has a malformed line on purpose (an unread row).
       expect(first.code).toBe(1);
       expect(first.stderr).toMatch(/^batch simbatch_\S+ sim:demo: ended 38\/38$/m);
       const runs = RunStore.open(store);
       expect(runs.batches('sim').map((b) => [b.status, b.items])).toEqual([['ended', 38]]);
       expect(runs.countRows('sim').total).toBe(42);
+      // The report's matrix marks the 38 answered cells (19 rows × 2 variants) as batch answers.
+      expect(readFileSync(report, 'utf8').match(/"batch":true/g)).toHaveLength(38);
       runs.close();
 
       const again = await cli([...example, '--run', 'sim', '--store', store]);

@@ -134,6 +134,9 @@ describe('batch state in the run stores', () => {
         };
         const first = await evaluate(options);
         expect(first.summary.variants[0]?.pass).toBe(30);
+        const stored = [];
+        for await (const row of store.rows('pg-batch')) stored.push(row);
+        expect(stored.filter((row) => row.batch === true)).toHaveLength(30);
         expect((await store.batches('pg-batch')).map((b) => [b.status, b.items])).toEqual([
           ['ended', 30],
           ['ended', 30],

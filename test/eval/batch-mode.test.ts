@@ -75,6 +75,8 @@ describe('evaluate({ batch }) on the simulated model', () => {
     expect(items).toHaveLength(600);
     expect(items.every((item) => item.state === 'done')).toBe(true);
     expect(seen.at(-1)?.batches?.map((b) => b.status)).toEqual(['ended', 'ended', 'ended']);
+    // Each row is stored as a batch row (the report's matrix shows it).
+    expect([...store.rows('sim-batch')].every((row) => row.batch === true)).toBe(true);
     store.close();
   });
 
