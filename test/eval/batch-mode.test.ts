@@ -22,7 +22,7 @@ import {
 import { sqliteEvalStore } from '../../src/eval/run-store.ts';
 import { createSimulatedBatchClient } from '../../src/providers/batch-simulated.ts';
 import { AbortedError, RequestTimeoutError } from '../../src/providers/errors.ts';
-import type { Scorer } from '../../src/eval/types.ts';
+import type { RowRecord, Scorer } from '../../src/eval/types.ts';
 import { RunStore } from '../../src/eval/store.ts';
 import { chunkBatchItems } from '../../src/providers/batch.ts';
 
@@ -216,5 +216,47 @@ describe('BatchCoordinator', () => {
     expect(coordinator.batches).toHaveLength(1);
     coordinator.close();
     await store.close();
+  });
+});
+
+describe('the rows table of a store file made before batch mode', () => {
+  it('gains the batch column when opened, its rows read as not batch rows, and batch rows round-trip', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'symphonizer-batch-column-'));
+    const path = join(dir, 'old.sqlite');
+    try {
+      const row = (rowId: string, batch?: boolean): RowRecord => ({
+        run: 'old',
+        variant: 'base',
+        rowId,
+        line: 1,
+        status: 'pass',
+        input: { q: rowId },
+        scores: {},
+        usage: { inputTokens: 1, outputTokens: 1, totalTokens: 2, costUsd: 0, calls: 1, unpricedCalls: 0 },
+        latencyMs: 1,
+        attempts: 1,
+        cached: false,
+        ...(batch === undefined ? {} : { batch }),
+        finishedAt: 1_700_000_000_000,
+      });
+      let store = RunStore.open(path);
+      store.beginRun({ run: 'old', chain: 'c', variants: ['base'] });
+      store.putRow(row('a'));
+      store.close();
+      // As an older version left it: no batch column.
+      const raw = new DatabaseSync(path);
+      raw.exec('ALTER TABLE rows DROP COLUMN batch');
+      raw.close();
+      store = RunStore.open(path);
+      store.putRow(row('b', true));
+      const rows = [...store.rows('old')];
+      expect(rows.map((r) => [r.rowId, r.batch])).toEqual([
+        ['a', undefined],
+        ['b', true],
+      ]);
+      store.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
