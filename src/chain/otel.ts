@@ -174,6 +174,8 @@ class OtelRunTelemetry implements RunTelemetry {
       {
         kind: api.SpanKind.INTERNAL,
         attributes: { 'symphonizer.chain.name': chainName, 'symphonizer.run.id': runId },
+        // Every time here is the wall clock's (the node and call spans are stamped after the fact).
+        startTime: Date.now(),
       },
       parent,
     );
@@ -339,6 +341,7 @@ class OtelRunTelemetry implements RunTelemetry {
           'gen_ai.tool.call.id': call.id,
           'gen_ai.tool.type': 'function',
         },
+        startTime: Date.now(),
       },
       node.context,
     );
@@ -356,10 +359,15 @@ class OtelRunTelemetry implements RunTelemetry {
     if (this.#content) span.setAttribute('gen_ai.tool.call.result', call.result);
     if (!call.ok) {
       span.setAttribute('error.type', 'tool_error');
-      span.setStatus({ code: this.#api.SpanStatusCode.ERROR, message: call.result });
+      // The tool's error text may quote its arguments: it is content.
+      span.setStatus({
+        code: this.#api.SpanStatusCode.ERROR,
+        ...(this.#content ? { message: call.result } : {}),
+      });
     }
-    span.end();
-    node.mark = Date.now();
+    const now = Date.now();
+    span.end(now);
+    node.mark = now;
   }
 
   /** An agent's turn `step` ended: with content recorded, its model call span gets the turn's answer. */
@@ -412,7 +420,7 @@ class OtelRunTelemetry implements RunTelemetry {
     const code = codeOf(cause);
     this.#run.setAttribute('symphonizer.run.status', status);
     this.#finish(this.#run, status, cause, code);
-    this.#run.end();
+    this.#run.end(Date.now());
   }
 
   /** Ends the answered spans the node kept open. */

@@ -168,6 +168,14 @@ describe('chain telemetry', () => {
     expect(toolSpan.attributes['gen_ai.tool.call.arguments']).toBeUndefined();
     expect(ms(toolSpan.startTime)).toBeGreaterThanOrEqual(ms(agentSpans[0]?.endTime ?? [0, 0]));
 
+    // Each span lies within its parent's time.
+    const byId = new Map(spans.map((s) => [spanId(s), s]));
+    for (const s of spans) {
+      const parent = byId.get(parentOf(s) ?? '');
+      if (parent === undefined) continue;
+      expect(ms(s.startTime), s.name).toBeGreaterThanOrEqual(ms(parent.startTime));
+      expect(ms(s.endTime), s.name).toBeLessThanOrEqual(ms(parent.endTime));
+    }
     // Every model call of the run has its span: 1 failed + 1 (plan) + 1 (facts) + 2 (agent) + 1 (merge).
     expect(named(spans, 'chat gpt-4.1-mini')).toHaveLength(6);
     expect(server.requests).toBe(6);
