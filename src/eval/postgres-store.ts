@@ -12,7 +12,6 @@ import {
   errorMessage,
 } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
-import type { UsageTotals } from '../providers/usage.ts';
 import type { EvalErrorCode } from './errors.ts';
 import type { EvalRunStore, PutRowOptions } from './run-store.ts';
 import {
@@ -31,7 +30,19 @@ import {
   type RunInfo,
   type RunSummary,
 } from './store.ts';
-import type { RowRecord, RowStatus, ScoreResult, SummaryRecord } from './types.ts';
+import type { RowRecord, SummaryRecord } from './types.ts';
+import {
+  processAlive,
+  rowUpdates,
+  toCounts,
+  toJsonColumn,
+  toRecord,
+  toSummary,
+  toSummaryRecord,
+  parseStringArray,
+  unique,
+  type DbRow,
+} from './store-rows.ts';
 import type { BatchInfo, BatchItemRecord } from './batch-mode.ts';
 import type { BatchStatus } from '../providers/batch.ts';
 
@@ -786,50 +797,6 @@ export class PostgresRunStore implements EvalRunStore {
   }
 }
 
-/** The columns an ERROR row's replacement sets (every column but the key). */
-const rowUpdates = [
-  'line',
-  'status',
-  'input',
-  'expected',
-  'outputs',
-  'scores',
-  'usage',
-  'error',
-  'latency_ms',
-  'cost_usd',
-  'tokens',
-  'attempts',
-  'cached',
-  'finished_at',
-  'batch',
-]
-  .map((column) => `${column} = excluded.${column}`)
-  .join(', ');
-
-function processAlive(pid: number): boolean {
-  if (!(Number.isInteger(pid) && pid > 0)) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
-type DbRow = Record<string, unknown>;
-
-function rowStatus(row: DbRow): RowStatus {
-  const status = String(row['status']);
-  if (status !== 'pass' && status !== 'fail' && status !== 'error') {
-    throw new SymphonizerError<EvalErrorCode>(
-      'store_corrupt',
-      `Stored row has an unknown status "${status}".`,
-    );
-  }
-  return status;
-}
-
 function toLease(row: DbRow): LeaseInfo {
   return {
     run: String(row['run']),
@@ -839,89 +806,4 @@ function toLease(row: DbRow): LeaseInfo {
     acquiredAt: Number(row['acquired_at']),
     heartbeatAt: Number(row['heartbeat_at']),
   };
-}
-
-function toRecord(row: DbRow): RowRecord {
-  const status = rowStatus(row);
-  const expected = fromJsonColumn(row['expected']);
-  const outputs = fromJsonColumn(row['outputs']);
-  const error = fromJsonColumn(row['error']) as RowRecord['error'];
-  return {
-    run: String(row['run']),
-    variant: String(row['variant']),
-    rowId: String(row['row_id']),
-    line: Number(row['line']),
-    status,
-    input: JSON.parse(String(row['input'])) as Json,
-    ...(expected === undefined ? {} : { expected }),
-    ...(outputs === undefined ? {} : { outputs }),
-    scores: JSON.parse(String(row['scores'])) as Record<string, ScoreResult>,
-    usage: JSON.parse(String(row['usage'])) as UsageTotals,
-    latencyMs: Number(row['latency_ms']),
-    attempts: Number(row['attempts']),
-    ...(error === undefined ? {} : { error }),
-    cached: row['cached'] === true,
-    ...(row['batch'] === true ? { batch: true } : {}),
-    finishedAt: Number(row['finished_at']),
-  };
-}
-
-function toSummaryRecord(row: DbRow): SummaryRecord {
-  const status = rowStatus(row);
-  const error = fromJsonColumn(row['error']) as RowRecord['error'];
-  return {
-    variant: String(row['variant']),
-    rowId: String(row['row_id']),
-    line: Number(row['line']),
-    status,
-    scores: JSON.parse(String(row['scores'])) as Record<string, ScoreResult>,
-    usage: JSON.parse(String(row['usage'])) as UsageTotals,
-    latencyMs: Number(row['latency_ms']),
-    ...(error === undefined ? {} : { error }),
-    cached: row['cached'] === true,
-    finishedAt: Number(row['finished_at']),
-  };
-}
-
-function toCounts(row: DbRow | undefined): RowCounts {
-  return {
-    total: Number(row?.['total'] ?? 0),
-    pass: Number(row?.['pass'] ?? 0),
-    fail: Number(row?.['fail'] ?? 0),
-    error: Number(row?.['error'] ?? 0),
-  };
-}
-
-function toSummary(row: DbRow): RunSummary {
-  const config = fromJsonColumn(row['config']);
-  const dataset = row['dataset'];
-  return {
-    name: String(row['name']),
-    chain: String(row['chain']),
-    variants: parseStringArray(row['variants']),
-    ...(typeof dataset === 'string' ? { dataset } : {}),
-    ...(config === undefined ? {} : { config }),
-    createdAt: Number(row['created_at']),
-    updatedAt: Number(row['updated_at']),
-    counts: toCounts(row),
-    costUsd: Number(row['cost_usd']),
-    tokens: Number(row['tokens']),
-  };
-}
-
-function toJsonColumn(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
-}
-
-function fromJsonColumn(value: unknown): Json | undefined {
-  return typeof value === 'string' ? (JSON.parse(value) as Json) : undefined;
-}
-
-function parseStringArray(value: unknown): string[] {
-  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : [];
-  return Array.isArray(parsed) ? parsed.map(String) : [];
-}
-
-function unique(values: readonly string[]): string[] {
-  return [...new Set(values)];
 }

@@ -11,8 +11,18 @@ import type { DatabaseSync } from 'node:sqlite';
 import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import { InvalidOptionError, SymphonizerError, errorMessage } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
-import type { UsageTotals } from '../providers/usage.ts';
-import type { RowRecord, RowStatus, ScoreResult, SummaryRecord } from './types.ts';
+import type { RowRecord, SummaryRecord } from './types.ts';
+import {
+  processAlive,
+  rowUpdates,
+  toCounts,
+  toJsonColumn,
+  toRecord,
+  toSummary,
+  toSummaryRecord,
+  parseStringArray,
+  unique,
+} from './store-rows.ts';
 import type { BatchInfo, BatchItemRecord } from './batch-mode.ts';
 import type { BatchStatus } from '../providers/batch.ts';
 import type { EvalErrorCode } from './errors.ts';
@@ -271,8 +281,6 @@ export interface RowsOptions {
 export function rowKey(variant: string, rowId: string): string {
   return `${variant}\u0000${rowId}`;
 }
-
-type DbRow = Record<string, unknown>;
 
 /**
  * Runs and their rows in one SQLite file. Each row is committed in its own transaction as it finishes, and
@@ -733,38 +741,6 @@ function isStale(lease: LeaseInfo, now: number, staleMs: number, host: string): 
   return lease.host === host && !processAlive(lease.pid);
 }
 
-function processAlive(pid: number): boolean {
-  if (!(Number.isInteger(pid) && pid > 0)) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: it exists, owned by another user.
-    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
-  }
-}
-
-/** The columns an ERROR row's replacement sets (every column but the key). */
-const rowUpdates = [
-  'line',
-  'status',
-  'input',
-  'expected',
-  'outputs',
-  'scores',
-  'usage',
-  'error',
-  'latency_ms',
-  'cost_usd',
-  'tokens',
-  'attempts',
-  'cached',
-  'finished_at',
-  'batch',
-]
-  .map((column) => `${column} = excluded.${column}`)
-  .join(', ');
-
 const summarySelect = `
   SELECT r.name, r.chain, r.variants, r.dataset, r.config, r.created_at, r.updated_at,
     (SELECT count(*) FROM rows WHERE run = r.name) AS total,
@@ -840,101 +816,4 @@ export function openDatabase(path: string): DatabaseSync {
     });
   }
   return db;
-}
-
-/** A stored row's status, refused as `store_corrupt` when it is none of the three. */
-function rowStatus(row: DbRow): RowStatus {
-  const status = String(row['status']);
-  if (status !== 'pass' && status !== 'fail' && status !== 'error') {
-    throw new SymphonizerError<EvalErrorCode>(
-      'store_corrupt',
-      `Stored row has an unknown status "${status}".`,
-    );
-  }
-  return status;
-}
-
-function toRecord(row: DbRow): RowRecord {
-  const status = rowStatus(row);
-  const expected = fromJsonColumn(row['expected']);
-  const outputs = fromJsonColumn(row['outputs']);
-  const error = fromJsonColumn(row['error']) as RowRecord['error'];
-  return {
-    run: String(row['run']),
-    variant: String(row['variant']),
-    rowId: String(row['row_id']),
-    line: Number(row['line']),
-    status,
-    input: JSON.parse(String(row['input'])) as Json,
-    ...(expected === undefined ? {} : { expected }),
-    ...(outputs === undefined ? {} : { outputs }),
-    scores: JSON.parse(String(row['scores'])) as Record<string, ScoreResult>,
-    usage: JSON.parse(String(row['usage'])) as UsageTotals,
-    latencyMs: Number(row['latency_ms']),
-    attempts: Number(row['attempts']),
-    ...(error === undefined ? {} : { error }),
-    cached: Number(row['cached']) === 1,
-    ...(Number(row['batch']) === 1 ? { batch: true } : {}),
-    finishedAt: Number(row['finished_at']),
-  };
-}
-
-function toSummaryRecord(row: DbRow): SummaryRecord {
-  const status = rowStatus(row);
-  const error = fromJsonColumn(row['error']) as RowRecord['error'];
-  return {
-    variant: String(row['variant']),
-    rowId: String(row['row_id']),
-    line: Number(row['line']),
-    status,
-    scores: JSON.parse(String(row['scores'])) as Record<string, ScoreResult>,
-    usage: JSON.parse(String(row['usage'])) as UsageTotals,
-    latencyMs: Number(row['latency_ms']),
-    ...(error === undefined ? {} : { error }),
-    cached: Number(row['cached']) === 1,
-    finishedAt: Number(row['finished_at']),
-  };
-}
-
-function toCounts(row: DbRow | undefined): RowCounts {
-  return {
-    total: Number(row?.['total'] ?? 0),
-    pass: Number(row?.['pass'] ?? 0),
-    fail: Number(row?.['fail'] ?? 0),
-    error: Number(row?.['error'] ?? 0),
-  };
-}
-
-function toSummary(row: DbRow): RunSummary {
-  const config = fromJsonColumn(row['config']);
-  const dataset = row['dataset'];
-  return {
-    name: String(row['name']),
-    chain: String(row['chain']),
-    variants: parseStringArray(row['variants']),
-    ...(typeof dataset === 'string' ? { dataset } : {}),
-    ...(config === undefined ? {} : { config }),
-    createdAt: Number(row['created_at']),
-    updatedAt: Number(row['updated_at']),
-    counts: toCounts(row),
-    costUsd: Number(row['cost_usd']),
-    tokens: Number(row['tokens']),
-  };
-}
-
-function toJsonColumn(value: unknown): string | null {
-  return value === undefined ? null : JSON.stringify(value);
-}
-
-function fromJsonColumn(value: unknown): Json | undefined {
-  return typeof value === 'string' ? (JSON.parse(value) as Json) : undefined;
-}
-
-function parseStringArray(value: unknown): string[] {
-  const parsed: unknown = typeof value === 'string' ? JSON.parse(value) : [];
-  return Array.isArray(parsed) ? parsed.map(String) : [];
-}
-
-function unique(values: readonly string[]): string[] {
-  return [...new Set(values)];
 }
