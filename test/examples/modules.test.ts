@@ -206,7 +206,7 @@ describe('symphonizer eval on the eval examples', () => {
     expect(stdout).toContain(
       'run "batch" · chain "ticket-triage" · 21 rows run · 1 row could not be read · 1 invalid row',
     );
-    expect(stdout).toMatch(/^default +21 +\d+ +\d+ +2 +[\d.]+% +[\d.]+ \[/m);
+    expect(stdout).toMatch(/^default +21 +\d+ +\d+ +2 +[\d.]+% \[[\d.]+, [\d.]+\] +[\d.]+ \[/m);
     expect(stdout).toContain('label (mean, 95% CI)');
   });
 
