@@ -6,7 +6,8 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import type { EvalProgress } from '../eval/batch.ts';
-import { isPostgresUrl, openEvalStore, type EvalRunStore } from '../eval/run-store.ts';
+import { openEvalStore } from '../eval/open-store.ts';
+import { isPostgresUrl, type EvalRunStore } from '../eval/run-store.ts';
 import type { Scorer, Variant } from '../eval/types.ts';
 import { CliError } from './errors.ts';
 import { describeExport, isChain } from './load-chain.ts';

@@ -23,7 +23,8 @@ import {
 } from '../providers/usage.ts';
 import type { ResponseCache } from './cache.ts';
 import type { EvalQueue } from './queue.ts';
-import { openEvalStore, sqliteEvalStore, type EvalRunStore } from './run-store.ts';
+import { openEvalStore } from './open-store.ts';
+import { sqliteEvalStore, type EvalRunStore } from './run-store.ts';
 import type { EvalErrorCode } from './errors.ts';
 import { datasetFromArray, isUnreadRowId, readDataset } from './dataset.ts';
 import { summarizeStoredRun, type EvalSummary } from './report.ts';

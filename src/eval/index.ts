@@ -100,14 +100,8 @@ export {
   type RowsOptions,
   type RunSummary,
 } from './store.ts';
-export {
-  isPostgresUrl,
-  openEvalStore,
-  sqliteEvalStore,
-  type EvalRunStore,
-  type OpenEvalStoreOptions,
-  type PutRowOptions,
-} from './run-store.ts';
+export { isPostgresUrl, sqliteEvalStore, type EvalRunStore, type PutRowOptions } from './run-store.ts';
+export { openEvalStore, type OpenEvalStoreOptions } from './open-store.ts';
 export { PostgresRunStore, type PostgresRunStoreOptions } from './postgres-store.ts';
 export {
   collectMatrix,

@@ -3,7 +3,6 @@
  * {@link EvalRunStore}, that the SQLite {@link RunStore} (through {@link sqliteEvalStore}) and the
  * {@link PostgresRunStore} both implement, so a batch runs the same over a local file or a shared database.
  */
-import { PostgresRunStore, type PostgresRunStoreOptions } from './postgres-store.ts';
 import type { RowRecord, SummaryRecord } from './types.ts';
 import type { BatchInfo, BatchItemRecord } from './batch-mode.ts';
 import type { BatchStatus } from '../providers/batch.ts';
@@ -197,24 +196,4 @@ class SqliteEvalRunStore implements EvalRunStore {
 async function attempt<T>(body: () => T): Promise<T> {
   await Promise.resolve();
   return body();
-}
-
-/** Options of {@link openEvalStore}: those of {@link PostgresRunStore.open}, ignored for a file path. */
-export type OpenEvalStoreOptions = PostgresRunStoreOptions;
-
-/**
- * Open the run store at `location`: a `postgres://` URL opens a {@link PostgresRunStore} (loading `pg`), any
- * other string a SQLite file (`:memory:` for a private one).
- *
- * @throws {StoreOpenError} when it cannot be opened (a URL's password is never in the message).
- * @throws {MissingPeerDependencyError} for a URL when `pg` is not installed.
- */
-export async function openEvalStore(
-  location: string,
-  options: OpenEvalStoreOptions = {},
-): Promise<EvalRunStore> {
-  if (isPostgresUrl(location)) {
-    return PostgresRunStore.open(location, options);
-  }
-  return sqliteEvalStore(RunStore.open(location), location);
 }

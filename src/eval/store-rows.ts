@@ -8,8 +8,7 @@ import type { Json } from '../core/json.ts';
 import { SymphonizerError } from '../core/errors.ts';
 import type { UsageTotals } from '../providers/usage.ts';
 import type { EvalErrorCode } from './errors.ts';
-import type { RowCounts, RunSummary } from './store.ts';
-import type { RowRecord, RowStatus, ScoreResult, SummaryRecord } from './types.ts';
+import type { RowCounts, RowRecord, RowStatus, RunSummary, ScoreResult, SummaryRecord } from './types.ts';
 
 /** @internal A row as a database driver returns it: column name → value. */
 export type DbRow = Record<string, unknown>;

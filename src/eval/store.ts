@@ -11,7 +11,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import type { SQLInputValue, StatementSync } from 'node:sqlite';
 import { InvalidOptionError, SymphonizerError, errorMessage } from '../core/errors.ts';
 import type { Json } from '../core/json.ts';
-import type { RowRecord, SummaryRecord } from './types.ts';
+import type { RowCounts, RowRecord, RunSummary, SummaryRecord } from './types.ts';
 import {
   processAlive,
   rowUpdates,
@@ -235,32 +235,7 @@ export interface RunInfo {
   readonly config?: Json | undefined;
 }
 
-/** Row counts of a run, by status. */
-export interface RowCounts {
-  readonly total: number;
-  readonly pass: number;
-  readonly fail: number;
-  readonly error: number;
-}
-
-/** One run as listed by {@link RunStore.runs}. */
-export interface RunSummary {
-  readonly name: string;
-  readonly chain: string;
-  /** In the order they were first recorded. */
-  readonly variants: readonly string[];
-  readonly dataset?: string | undefined;
-  readonly config?: Json | undefined;
-  /** Epoch milliseconds. */
-  readonly createdAt: number;
-  /** Epoch milliseconds of the last `beginRun` or `putRow`. */
-  readonly updatedAt: number;
-  readonly counts: RowCounts;
-  /** Sum of the rows' `usage.costUsd`. */
-  readonly costUsd: number;
-  /** Sum of the rows' `usage.totalTokens`. */
-  readonly tokens: number;
-}
+export type { RowCounts, RunSummary } from './types.ts';
 
 /** Options of {@link RunStore.finishedKeys}. */
 export interface FinishedKeysOptions {

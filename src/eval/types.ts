@@ -118,3 +118,30 @@ export type SummaryRecord = Pick<
   | 'cached'
   | 'finishedAt'
 >;
+
+/** Row counts of a run, by status. */
+export interface RowCounts {
+  readonly total: number;
+  readonly pass: number;
+  readonly fail: number;
+  readonly error: number;
+}
+
+/** One run as listed by `RunStore.runs`. */
+export interface RunSummary {
+  readonly name: string;
+  readonly chain: string;
+  /** In the order they were first recorded. */
+  readonly variants: readonly string[];
+  readonly dataset?: string | undefined;
+  readonly config?: Json | undefined;
+  /** Epoch milliseconds. */
+  readonly createdAt: number;
+  /** Epoch milliseconds of the last `beginRun` or `putRow`. */
+  readonly updatedAt: number;
+  readonly counts: RowCounts;
+  /** Sum of the rows' `usage.costUsd`. */
+  readonly costUsd: number;
+  /** Sum of the rows' `usage.totalTokens`. */
+  readonly tokens: number;
+}
