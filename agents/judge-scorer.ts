@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { chain } from '../src/chain/builder.ts';
 import { InvalidOptionError } from '../src/core/errors.ts';
 import type { ModelClient } from '../src/providers/model-client.ts';
+import { scorer, type ScorerOptions } from '../src/eval/scorers.ts';
 import type { ScoreResult, Scorer } from '../src/eval/types.ts';
 import { defaultJudgeScale, defaultPassAt, judge, type JudgeScale } from './judge.ts';
 
@@ -25,6 +26,12 @@ export interface JudgeScorerOptions {
   readonly name?: string | undefined;
   /** Which node's output to judge. @default the chain's last node */
   readonly node?: string | undefined;
+  /**
+   * A field inside that node's output to judge instead of the whole output (`'answer'`, `'a.b[0]'` or a list
+   * of keys and indexes), as for every scorer (see `ScorerOptions.path`). An output without it scores 0.
+   * @default the whole output
+   */
+  readonly path?: ScorerOptions['path'];
   /** Pass mark of the normalized score. @default `passAt` normalized, so the row passes when the judge says so */
   readonly threshold?: number | undefined;
   readonly temperature?: number | undefined;
@@ -44,7 +51,8 @@ const JudgeItem = z.object({ input: z.unknown(), output: z.unknown(), expected: 
  * ```ts
  * const scorers = [exactMatch(), judgeScorer({ rubric: 'Answers the question correctly.', scale: [0, 10], passAt: 7 })];
  * ```
- * @throws {InvalidOptionError} for an empty rubric, a bad scale, a `passAt` outside it, or a bad threshold.
+ * @throws {InvalidOptionError} for an empty rubric, a bad scale, a `passAt` outside it, a bad threshold, node
+ *   or path.
  */
 export function judgeScorer(options: JudgeScorerOptions): Scorer {
   const { rubric, scale = defaultJudgeScale, model, client, temperature, maxTokens } = options;
@@ -74,18 +82,17 @@ export function judgeScorer(options: JudgeScorerOptions): Scorer {
       }),
     })
     .build();
-  return {
-    name: options.name ?? 'judge',
-    node: options.node,
-    threshold,
-    score: async ({ input, output, expected, signal }): Promise<ScoreResult> => {
+  return scorer(
+    options.name ?? 'judge',
+    async ({ input, output, expected, signal }): Promise<ScoreResult> => {
       const { outputs } = await grade.run({ input, output, expected }, { signal });
       const { score, reasons } = outputs.verdict;
       const normalized = Math.min(1, Math.max(0, normalize(score)));
       const why = reasons.length === 0 ? '' : `: ${reasons.join('; ')}`;
       return { score: normalized, reason: `${score} on ${min}–${max}${why}` };
     },
-  };
+    { node: options.node, threshold, path: options.path },
+  );
 }
 
 /** A string as is, anything else as indented JSON. */

@@ -241,6 +241,22 @@ describe('judgeScorer', () => {
     expect(text).toContain('from 0 (worst) to 10 (best) against this rubric:\n- Correct.\n- Brief.');
   });
 
+  it('judges the field at `path` of an object output, and scores 0 without asking when it is missing', async () => {
+    const { client, requests } = captureClient([
+      { match: 'impartial evaluator', reply: { reasons: ['Right city.'], score: 5 } },
+    ]);
+    const s = judgeScorer({ rubric: 'Correct.', client, model: 'capture:j', path: 'answer.city' });
+    const found = await s.score(context({ answer: { city: 'Paris' }, confidence: 0.9 }, 'Paris', {}));
+    expect(found).toEqual({ score: 1, reason: '5 on 1–5: Right city.' });
+    const text = userText(requests[0]);
+    expect(text).toContain('<answer>\nParis\n</answer>');
+    expect(text).not.toContain('confidence');
+    const missing = await s.score(context({ answer: {} }, 'Paris', {}));
+    expect(missing).toEqual({ score: 0, reason: 'no value at answer.city of the output' });
+    expect(requests).toHaveLength(1);
+    expect(() => judgeScorer({ rubric: 'x', path: 'a..b' })).toThrow(InvalidOptionError);
+  });
+
   it('validates its options', () => {
     expect(() => judgeScorer({ rubric: '' })).toThrow(InvalidOptionError);
     expect(() => judgeScorer({ rubric: 'x', scale: [0, 10], passAt: 11 })).toThrow(InvalidOptionError);
