@@ -372,6 +372,8 @@ export interface UsageTotals {
   readonly cacheReadTokens?: number | undefined;
   /** Of `inputTokens`, how many were written to a prompt cache (optional like `cacheReadTokens`). */
   readonly cacheWriteTokens?: number | undefined;
+  /** Of `outputTokens`, how many the model spent reasoning (optional like `cacheReadTokens`). */
+  readonly reasoningTokens?: number | undefined;
   /** `inputTokens + outputTokens`. */
   readonly totalTokens: number;
   /** Sum of the priced calls' costs; a lower bound when {@link UsageTotals.unpricedCalls} > 0. */
@@ -419,6 +421,7 @@ function emptyTotals(): MutableTotals {
     outputTokens: 0,
     cacheReadTokens: 0,
     cacheWriteTokens: 0,
+    reasoningTokens: 0,
     totalTokens: 0,
     costUsd: 0,
     calls: 0,
@@ -439,6 +442,7 @@ export function addUsageTotals(a: UsageTotals, b: UsageTotals): UsageTotals {
     // Totals stored before the cache fields existed have none: they count as 0.
     cacheReadTokens: (a.cacheReadTokens ?? 0) + (b.cacheReadTokens ?? 0),
     cacheWriteTokens: (a.cacheWriteTokens ?? 0) + (b.cacheWriteTokens ?? 0),
+    reasoningTokens: (a.reasoningTokens ?? 0) + (b.reasoningTokens ?? 0),
     totalTokens: a.totalTokens + b.totalTokens,
     costUsd: a.costUsd + b.costUsd,
     calls: a.calls + b.calls,
@@ -490,6 +494,17 @@ export class UsageMeter {
       if (value !== undefined && (!Number.isInteger(value) || value < 0 || value > inputTokens)) {
         throw new InvalidOptionError(`usage.${field}`, value, 'an integer >= 0 and <= usage.inputTokens');
       }
+    }
+    const reasoning = usage.reasoningTokens;
+    if (
+      reasoning !== undefined &&
+      (!Number.isInteger(reasoning) || reasoning < 0 || reasoning > outputTokens)
+    ) {
+      throw new InvalidOptionError(
+        'usage.reasoningTokens',
+        reasoning,
+        'an integer >= 0 and <= usage.outputTokens',
+      );
     }
     const write1h = usage.cacheWrite1hTokens;
     if (
@@ -549,7 +564,7 @@ export class UsageMeter {
 }
 
 /**
- * Adds one call to `totals` in place (tokens, cache tokens, cost); an undefined cost counts as an unpriced
+ * Adds one call to `totals` in place (tokens, cache and reasoning tokens, cost); an undefined cost counts as an unpriced
  * call. For bookkeeping that keeps its own mutable totals (a chain run's per-node usage, a batch's).
  */
 export function addCallToTotals(
@@ -561,6 +576,7 @@ export function addCallToTotals(
   totals.outputTokens += usage.outputTokens;
   totals.cacheReadTokens = (totals.cacheReadTokens ?? 0) + (usage.cacheReadTokens ?? 0);
   totals.cacheWriteTokens = (totals.cacheWriteTokens ?? 0) + (usage.cacheWriteTokens ?? 0);
+  totals.reasoningTokens = (totals.reasoningTokens ?? 0) + (usage.reasoningTokens ?? 0);
   totals.totalTokens += usage.inputTokens + usage.outputTokens;
   totals.calls += 1;
   if (costUsd === undefined) totals.unpricedCalls += 1;

@@ -278,9 +278,11 @@ describe('mcpTools() with server-everything over stdio', () => {
 
 describe('mcpTools() faults (test/support/mcp-fault-server.ts)', () => {
   it('a slow call times out: its error goes back to the model, and the connection stays usable', async () => {
-    const set = faults({ timeoutMs: 300 });
+    // Long enough that the quick calls of this test never reach it on a loaded machine (the bound applies to
+    // every call of the set), far below the slow call's 10 s.
+    const set = faults({ timeoutMs: 1_500 });
     const { client, provider } = clientWith((request, n) => {
-      if (n === 1) return { toolCalls: [{ name: 'slow', arguments: { ms: 5_000 } }] };
+      if (n === 1) return { toolCalls: [{ name: 'slow', arguments: { ms: 10_000 } }] };
       if (n === 2) return { toolCalls: [{ name: 'echo', arguments: { text: 'still here' } }] };
       return toolResults(request).join(' / ');
     });
@@ -289,17 +291,17 @@ describe('mcpTools() faults (test/support/mcp-fault-server.ts)', () => {
       .build();
     const result = await agent.run({});
     expect(result.outputs.a).toBe(
-      'Error: Tool "slow" of MCP server "faults" did not answer within 300 ms. (try again later, or with less work; the call was cancelled on the server) / still here',
+      'Error: Tool "slow" of MCP server "faults" did not answer within 1500 ms. (try again later, or with less work; the call was cancelled on the server) / still here',
     );
     expect(result.steps.a?.[0]?.toolCalls[0]?.ok).toBe(false);
     expect(set.connectionsOpened).toBe(1);
     // The timed-out call was cancelled on the server (notifications/cancelled).
     expect(await set.call('cancelled', {})).toBe('1');
     expect(provider.requests).toHaveLength(3);
-    const direct = await set.call('slow', { ms: 5_000 }).catch((e: unknown) => e);
+    const direct = await set.call('slow', { ms: 10_000 }).catch((e: unknown) => e);
     expect(direct).toBeInstanceOf(McpToolError);
     expect((direct as McpToolError).reason).toBe('timeout');
-  });
+  }, 15_000);
 
   it('cancelling the run cancels a call in flight; the connection stays usable', async () => {
     const set = faults();

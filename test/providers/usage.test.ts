@@ -90,6 +90,21 @@ describe('UsageMeter', () => {
     expect(meter.forNode('zzz')).toBeUndefined();
   });
 
+  it('sums reasoning tokens per node and in total, and refuses more of them than output tokens', () => {
+    const meter = new UsageMeter({ prices });
+    meter.record('x:m', { inputTokens: 10, outputTokens: 50, reasoningTokens: 30 }, { nodeKey: 'a' });
+    meter.record('x:m', { inputTokens: 10, outputTokens: 20 }, { nodeKey: 'a' });
+    meter.record('x:m', { inputTokens: 10, outputTokens: 8, reasoningTokens: 8 }, { nodeKey: 'b' });
+    expect(meter.total).toMatchObject({ outputTokens: 78, reasoningTokens: 38, calls: 3 });
+    expect(meter.forNode('a')).toMatchObject({ reasoningTokens: 30 });
+    // Reasoning tokens are output tokens: priced at the output rate, never on top of it.
+    expect(meter.total.costUsd).toBeCloseTo((30 + 78 * 2) / 1e6, 12);
+    expect(() => meter.record('x:m', { inputTokens: 1, outputTokens: 2, reasoningTokens: 3 })).toThrow(
+      InvalidOptionError,
+    );
+    expect(meter.total.calls).toBe(3);
+  });
+
   it('counts unpriced calls apart and lists their models, keeping costUsd a lower bound', () => {
     const meter = new UsageMeter({ prices });
     const cost = meter.record('y:unknown', { inputTokens: 10, outputTokens: 10 });
