@@ -4,6 +4,7 @@
  * (`batches.retrieve`), and come back as the output and error files' JSONL (`files.content`), each line named
  * by its `custom_id`.
  */
+import { buildBody, mapFinishReason, parseArguments, providerExtras } from './openai/chat-wire.ts';
 import { resolveOpenAIAccess } from './openai/openai-provider.ts';
 import type { OpenAIWireUsage } from './openai/openai-sdk.ts';
 import {
@@ -15,7 +16,7 @@ import {
   type BatchState,
   type BatchStatus,
 } from './batch.ts';
-import type { FinishReason, ModelRequest, ModelResponse, ToolCall } from './types.ts';
+import type { ModelRequest, ModelResponse, ToolCall } from './types.ts';
 
 /** Settings of {@link createOpenAIBatchClient}. */
 export interface OpenAIBatchClientSettings {
@@ -230,59 +231,7 @@ export function openaiBatchBody(
   request: ModelRequest,
   maxTokensField: 'max_completion_tokens' | 'max_tokens',
 ): Record<string, unknown> {
-  const messages: Record<string, unknown>[] = [];
-  if (request.system !== undefined && request.system !== '')
-    messages.push({ role: 'system', content: request.system });
-  for (const message of request.messages) {
-    if (message.role === 'tool') {
-      messages.push({
-        role: 'tool',
-        tool_call_id: message.toolCallId,
-        content: message.isError === true ? `Error: ${message.content}` : message.content,
-      });
-    } else if (message.role === 'assistant' && (message.toolCalls?.length ?? 0) > 0) {
-      messages.push({
-        role: 'assistant',
-        content: message.content === '' ? null : message.content,
-        tool_calls: (message.toolCalls ?? []).map((call) => ({
-          id: call.id,
-          type: 'function',
-          function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
-        })),
-      });
-    } else messages.push({ role: message.role, content: message.content });
-  }
-  const body: Record<string, unknown> = { model: request.model, messages };
-  if (request.temperature !== undefined) body.temperature = request.temperature;
-  if (request.maxTokens !== undefined) body[maxTokensField] = request.maxTokens;
-  if (request.stop !== undefined && request.stop.length > 0) body.stop = [...request.stop];
-  if (request.tools !== undefined && request.tools.length > 0) {
-    body.tools = request.tools.map((tool) => ({
-      type: 'function',
-      function: {
-        name: tool.name,
-        ...(tool.description === undefined ? {} : { description: tool.description }),
-        parameters: { ...tool.parameters },
-      },
-    }));
-  }
-  if (request.output !== undefined) {
-    body.response_format = {
-      type: 'json_schema',
-      json_schema: {
-        name: request.output.name,
-        schema: { ...request.output.schema },
-        strict: true,
-        ...(request.output.description === undefined ? {} : { description: request.output.description }),
-      },
-    };
-  }
-  const own = request.providerOptions?.openai;
-  if (own !== undefined) {
-    const { model: _m, messages: _ms, stream: _s, stream_options: _so, ...rest } = own;
-    Object.assign(body, rest);
-  }
-  return body;
+  return Object.assign(buildBody(request, maxTokensField), providerExtras(request, 'openai'));
 }
 
 function openaiBatchResponse(
@@ -299,13 +248,12 @@ function openaiBatchResponse(
       ? [{ id: call.id, name: call.function.name, arguments: parseArguments(call.function.arguments) }]
       : [],
   );
-  const refused = typeof message?.refusal === 'string' && message.refusal !== '';
   const response: ModelResponse = {
     provider,
     model: body.model ?? model ?? '',
     text,
     toolCalls,
-    finishReason: refused ? 'content_filter' : finishReason(choice?.finish_reason),
+    finishReason: mapFinishReason(choice?.finish_reason, message?.refusal),
     usage: openaiUsage(body.usage),
     requestId: body.id,
   };
@@ -313,30 +261,5 @@ function openaiBatchResponse(
     return text === '' ? response : { ...response, json: JSON.parse(text) as unknown };
   } catch {
     return response;
-  }
-}
-
-function finishReason(reason: string | null | undefined): FinishReason {
-  switch (reason) {
-    case 'stop':
-      return 'stop';
-    case 'length':
-      return 'length';
-    case 'tool_calls':
-    case 'function_call':
-      return 'tool_calls';
-    case 'content_filter':
-      return 'content_filter';
-    default:
-      return 'other';
-  }
-}
-
-function parseArguments(text: string): unknown {
-  if (text.trim() === '') return {};
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return text;
   }
 }

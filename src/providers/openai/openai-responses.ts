@@ -29,10 +29,10 @@ import type {
 } from '../types.ts';
 import { mapOpenAIError } from './map-openai-error.ts';
 import type { OpenAIProviderSettings } from './openai-provider.ts';
+import { parseArguments } from './chat-wire.ts';
 import {
   finishResponse,
   isAborted,
-  parseArguments,
   rateLimitOf,
   resolveOpenAIClient,
   type ResolvedClient,

@@ -10,10 +10,9 @@ import type {
   ChatCompletionChunk,
   ChatCompletionCreateParamsNonStreaming,
   ChatCompletionCreateParamsStreaming,
-  ChatCompletionMessageParam,
-  ChatCompletionTool,
 } from 'openai/resources/chat/completions';
 import { AbortedError, ConnectionError } from '../errors.ts';
+import { buildBody, mapFinishReason, parseArguments, providerExtras } from './chat-wire.ts';
 import { parseRateLimitHeaders } from '../rate-limit-headers.ts';
 import {
   AttemptGuard,
@@ -65,7 +64,7 @@ export class OpenAIProvider implements Provider {
     if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
     const body: ChatCompletionCreateParamsNonStreaming = Object.assign(
       buildBody(request, maxTokensField),
-      extras(request, this.name),
+      providerExtras(request, this.name),
     );
     let result: { data: ChatCompletion; response: Response; request_id: string | null };
     // The whole response, body included, within timeoutMs.
@@ -108,7 +107,7 @@ export class OpenAIProvider implements Provider {
     if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
     const body: ChatCompletionCreateParamsStreaming = Object.assign(
       buildBody(request, maxTokensField),
-      extras(request, this.name),
+      providerExtras(request, this.name),
       { stream: true as const, stream_options: { include_usage: true } },
     );
 
@@ -221,126 +220,6 @@ export function resolveOpenAIClient(settings: OpenAIProviderSettings, name: stri
 /** A function, not an inline check, so TypeScript does not narrow `aborted` across awaits. Package-internal. */
 export function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
-}
-
-function buildBody(
-  request: ModelRequest,
-  maxTokensField: 'max_completion_tokens' | 'max_tokens',
-): ChatCompletionCreateParamsNonStreaming {
-  const body: ChatCompletionCreateParamsNonStreaming = {
-    model: request.model,
-    messages: toMessages(request),
-  };
-  if (request.temperature !== undefined) body.temperature = request.temperature;
-  if (request.maxTokens !== undefined) body[maxTokensField] = request.maxTokens;
-  if (request.stop !== undefined && request.stop.length > 0) body.stop = [...request.stop];
-  if (request.tools !== undefined && request.tools.length > 0) {
-    body.tools = request.tools.map((tool): ChatCompletionTool => ({
-      type: 'function',
-      function: {
-        name: tool.name,
-        ...(tool.description === undefined ? {} : { description: tool.description }),
-        parameters: { ...tool.parameters },
-      },
-    }));
-  }
-  if (request.output !== undefined) {
-    body.response_format = {
-      type: 'json_schema',
-      json_schema: {
-        name: request.output.name,
-        schema: { ...request.output.schema },
-        strict: true,
-        ...(request.output.description === undefined ? {} : { description: request.output.description }),
-      },
-    };
-  }
-  return body;
-}
-
-/** `providerOptions[name]` is merged into the body last, so it can set any wire field (`seed`, `top_p`, …). */
-function extras(request: ModelRequest, name: string): Record<string, unknown> {
-  const own = request.providerOptions?.[name];
-  if (own === undefined) return {};
-  const { model: _m, messages: _ms, stream: _s, stream_options: _so, ...rest } = own;
-  return rest;
-}
-
-function toMessages(request: ModelRequest): ChatCompletionMessageParam[] {
-  const messages: ChatCompletionMessageParam[] = [];
-  if (request.system !== undefined && request.system !== '')
-    messages.push({ role: 'system', content: request.system });
-  for (const message of request.messages) {
-    switch (message.role) {
-      case 'system':
-        messages.push({ role: 'system', content: message.content });
-        break;
-      case 'user':
-        messages.push({ role: 'user', content: message.content });
-        break;
-      case 'assistant': {
-        const calls = message.toolCalls ?? [];
-        messages.push({
-          role: 'assistant',
-          content: calls.length > 0 && message.content === '' ? null : message.content,
-          ...(calls.length === 0
-            ? {}
-            : {
-                tool_calls: calls.map((call) => ({
-                  id: call.id,
-                  type: 'function' as const,
-                  function: { name: call.name, arguments: JSON.stringify(call.arguments ?? {}) },
-                })),
-              }),
-        });
-        break;
-      }
-      case 'tool':
-        // Chat Completions has no error flag on tool results; say so in the content.
-        messages.push({
-          role: 'tool',
-          tool_call_id: message.toolCallId,
-          content: message.isError === true ? `Error: ${message.content}` : message.content,
-        });
-        break;
-      default: {
-        const unexpected: never = message;
-        throw new TypeError(`Unknown message role in ${JSON.stringify(unexpected)}`);
-      }
-    }
-  }
-  return messages;
-}
-
-/** A tool call's wire arguments, parsed; kept as text when they are not JSON. Package-internal. */
-export function parseArguments(text: string): unknown {
-  if (text.trim() === '') return {};
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    // Keep the raw text: the caller may still repair it, and dropping it would hide the model's output.
-    return text;
-  }
-}
-
-function mapFinishReason(
-  reason: string | null | undefined,
-  refusal: string | null | undefined,
-): FinishReason {
-  if (typeof refusal === 'string' && refusal !== '') return 'content_filter';
-  switch (reason) {
-    case 'stop':
-      return 'stop';
-    case 'length':
-      return 'length';
-    case 'tool_calls':
-    case 'function_call':
-      return 'tool_calls';
-    case 'content_filter':
-      return 'content_filter';
-    default:
-      return 'other';
-  }
 }
 
 /** The rate-limit headers of a response, `undefined` when it has none. Package-internal. */
