@@ -5,6 +5,7 @@
  */
 import type { AnthropicWireUsage } from './anthropic/anthropic-sdk.ts';
 import { resolveAnthropicAccess } from './anthropic/anthropic-provider.ts';
+import { messagesBody, providerExtras } from './anthropic/messages-wire.ts';
 import {
   ANTHROPIC_BATCH_LIMITS,
   type BatchClient,
@@ -187,84 +188,10 @@ export function anthropicBatchParams(
   defaultMaxTokens: number,
   breakpoints?: LoadedSdk['breakpoints'],
 ): Record<string, unknown> {
-  const system = [
-    request.system ?? '',
-    ...request.messages.flatMap((m) => (m.role === 'system' ? [m.content] : [])),
-  ]
-    .filter((part) => part !== '')
-    .join('\n\n');
-  type Block = Record<string, unknown>;
-  const turns: { role: 'user' | 'assistant'; content: Block[] }[] = [];
-  const push = (role: 'user' | 'assistant', blocks: Block[]): void => {
-    if (blocks.length === 0) return;
-    const last = turns.at(-1);
-    if (last?.role === role) last.content.push(...blocks);
-    else turns.push({ role, content: blocks });
-  };
-  for (const message of request.messages) {
-    if (message.role === 'user' && message.content !== '')
-      push('user', [{ type: 'text', text: message.content }]);
-    else if (message.role === 'assistant') {
-      const blocks: Block[] = message.content === '' ? [] : [{ type: 'text', text: message.content }];
-      for (const call of message.toolCalls ?? [])
-        blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: call.arguments ?? {} });
-      push('assistant', blocks);
-    } else if (message.role === 'tool') {
-      push('user', [
-        {
-          type: 'tool_result',
-          tool_use_id: message.toolCallId,
-          content: message.content,
-          ...(message.isError === true ? { is_error: true } : {}),
-        },
-      ]);
-    }
-  }
-  if (turns[0]?.role === 'assistant')
-    turns.unshift({ role: 'user', content: [{ type: 'text', text: '(The conversation begins.)' }] });
-  const messages = turns.map((turn) => {
-    const only = turn.content[0];
-    return turn.content.length === 1 && only?.type === 'text'
-      ? { role: turn.role, content: only.text as string }
-      : { role: turn.role, content: turn.content };
-  });
-  const body: Record<string, unknown> = {
-    model: request.model,
-    max_tokens: request.maxTokens ?? defaultMaxTokens,
-    messages,
-  };
-  if (system !== '') body.system = system;
-  if (request.temperature !== undefined) body.temperature = request.temperature;
-  if (request.stop !== undefined && request.stop.length > 0) body.stop_sequences = [...request.stop];
-  const tools: Block[] = (request.tools ?? []).map((tool) => ({
-    name: tool.name,
-    ...(tool.description === undefined ? {} : { description: tool.description }),
-    input_schema: { type: 'object', ...tool.parameters },
-  }));
-  if (request.output !== undefined) {
-    tools.push({
-      name: request.output.name,
-      description:
-        request.output.description ??
-        'Respond with your final answer as this JSON object. Call this tool exactly once.',
-      input_schema: { type: 'object', ...request.output.schema },
-    });
-    body.tool_choice = { type: 'tool', name: request.output.name };
-  }
-  if (tools.length > 0) body.tools = tools;
-  const cached =
-    breakpoints === undefined
-      ? body
-      : (breakpoints(
-          body as unknown as Parameters<LoadedSdk['breakpoints']>[0],
-          request.cache ?? 'auto',
-        ) as unknown as Record<string, unknown>);
-  const own = request.providerOptions?.anthropic;
-  if (own !== undefined) {
-    const { model: _m, messages: _ms, stream: _s, ...rest } = own;
-    Object.assign(cached, rest);
-  }
-  return cached;
+  // The online adapter's body, with its forced-tool structured output (the adapter's default).
+  const body = messagesBody(request, defaultMaxTokens, 'tool');
+  const cached = breakpoints === undefined ? body : breakpoints(body, request.cache ?? 'auto');
+  return Object.assign(cached, providerExtras(request, 'anthropic'));
 }
 
 interface AnthropicWireMessage {

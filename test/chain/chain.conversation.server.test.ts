@@ -16,7 +16,7 @@ import {
   type ChainEvent,
   type ChatMessage,
 } from '../../src/index.ts';
-import { LEADING_USER_TURN } from '../../src/providers/anthropic/anthropic-sdk.ts';
+import { LEADING_USER_TURN } from '../../src/providers/anthropic/messages-wire.ts';
 import { startFakeProviderServer, type FakeProviderServer } from '../support/fake-provider-server.ts';
 import { fakeKey } from '../helpers/fake-keys.ts';
 

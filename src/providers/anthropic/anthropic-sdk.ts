@@ -6,12 +6,10 @@
 import Anthropic from '@anthropic-ai/sdk';
 import type {
   CacheControlEphemeral,
-  ContentBlockParam,
   Message,
   MessageCreateParamsNonStreaming,
   MessageCreateParamsStreaming,
   MessageParam,
-  Tool,
 } from '@anthropic-ai/sdk/resources/messages';
 import { AbortedError, ConnectionError } from '../errors.ts';
 import { parseRateLimitHeaders } from '../rate-limit-headers.ts';
@@ -34,6 +32,7 @@ import type {
   Usage,
 } from '../types.ts';
 import { anthropicMinCacheTokens } from './anthropic-cache.ts';
+import { messagesBody, providerExtras } from './messages-wire.ts';
 import { resolveAnthropicAccess, type AnthropicProviderSettings } from './anthropic-provider.ts';
 import { mapAnthropicError } from './map-anthropic-error.ts';
 
@@ -64,7 +63,7 @@ export class AnthropicProvider implements Provider {
     if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
     const body: MessageCreateParamsNonStreaming = Object.assign(
       this.#body(request),
-      extras(request, this.name),
+      providerExtras(request, this.name),
     );
     let result: { data: Message; response: Response; request_id: string | null | undefined };
     // The whole response within timeoutMs: the SDK's own timeout stops at the headers.
@@ -112,7 +111,7 @@ export class AnthropicProvider implements Provider {
     if (isAborted(request.signal)) throw new AbortedError({ provider: this.name, model: request.model });
     const body: MessageCreateParamsStreaming = Object.assign(
       this.#body(request),
-      extras(request, this.name),
+      providerExtras(request, this.name),
       {
         stream: true as const,
       },
@@ -262,34 +261,8 @@ export class AnthropicProvider implements Provider {
   }
 
   #body(request: ModelRequest): MessageCreateParamsNonStreaming {
-    const body: MessageCreateParamsNonStreaming = {
-      model: request.model,
-      max_tokens: request.maxTokens ?? this.#settings.defaultMaxTokens ?? 1024,
-      messages: toMessages(request),
-    };
-    const system = systemText(request);
-    if (system !== '') body.system = system;
-    if (request.stop !== undefined && request.stop.length > 0) body.stop_sequences = [...request.stop];
-    const tools: Tool[] = (request.tools ?? []).map((tool) => ({
-      name: tool.name,
-      ...(tool.description === undefined ? {} : { description: tool.description }),
-      input_schema: { type: 'object', ...tool.parameters },
-    }));
-    if (request.output !== undefined) {
-      if ((this.#settings.structuredOutput ?? 'tool') === 'tool') {
-        tools.push({
-          name: request.output.name,
-          description:
-            request.output.description ??
-            'Respond with your final answer as this JSON object. Call this tool exactly once.',
-          input_schema: { type: 'object', ...request.output.schema },
-        });
-        body.tool_choice = { type: 'tool', name: request.output.name };
-      } else {
-        body.output_config = { format: { type: 'json_schema', schema: { ...request.output.schema } } };
-      }
-    }
-    if (tools.length > 0) body.tools = tools;
+    const structured = this.#settings.structuredOutput ?? 'tool';
+    const body = messagesBody(request, this.#settings.defaultMaxTokens ?? 1024, structured);
     return withCacheBreakpoints(body, request.cache ?? 'auto');
   }
 
@@ -320,91 +293,6 @@ export class AnthropicProvider implements Provider {
 /** A function, not an inline check, so TypeScript does not narrow `aborted` across awaits. */
 function isAborted(signal: AbortSignal | undefined): boolean {
   return signal?.aborted === true;
-}
-
-/** `providerOptions[name]` is merged into the body last, so it can set any wire field (`top_k`, `metadata`, …). */
-function extras(request: ModelRequest, name: string): Record<string, unknown> {
-  const own = request.providerOptions?.[name];
-  if (own === undefined) return {};
-  const { model: _m, messages: _ms, stream: _s, ...rest } = own;
-  return rest;
-}
-
-/**
- * The `system` field: the request's system text, then each `system` message of the conversation in order
- * (the Messages API has no system turns), separated by blank lines; empty parts are left out.
- */
-function systemText(request: ModelRequest): string {
-  const parts: string[] = [];
-  if (request.system !== undefined && request.system !== '') parts.push(request.system);
-  for (const message of request.messages) {
-    if (message.role === 'system' && message.content !== '') parts.push(message.content);
-  }
-  return parts.join('\n\n');
-}
-
-/**
- * The user turn put before a conversation that starts with an assistant turn (e.g. a chat's greeting),
- * since the Messages API wants the first turn to be the user's.
- */
-export const LEADING_USER_TURN = '(The conversation begins.)';
-
-/**
- * Our messages → Messages API turns. Tool results go in a `user` turn as `tool_result` blocks; consecutive
- * turns of the same role are merged (their blocks in order), because the API requires user and assistant
- * turns to alternate. `system` messages go to the system field instead (see {@link systemText}); empty
- * texts are left out (the API refuses empty text blocks), and a turn left with nothing is dropped. A
- * conversation whose first turn is the assistant's gets a {@link LEADING_USER_TURN} before it.
- */
-function toMessages(request: ModelRequest): MessageParam[] {
-  const turns: { role: 'user' | 'assistant'; content: ContentBlockParam[] }[] = [];
-  const push = (role: 'user' | 'assistant', blocks: ContentBlockParam[]): void => {
-    if (blocks.length === 0) return;
-    const last = turns.at(-1);
-    if (last?.role === role) last.content.push(...blocks);
-    else turns.push({ role, content: blocks });
-  };
-  for (const message of request.messages) {
-    switch (message.role) {
-      case 'system':
-        break;
-      case 'user':
-        if (message.content !== '') push('user', [{ type: 'text', text: message.content }]);
-        break;
-      case 'assistant': {
-        const blocks: ContentBlockParam[] = [];
-        if (message.content !== '') blocks.push({ type: 'text', text: message.content });
-        for (const call of message.toolCalls ?? []) {
-          blocks.push({ type: 'tool_use', id: call.id, name: call.name, input: call.arguments ?? {} });
-        }
-        push('assistant', blocks);
-        break;
-      }
-      case 'tool':
-        push('user', [
-          {
-            type: 'tool_result',
-            tool_use_id: message.toolCallId,
-            content: message.content,
-            ...(message.isError === true ? { is_error: true } : {}),
-          },
-        ]);
-        break;
-      default: {
-        const unexpected: never = message;
-        throw new TypeError(`Unknown message role in ${JSON.stringify(unexpected)}`);
-      }
-    }
-  }
-  if (turns[0]?.role === 'assistant')
-    turns.unshift({ role: 'user', content: [{ type: 'text', text: LEADING_USER_TURN }] });
-  // A single plain-text block reads better on the wire (and in logs) as a string.
-  return turns.map((turn) => {
-    const only = turn.content[0];
-    return turn.content.length === 1 && only?.type === 'text'
-      ? { role: turn.role, content: only.text }
-      : { role: turn.role, content: turn.content };
-  });
 }
 
 function parseJson(text: string, fallback: unknown): unknown {
