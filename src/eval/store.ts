@@ -757,6 +757,27 @@ function loadSqlite(path: string): typeof import('node:sqlite') {
 }
 
 /**
+ * Switches `db` to WAL. The switch needs the file to itself for a moment, and SQLite answers "database is
+ * locked" at once, without waiting on `busy_timeout`, when another process is opening or switching the same
+ * new file at that instant (two batches started together on one store): so it is retried for up to the same
+ * 5 s, and skipped when the file is already in WAL mode (WAL is a property of the file, kept across opens).
+ */
+function enableWal(db: DatabaseSync): void {
+  const deadline = Date.now() + 5000;
+  for (;;) {
+    try {
+      const row = db.prepare('PRAGMA journal_mode').get() as { journal_mode?: unknown } | undefined;
+      if (row?.journal_mode === 'wal') return;
+      db.exec('PRAGMA journal_mode = WAL');
+      return;
+    } catch (err) {
+      if (!/database is locked/u.test(errorMessage(err)) || Date.now() >= deadline) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20); // a synchronous 20 ms pause
+    }
+  }
+}
+
+/**
  * Opens a SQLite file with the settings every symphonizer store uses (the run store and the response
  * cache). Not part of the public API.
  *
@@ -780,7 +801,7 @@ export function openDatabase(path: string): DatabaseSync {
     // loses nothing it committed (the log is in the OS cache); an OS crash or power loss may lose the last
     // few transactions, but never corrupts the file (WAL at NORMAL stays consistent). A lost row is simply
     // run again on resume.
-    db.exec('PRAGMA journal_mode = WAL');
+    enableWal(db);
     db.exec('PRAGMA synchronous = NORMAL');
     db.exec('PRAGMA foreign_keys = ON');
   } catch (err) {
